@@ -1,0 +1,77 @@
+"""kepu-review: 全国科普日优秀组织单位和优秀活动评审系统."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from . import config as config_module
+from .extensions import csrf, db, limiter, login_manager, migrate
+
+PROJECT_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Load configuration and register things; nothing here touches the database or the network."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("KEPU_INSTANCE_PATH") or os.path.join(PROJECT_ROOT, "instance"),
+        instance_relative_config=True,
+        template_folder=os.path.join(PROJECT_ROOT, "templates"),
+        static_folder=os.path.join(PROJECT_ROOT, "static"),
+    )
+    app.config.from_object(config_module.Defaults)
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+    app.config.update(config_module.from_environment())
+    if test_config:
+        app.config.update(test_config)
+    if app.config["PRODUCTION"]:
+        if app.config["SECRET_KEY"] in (None, "", config_module.DEV_SECRET_KEY):
+            raise RuntimeError("生产模式下必须设置 KEPU_SECRET_KEY（不能使用开发密钥）。")
+        app.config.update(config_module.production_overrides())
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "kepu.sqlite3")
+    app.config.setdefault("UPLOAD_FOLDER", os.path.join(app.instance_path, "uploads"))
+
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from . import cli
+
+    cli.register(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from . import models  # noqa: F401  (registers the tables)
+    from .database import configure_engine
+
+    db.init_app(app)
+    with app.app_context():
+        # Engines are created lazily; configure_engine hooks events only, it does not connect.
+        configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    from .web import errors, htmx, security, templating
+
+    security.init_app(app)
+    errors.init_app(app)
+    htmx.init_app(app)
+    templating.init_app(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .admin import bp as admin_bp
+    from .auth import bp as auth_bp
+    from .chair import bp as chair_bp
+    from .rankings import bp as rankings_bp
+    from .reports import bp as reports_bp
+    from .review import bp as review_bp
+
+    for bp in (auth_bp, review_bp, rankings_bp, chair_bp, admin_bp, reports_bp):
+        app.register_blueprint(bp)

@@ -1,0 +1,57 @@
+"""Configuration: defaults here, then instance/config.py, then KEPU_* environment variables."""
+
+import os
+
+DEV_SECRET_KEY = "dev-only-secret-change-me"
+
+
+class Defaults:
+    SECRET_KEY = DEV_SECRET_KEY
+    # Resolved against the instance folder in create_app when left as None.
+    SQLALCHEMY_DATABASE_URI = None
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    PRODUCTION = False
+    # A scoring page may stay open all day: CSRF tokens live as long as the session.
+    WTF_CSRF_TIME_LIMIT = None
+    WTF_CSRF_SSL_STRICT = False
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    RATELIMIT_STORAGE_URI = "memory://"
+    LOGIN_RATE_LIMIT = "5 per minute"
+    RATELIMIT_HEADERS_ENABLED = False
+    MAX_CONTENT_LENGTH = 210 * 1024 * 1024
+    UPLOAD_MAX_PHOTO_BYTES = 8 * 1024 * 1024
+    UPLOAD_MAX_PHOTO_PIXELS = 40_000_000
+    UPLOAD_MAX_VIDEO_BYTES = 200 * 1024 * 1024
+    SQLITE_BUSY_TIMEOUT_MS = 30_000
+    RANKING_PAGE_SIZE = 100
+    RANKING_POLL_SECONDS = 5
+
+
+def from_environment() -> dict:
+    """KEPU_FOO=bar becomes FOO='bar'; a few well-known names get friendlier aliases."""
+    aliases = {"DATABASE_URL": "SQLALCHEMY_DATABASE_URI", "RATELIMIT_STORAGE": "RATELIMIT_STORAGE_URI"}
+    out: dict = {}
+    for key, value in os.environ.items():
+        if not key.startswith("KEPU_"):
+            continue
+        name = key[len("KEPU_"):]
+        name = aliases.get(name, name)
+        if value.lower() in ("true", "false"):
+            out[name] = value.lower() == "true"
+        elif value.isdigit():
+            out[name] = int(value)
+        else:
+            out[name] = value
+    return out
+
+
+def production_overrides() -> dict:
+    return {
+        "SESSION_COOKIE_SECURE": True,
+        "REMEMBER_COOKIE_SECURE": True,
+        "WTF_CSRF_SSL_STRICT": True,
+        "PREFERRED_URL_SCHEME": "https",
+    }

@@ -1,0 +1,183 @@
+"""HTML -> PDF with WeasyPrint, locked down so rendering never touches the
+network or any file outside ``static/``.
+
+URL scheme (what templates may reference)
+-----------------------------------------
+* The document's base URL is the fake origin ``https://kepu-pdf.invalid/static/``
+  (``.invalid`` is a reserved TLD: it can never resolve). So these all work and
+  are served from the project's ``static/`` directory:
+      ``/static/fonts/x.ttf``   ``fonts/x.ttf``   ``../fonts/x.ttf`` (from pdf.css)
+  We use an http-like fake origin rather than a custom scheme because
+  ``urllib.parse.urljoin`` only resolves relative URLs for known schemes.
+  The fetcher never opens a socket: it maps that origin's ``/static/`` path to
+  the directory and checks the *resolved* path (symlinks followed) stays inside.
+* ``kepu-file:NAME`` serves ``extra_files[NAME]`` (bytes) passed to this render
+  only. This is how files stored outside static/ (e.g. seal PNGs under
+  instance/uploads) get in: the caller reads the file it trusts and hands over
+  bytes; the template writes ``<img src="kepu-file:seal.png">``.
+* ``data:image/png|jpeg|gif|webp`` is allowed (self-contained, no I/O). Other
+  ``data:`` types are refused.
+* Everything else (``file:``, ``http(s):`` to any other host, other ``data:``
+  types, paths escaping static/) is refused: WeasyPrint logs a warning and
+  renders without the resource.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import mimetypes
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
+
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+_ORIGIN = "https://kepu-pdf.invalid"
+STATIC_BASE_URL = f"{_ORIGIN}/static/"
+EXTRA_SCHEME = "kepu-file:"
+_STYLESHEET = "css/pdf.css"
+_DATA_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+
+# Written to the PDF: keep embedded images small without visible loss, cap
+# resolution (a 300 dpi seal is plenty), and subset fonts (full_fonts=False,
+# WeasyPrint's default) so a ~15 MB CJK TTF becomes a few hundred KB.
+_PDF_OPTIONS = {
+    "optimize_images": True,
+    "jpeg_quality": 85,
+    "dpi": 300,
+    "full_fonts": False,
+    "hinting": False,
+    # Lets templates use <col width=...>/<td align=...> as well as CSS.
+    "presentational_hints": True,
+}
+
+# One FontConfiguration per process: building it scans system fonts, and the
+# @font-face TTFs it loads are cached inside it (keyed by the rule), so reusing
+# it avoids re-reading 30 MB of fonts for every document. Pango/fontconfig
+# objects are not documented as thread-safe, so renders are serialised with
+# _RENDER_LOCK (gunicorn sync workers have one thread anyway; in a threaded
+# server concurrent PDF requests simply queue).
+_INIT_LOCK = threading.Lock()
+_RENDER_LOCK = threading.Lock()
+_font_config: FontConfiguration | None = None
+_css_cache: tuple[int, CSS] | None = None  # (mtime_ns of pdf.css, parsed CSS)
+
+
+class RefusedURL(ValueError):
+    """Raised by the fetcher; WeasyPrint catches it and skips the resource."""
+
+
+class SafeFetcher(URLFetcher):
+    """Serves static/ files, per-render extra files and raster data: images.
+
+    Subclasses URLFetcher only for the attributes WeasyPrint reads
+    (``_fail_on_errors``); ``fetch`` is fully overridden so urllib's HTTP/FTP/
+    file handlers set up by the parent are never reached.
+    """
+
+    def __init__(self, extra_files: Mapping[str, bytes] | None = None):
+        super().__init__(fail_on_errors=False)
+        self._extra = dict(extra_files or {})
+        self._static_root = os.path.realpath(STATIC_DIR)
+
+    def fetch(self, url, headers=None):
+        try:
+            return self._fetch(url)
+        except RefusedURL as exc:
+            log.warning("PDF renderer refused URL %.200s: %s", url, exc)
+            raise
+
+    def _fetch(self, url: str) -> URLFetcherResponse:
+        if url.startswith(EXTRA_SCHEME):
+            name = unquote(url[len(EXTRA_SCHEME):])
+            if name not in self._extra:
+                raise RefusedURL("unknown extra file")
+            return self._response(url, self._extra[name], name)
+
+        if url[:5].lower() == "data:":
+            header, sep, payload = url[5:].partition(",")
+            media_type = header.split(";")[0].strip().lower()
+            if not sep or media_type not in _DATA_IMAGE_TYPES:
+                raise RefusedURL("only raster data:image URLs are allowed")
+            raw = unquote_to_bytes(payload)
+            body = base64.b64decode(raw) if header.lower().endswith(";base64") else raw
+            return URLFetcherResponse(url, body, {"Content-Type": media_type})
+
+        parts = urlsplit(url)
+        if f"{parts.scheme}://{parts.netloc}".lower() != _ORIGIN or not parts.path.startswith("/static/"):
+            raise RefusedURL("not under the static origin")
+        relative = unquote(parts.path[len("/static/"):])
+        if "\x00" in relative:
+            raise RefusedURL("NUL in path")
+        path = os.path.realpath(os.path.join(self._static_root, relative))
+        if os.path.commonpath([path, self._static_root]) != self._static_root:
+            raise RefusedURL("path escapes static/")
+        if not os.path.isfile(path):
+            raise RefusedURL("no such static file")
+        with open(path, "rb") as fh:
+            return self._response(url, fh.read(), path)
+
+    @staticmethod
+    def _response(url: str, body: bytes, name: str) -> URLFetcherResponse:
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return URLFetcherResponse(url, body, {"Content-Type": content_type})
+
+
+def _get_font_config() -> FontConfiguration:
+    global _font_config
+    if _font_config is None:
+        with _INIT_LOCK:
+            if _font_config is None:
+                _font_config = FontConfiguration()
+    return _font_config
+
+
+def _get_stylesheet(font_config: FontConfiguration) -> CSS:
+    """pdf.css parsed once per process, re-parsed if the file changes (dev)."""
+    global _css_cache
+    css_path = STATIC_DIR / _STYLESHEET
+    mtime = css_path.stat().st_mtime_ns
+    if _css_cache is None or _css_cache[0] != mtime:
+        css = CSS(
+            string=css_path.read_text(encoding="utf-8"),
+            base_url=STATIC_BASE_URL + _STYLESHEET,
+            url_fetcher=SafeFetcher(),
+            font_config=font_config,
+        )
+        _css_cache = (mtime, css)
+    return _css_cache[1]
+
+
+def render_pdf(html: str, *, extra_files: Mapping[str, bytes] | None = None) -> bytes:
+    """Render an HTML string (already escaped by Jinja) to PDF bytes.
+
+    ``extra_files`` maps NAME -> bytes, referenced as ``kepu-file:NAME``.
+    """
+    font_config = _get_font_config()
+    fetcher = SafeFetcher(extra_files)
+    with _RENDER_LOCK:
+        stylesheet = _get_stylesheet(font_config)
+        document = HTML(string=html, base_url=STATIC_BASE_URL, url_fetcher=fetcher)
+        return document.write_pdf(
+            stylesheets=[stylesheet], font_config=font_config, **_PDF_OPTIONS
+        )
+
+
+def render_pdf_template(
+    template_name: str, *, extra_files: Mapping[str, bytes] | None = None, **context
+) -> bytes:
+    """Flask ``render_template`` (needs an app context) then ``render_pdf``.
+
+    ``extra_files`` is consumed here and not passed to the template.
+    """
+    from flask import render_template  # local: render_pdf itself needs no Flask
+
+    return render_pdf(render_template(template_name, **context), extra_files=extra_files)

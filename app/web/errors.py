@@ -1,0 +1,69 @@
+"""Errors answer in Chinese: a full page for a browser, a small fragment for htmx."""
+
+from __future__ import annotations
+
+from flask import Flask, make_response, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .htmx import is_partial_request
+
+MESSAGES = {
+    400: "请求无效，请检查后重试。",
+    401: "请先登录。",
+    403: "您没有权限访问此内容。",
+    404: "找不到您要访问的内容。",
+    405: "不支持此操作方式。",
+    409: "数据已被修改，请刷新后重试。",
+    413: "上传的内容过大。",
+    422: "提交的内容有误，请检查后重试。",
+    429: "操作过于频繁，请稍后再试。",
+    500: "系统内部错误，请稍后再试；您的数据没有丢失。",
+}
+
+
+class UserError(Exception):
+    """Bad input a service refuses; the message is shown to the user as is."""
+
+    status = 422
+
+    def __init__(self, message: str, field_errors: dict | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field_errors = field_errors or {}
+        if status:
+            self.status = status
+
+
+class Conflict(UserError):
+    status = 409
+
+
+def _respond(status: int, message: str):
+    template = "errors/_message.html" if is_partial_request() else "errors/error.html"
+    resp = make_response(render_template(template, status=status, message=message), status)
+    if is_partial_request():
+        # Show the message in the page's error region instead of swapping it into the target.
+        resp.headers["HX-Retarget"] = "#flash-region"
+        resp.headers["HX-Reswap"] = "innerHTML"
+    return resp
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf(e):
+        return _respond(400, "页面已过期或缺少安全校验（CSRF），请刷新页面后重试。")
+
+    @app.errorhandler(UserError)
+    def _user_error(e: UserError):
+        return _respond(e.status, e.message)
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException):
+        code = e.code or 500
+        return _respond(code, MESSAGES.get(code, e.description or "请求失败。"))
+
+    @app.errorhandler(Exception)
+    def _unexpected(e):
+        app.logger.exception("unhandled error")
+        return _respond(500, MESSAGES[500])
