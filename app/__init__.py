@@ -69,9 +69,10 @@ def _register_blueprints(app: Flask) -> None:
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .chair import bp as chair_bp
+    from .intake import bp as intake_bp
     from .rankings import bp as rankings_bp
     from .reports import bp as reports_bp
     from .review import bp as review_bp
 
-    for bp in (auth_bp, review_bp, rankings_bp, chair_bp, admin_bp, reports_bp):
+    for bp in (auth_bp, review_bp, rankings_bp, chair_bp, admin_bp, intake_bp, reports_bp):
         app.register_blueprint(bp)

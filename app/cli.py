@@ -112,5 +112,9 @@ def demo_logins():
 
 
 def register(app: Flask) -> None:
-    app.cli.add_command(users_cli)
-    app.cli.add_command(demo_cli)
+    from .intake.cli import nominations_cli
+    from .ops.cli import ops_commands
+    from .reports.cli import reports_cli
+
+    for group in (users_cli, demo_cli, nominations_cli, reports_cli, *ops_commands):
+        app.cli.add_command(group)

@@ -1,0 +1,3 @@
+"""Operational commands (backup, restore); the list is what app/cli.py registers."""
+
+ops_commands: list = []
