@@ -47,6 +47,9 @@ class Nomination(Timestamps, db.Model):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Stable key of an imported source (file hash or title+nominator) so re-imports do not duplicate.
     source_key: Mapped[str | None] = mapped_column(String(80))
+    # The 简介 exactly as received when an imported form exceeded SUMMARY_MAX: `summary` then holds the
+    # first SUMMARY_MAX characters and 形式审查 keeps a blocking finding until an admin rewrites it.
+    summary_original: Mapped[str | None] = mapped_column(Text)
 
     nominator: Mapped[Nominator] = relationship()
     attachments: Mapped[list[Attachment]] = relationship(

@@ -1,10 +1,103 @@
-from flask import render_template
+"""Live ranking (chair and admin): the table partial polled by htmx with an ETag, the nomination
+breakdown, and the progress / reviewer-severity panel. Read-only: nothing here changes a score."""
 
+from __future__ import annotations
+
+from flask import Response, current_app, redirect, request, url_for
+from flask_login import current_user
+
+from ..extensions import db
+from ..models import CATEGORIES, Nomination, Round
+from ..models.round import METHODS
+from ..services import ranking
 from ..web.authz import staff_required
-from . import bp
+from ..web.errors import UserError
+from ..web.htmx import is_partial_request, render
+from . import bp, charts
+from .table import TRUE_VALUES, Params, build, etag
+
+CACHE_CONTROL = "private, no-cache"
 
 
 @bp.route("/")
 @staff_required
 def index():
-    return render_template("rankings/index.html")
+    return redirect(url_for(".category", category=CATEGORIES[0]))
+
+
+def _no_store_between_users(resp: Response) -> Response:
+    # The browser may keep a copy, but must ask every time (the ETag makes asking cheap).
+    resp.headers["Cache-Control"] = CACHE_CONTROL
+    return resp
+
+
+@bp.route("/<any(unit, activity):category>")
+@staff_required
+def category(category: str):
+    state = ranking.live_state(category)
+    rnd = state.round
+    params = Params.parse(request.args, rnd.method)
+    live = rnd.phase != "final"
+    page_size = int(current_app.config["RANKING_PAGE_SIZE"])
+    poll_seconds = int(current_app.config["RANKING_POLL_SECONDS"])
+    tag = etag(rnd.id, category, state.version,
+               params.fingerprint(rnd.slots(category), rnd.phase, rnd.method, page_size, poll_seconds),
+               current_user.id)
+    partial = is_partial_request()
+    if partial and request.if_none_match.contains(tag):
+        resp = Response(status=304)
+        resp.set_etag(tag)
+        return _no_store_between_users(resp)
+
+    criteria = ranking.criteria_of(rnd.id, category)
+    rows = ranking.compute(rnd.id, category, method=params.method, include_drafts=params.drafts,
+                           criteria=criteria)
+    table = build(rows, params, rnd.slots(category), page_size)
+    resp = render("rankings/category.html", "ranking_region", round=rnd, category=category, params=params,
+                  table=table, criteria=criteria, version=state.version, live=live, poll_seconds=poll_seconds,
+                  etag_value=f'"{tag}"')
+    if partial:
+        resp.set_etag(tag)  # only the fragment: the full page is another representation of this URL
+    return _no_store_between_users(resp)
+
+
+@bp.route("/<any(unit, activity):category>/panel")
+@staff_required
+def panel(category: str):
+    state = ranking.live_state(category)
+    rnd = state.round
+    drafts = (request.args.get("drafts") or "").lower() in TRUE_VALUES
+    criteria = ranking.criteria_of(rnd.id, category)
+    full = ranking.max_total(criteria)
+    severity = ranking.severity(rnd.id, category, include_drafts=drafts)
+    progress = ranking.progress(rnd.id, category)
+    resp = render("rankings/panel.html", "panel_region", round=rnd, category=category, drafts=drafts,
+                  severity=severity, progress=progress, full_marks=full,
+                  chart=charts.severity_chart(severity, full), leaning_points=ranking.LEANING_SHARE * full)
+    return _no_store_between_users(resp)
+
+
+@bp.route("/nominations/<int:nomination_id>")
+@staff_required
+def nomination(nomination_id: int):
+    nom = db.session.get(Nomination, nomination_id)
+    if nom is None:
+        raise UserError("找不到该推荐对象。", status=404)
+    drafts = (request.args.get("drafts") or "").lower() in TRUE_VALUES
+    method = request.args.get("method") or None
+    criteria = ranking.criteria_of(nom.round_id, nom.category)
+    totals = ranking.reviewer_totals(nom.round_id, nom.id, include_drafts=drafts)
+    rnd = db.session.get(Round, nom.round_id)
+    if method is not None and method not in METHODS:
+        raise UserError("未知的排名方法。", status=400)
+    method = method or rnd.method
+    row = None
+    if nom.status == "active":
+        rows = ranking.compute(nom.round_id, nom.category, method=method, include_drafts=drafts, criteria=criteria)
+        row = next((r for r in rows if r.nomination_id == nom.id), None)
+    counted_mean = row.mean if row else None
+    resp = render("rankings/nomination.html", "breakdown_region", nom=nom, round=rnd, row=row, totals=totals,
+                  criteria=criteria, drafts=drafts, method=method,
+                  chart=charts.totals_chart(totals, ranking.max_total(criteria), counted_mean),
+                  full_marks=ranking.max_total(criteria))
+    return _no_store_between_users(resp)

@@ -1,0 +1,135 @@
+"""Request parameters of the ranking page, its ETag, and the page of rows to show (filters, paging, cut line).
+
+Filtering and paging only choose which already-ranked rows to display: ranks always come from the whole
+category (ranking.compute), so a filtered view still shows each nomination's real place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+from ..models import KIND_LABELS
+from ..models.round import METHODS
+from ..services.ranking import RankRow
+from ..web.errors import UserError
+
+# Bump when the partial's markup changes in a way a cached copy must not survive.
+RENDER_REVISION = "1"
+KIND_ORDER = {kind: i for i, kind in enumerate(KIND_LABELS)}
+TRUE_VALUES = ("1", "on", "true", "yes")
+
+
+@dataclass(frozen=True)
+class Params:
+    method: str
+    method_given: bool
+    drafts: bool
+    kind: str
+    nominator: int | None
+    page: int
+
+    @classmethod
+    def parse(cls, args, default_method: str) -> Params:
+        method = (args.get("method") or "").strip()
+        if method and method not in METHODS:
+            raise UserError("未知的排名方法。", status=400)
+        kind = (args.get("kind") or "").strip()
+        if kind and kind not in KIND_LABELS:
+            raise UserError("未知的推荐单位类型。", status=400)
+        nominator = _positive_int(args.get("nominator"), "推荐单位")
+        page = _positive_int(args.get("page"), "页码") or 1
+        return cls(method=method or default_method, method_given=bool(method),
+                   drafts=(args.get("drafts") or "").lower() in TRUE_VALUES,
+                   kind=kind, nominator=nominator, page=page)
+
+    def query(self, **override) -> dict:
+        """Query-string arguments reproducing this view (defaults left out), for url_for."""
+        values = {"method": self.method if self.method_given else None, "drafts": "1" if self.drafts else None,
+                  "kind": self.kind or None, "nominator": self.nominator, "page": self.page if self.page > 1 else None}
+        values.update(override)
+        return {k: v for k, v in values.items() if v not in (None, "")}
+
+    def fingerprint(self, *extra) -> str:
+        raw = "|".join(str(p) for p in (self.method, self.drafts, self.kind, self.nominator, self.page,
+                                        RENDER_REVISION, *extra))
+        return hashlib.sha1(raw.encode()).hexdigest()[:12]
+
+
+def _positive_int(value, label: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{label}参数无效。", status=400) from None
+    if number < 1:
+        raise UserError(f"{label}参数无效。", status=400)
+    return number
+
+
+def etag(round_id: int, category: str, version: int, fingerprint: str, user_id: int) -> str:
+    """Computed from the ranking version, never from the ranking itself: a match costs no aggregate query."""
+    return f"{round_id}-{category}-{version}-{fingerprint}-{user_id}"
+
+
+@dataclass(frozen=True)
+class NominatorOption:
+    id: int
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class TablePage:
+    rows: list[RankRow]
+    total: int  # rows after filtering
+    category_total: int
+    page: int
+    pages: int
+    page_size: int
+    first_index: int  # 0-based index of rows[0] in the filtered list
+    slots: int
+    cut_id: int | None  # the last row inside the award slots, when rows follow it
+    cut_page: int | None
+    nominators: list[NominatorOption]  # every nominator of the category, in official order
+
+    def page_numbers(self, around: int = 2) -> list[int | None]:
+        """1 … 4 5 [6] 7 8 … 70 (None marks a gap)."""
+        keep = {1, self.pages, *range(self.page - around, self.page + around + 1)}
+        out: list[int | None] = []
+        for n in sorted(k for k in keep if 1 <= k <= self.pages):
+            if out and out[-1] is not None and n - out[-1] > 1:
+                out.append(None)
+            out.append(n)
+        return out
+
+
+def build(rows: list[RankRow], params: Params, slots: int, page_size: int) -> TablePage:
+    seen: dict[int, NominatorOption] = {}
+    positions: dict[int, int] = {}
+    for r in rows:
+        if r.nominator_id not in seen:
+            seen[r.nominator_id] = NominatorOption(r.nominator_id, r.nominator_name, r.nominator_kind)
+            positions[r.nominator_id] = r.nominator_position
+    options = sorted(seen.values(), key=lambda o: (KIND_ORDER.get(o.kind, 9), positions[o.id], o.id))
+
+    filtered = [r for r in rows if (not params.kind or r.nominator_kind == params.kind)
+                and (params.nominator is None or r.nominator_id == params.nominator)]
+    cut_index = None
+    for i, r in enumerate(filtered):
+        if r.rank <= slots:
+            cut_index = i
+    if cut_index is not None and cut_index + 1 >= len(filtered):
+        cut_index = None  # nobody below the line in this view: nothing to draw
+    pages = max(1, math.ceil(len(filtered) / page_size))
+    page = min(params.page, pages)
+    start = (page - 1) * page_size
+    return TablePage(
+        rows=filtered[start:start + page_size], total=len(filtered), category_total=len(rows), page=page,
+        pages=pages, page_size=page_size, first_index=start, slots=slots,
+        cut_id=filtered[cut_index].nomination_id if cut_index is not None else None,
+        cut_page=cut_index // page_size + 1 if cut_index is not None else None,
+        nominators=options,
+    )

@@ -1,0 +1,282 @@
+"""The SQL behind the live ranking, written once for SQLite and PostgreSQL.
+
+Every aggregate is computed by the database (GROUP BY and window functions); Python only formats.
+Portability notes, because "the same ranking on both engines" is a requirement:
+
+* No STDDEV/PERCENTILE (SQLite has neither): variance is AVG(x*x) - AVG(x)^2, clamped at 0; median and
+  trimmed mean use ROW_NUMBER over the reviewer totals of one nomination.
+* Scores are multiples of the criterion step (0.5), so sums and sums of squares are exact doubles and
+  every mean, median, trimmed mean and standard deviation is the same IEEE result on both engines.
+  Only the z-score average sums inexact terms in an engine-specific order; the ORDER BY of every rank
+  therefore compares values rounded to 9 decimals, so a last-bit difference never reorders a tie.
+* Integer division ((n + 1) / 2 for the median position) truncates on both engines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ORDER_DECIMALS = 9
+# A reviewer whose totals in the category have (almost) no spread cannot be standardized: z = 0.
+ZERO_VARIANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """The criteria of one round × category, in rubric order; ids become bound parameters."""
+
+    ids: tuple[int, ...]
+    codes: tuple[str, ...]
+
+    def params(self) -> dict:
+        out = {f"crit_{i}": cid for i, cid in enumerate(self.ids)}
+        out["n_criteria"] = len(self.ids)
+        return out
+
+    def in_list(self, column: str) -> str:
+        if not self.ids:
+            return "1 = 0"
+        return f"{column} IN ({', '.join(f':crit_{i}' for i in range(len(self.ids)))})"
+
+    def pivot(self, value: str, criterion: str, agg: str = "SUM", prefix: str = ", ") -> str:
+        """One column c_i per criterion (conditional aggregation: a pivot without dialect extensions)."""
+        return "".join(
+            f"{prefix}{agg}(CASE WHEN {criterion} = :crit_{i} THEN {value} END) AS c_{i}"
+            for i in range(len(self.ids))
+        )
+
+    def columns(self, table: str, agg: str | None = None) -> str:
+        if agg:
+            return "".join(f", {agg}({table}.c_{i}) AS c_{i}" for i in range(len(self.ids)))
+        return "".join(f", {table}.c_{i}" for i in range(len(self.ids)))
+
+
+def order_value(expr: str, dialect: str) -> str:
+    if dialect == "postgresql":
+        return f"ROUND(CAST({expr} AS NUMERIC), {ORDER_DECIMALS})"
+    return f"ROUND({expr}, {ORDER_DECIMALS})"
+
+
+def _status_filter(include_drafts: bool) -> str:
+    return "s.status IN ('submitted', 'draft')" if include_drafts else "s.status = 'submitted'"
+
+
+def eligible_ctes() -> str:
+    """CTEs `noms` (active nominations of :round_id / :category) and `eligible`: assigned reviewer ×
+    nomination pairs that are not recused (a declared recusal, or the reviewer's own unit)."""
+    return """
+noms AS (
+  SELECT n.id, n.nominator_id
+  FROM nominations n
+  WHERE n.round_id = :round_id AND n.category = :category AND n.status = 'active'
+),
+eligible AS (
+  SELECT a.reviewer_id, a.nomination_id
+  FROM assignments a
+  JOIN noms ON noms.id = a.nomination_id
+  JOIN users u ON u.id = a.reviewer_id
+  WHERE (u.affiliation_id IS NULL OR u.affiliation_id <> noms.nominator_id)
+    AND NOT EXISTS (SELECT 1 FROM recusals rc
+                    WHERE rc.reviewer_id = a.reviewer_id AND rc.nomination_id = a.nomination_id)
+)"""
+
+
+def counted_sheets_ctes(criteria: Criteria, include_drafts: bool) -> str:
+    """eligible_ctes() plus `sheet_totals`: one row per counted sheet — a submitted (or, with drafts, a
+    draft) sheet of an eligible pair with a value for every criterion — with its total and per-criterion
+    values. A sheet of an unassigned or recused reviewer never counts.
+    """
+    return f"""{eligible_ctes()},
+sheet_totals AS (
+  SELECT s.id AS sheet_id, s.reviewer_id, s.nomination_id, SUM(sc.value) AS total
+         {criteria.pivot("sc.value", "sc.criterion_id")}
+  FROM eligible e
+  JOIN review_sheets s ON s.reviewer_id = e.reviewer_id AND s.nomination_id = e.nomination_id
+  JOIN scores sc ON sc.sheet_id = s.id
+  WHERE {_status_filter(include_drafts)} AND {criteria.in_list("sc.criterion_id")}
+  GROUP BY s.id, s.reviewer_id, s.nomination_id
+  HAVING COUNT(*) = :n_criteria
+)"""
+
+
+def ranking_sql(criteria: Criteria, include_drafts: bool, method: str, dialect: str) -> str:
+    """One statement: every active nomination of the category with all four aggregates and their ranks.
+
+    Parameters: :round_id, :category, :flag_points, plus Criteria.params().
+    """
+    o = lambda expr: order_value(expr, dialect)  # noqa: E731
+
+    def rank(expr: str) -> str:
+        # Deterministic tie-break: aggregate desc, more scores, lower dispersion, lower id;
+        # nominations without a score (NULL aggregate) rank last.
+        return (f"ROW_NUMBER() OVER (ORDER BY {o(expr)} DESC NULLS LAST, agg.n_scored DESC, "
+                f"{o('agg.stdev')} ASC NULLS LAST, agg.nomination_id ASC)")
+
+    return f"""
+WITH {counted_sheets_ctes(criteria, include_drafts)},
+reviewer_stats AS (
+  SELECT reviewer_id, COUNT(*) AS r_n, AVG(total) AS r_mean,
+         AVG(total * total) - AVG(total) * AVG(total) AS r_var
+  FROM sheet_totals
+  GROUP BY reviewer_id
+),
+sheet_windows AS (
+  SELECT st.*,
+         ROW_NUMBER() OVER (PARTITION BY st.nomination_id ORDER BY st.total, st.sheet_id) AS pos,
+         COUNT(*) OVER (PARTITION BY st.nomination_id) AS n,
+         SUM(st.total) OVER (PARTITION BY st.nomination_id) AS sum_total,
+         CASE WHEN rs.r_n > 1 AND rs.r_var > {ZERO_VARIANCE}
+              THEN (st.total - rs.r_mean) / SQRT(rs.r_var) ELSE 0 END AS z
+  FROM sheet_totals st
+  JOIN reviewer_stats rs ON rs.reviewer_id = st.reviewer_id
+),
+per_nom AS (
+  SELECT nomination_id,
+         COUNT(*) AS n_scored,
+         AVG(total) AS mean,
+         CASE WHEN COUNT(*) >= 5
+              THEN SUM(CASE WHEN pos > 1 AND pos < n THEN total END) / (COUNT(*) - 2)
+              ELSE AVG(total) END AS trimmed,
+         AVG(CASE WHEN pos = (n + 1) / 2 OR pos = (n + 2) / 2 THEN total END) AS median,
+         AVG(z) AS z_mean,
+         AVG(total * total) - AVG(total) * AVG(total) AS var_pop,
+         MAX(total) - MIN(total) AS spread,
+         MAX(CASE WHEN n > 1 THEN ABS(total - (sum_total - total) / (n - 1)) END) AS max_dev
+         {criteria.columns("sheet_windows", "AVG")}
+  FROM sheet_windows
+  GROUP BY nomination_id
+),
+assigned AS (
+  SELECT nomination_id, COUNT(*) AS n_assigned FROM eligible GROUP BY nomination_id
+),
+agg AS (
+  SELECT noms.id AS nomination_id,
+         COALESCE(asg.n_assigned, 0) AS n_assigned,
+         COALESCE(p.n_scored, 0) AS n_scored,
+         p.mean, p.trimmed, p.median,
+         CASE WHEN p.z_mean IS NULL THEN NULL
+              WHEN 50 + 10 * p.z_mean < 0 THEN 0
+              WHEN 50 + 10 * p.z_mean > 100 THEN 100
+              ELSE 50 + 10 * p.z_mean END AS zscore,
+         CASE WHEN p.n_scored >= 2
+              THEN SQRT((CASE WHEN p.var_pop > 0 THEN p.var_pop ELSE 0 END) * p.n_scored / (p.n_scored - 1))
+              END AS stdev,
+         p.spread, p.max_dev
+         {criteria.columns("p")}
+  FROM noms
+  LEFT JOIN per_nom p ON p.nomination_id = noms.id
+  LEFT JOIN assigned asg ON asg.nomination_id = noms.id
+)
+SELECT agg.*,
+       nm.title, nm.host, nm.nominator_id, nr.name AS nominator_name, nr.kind AS nominator_kind,
+       nr.position AS nominator_position,
+       CASE WHEN agg.max_dev >= :flag_points THEN 1 ELSE 0 END AS flagged,
+       {rank("agg.mean")} AS rank_mean,
+       {rank("agg.trimmed")} AS rank_trimmed,
+       {rank("agg.median")} AS rank_median,
+       {rank("agg.zscore")} AS rank_zscore
+FROM agg
+JOIN nominations nm ON nm.id = agg.nomination_id
+JOIN nominators nr ON nr.id = nm.nominator_id
+ORDER BY rank_{method}
+"""
+
+
+def severity_sql(criteria: Criteria, include_drafts: bool) -> str:
+    """Per reviewer of the category: their totals against the panel, and against their co-reviewers.
+
+    offset = mean over their sheets of (their total - the mean of the other reviewers' totals of the same
+    nomination), over nominations someone else also scored: independent of which nominations they got.
+    Panel figures are window aggregates over the grouped rows (one statement).
+    """
+    return f"""
+WITH {counted_sheets_ctes(criteria, include_drafts)},
+nom_sums AS (
+  SELECT nomination_id, COUNT(*) AS n, SUM(total) AS s FROM sheet_totals GROUP BY nomination_id
+)
+SELECT st.reviewer_id, u.display_name AS reviewer_name, u.username,
+       COUNT(*) AS n,
+       AVG(st.total) AS mean,
+       AVG(st.total * st.total) - AVG(st.total) * AVG(st.total) AS var_pop,
+       MIN(st.total) AS lowest, MAX(st.total) AS highest,
+       AVG(CASE WHEN ns.n > 1 THEN st.total - (ns.s - st.total) / (ns.n - 1) END) AS offset_mean,
+       COUNT(CASE WHEN ns.n > 1 THEN 1 END) AS n_compared,
+       SUM(SUM(st.total)) OVER () AS panel_sum,
+       SUM(SUM(st.total * st.total)) OVER () AS panel_sum_sq,
+       SUM(COUNT(*)) OVER () AS panel_n
+FROM sheet_totals st
+JOIN nom_sums ns ON ns.nomination_id = st.nomination_id
+JOIN users u ON u.id = st.reviewer_id
+GROUP BY st.reviewer_id, u.display_name, u.username
+ORDER BY u.username
+"""
+
+
+def progress_sql() -> str:
+    """Per reviewer of the category: eligible assignments, submitted and draft sheets; totals by window."""
+    return f"""
+WITH {eligible_ctes()}
+SELECT e.reviewer_id, u.display_name AS reviewer_name, u.username,
+       COUNT(*) AS assigned,
+       COUNT(CASE WHEN s.status = 'submitted' THEN 1 END) AS submitted,
+       COUNT(CASE WHEN s.status = 'draft' THEN 1 END) AS drafts,
+       SUM(COUNT(*)) OVER () AS total_assigned,
+       SUM(COUNT(CASE WHEN s.status = 'submitted' THEN 1 END)) OVER () AS total_submitted,
+       SUM(COUNT(CASE WHEN s.status = 'draft' THEN 1 END)) OVER () AS total_drafts
+FROM eligible e
+JOIN users u ON u.id = e.reviewer_id
+LEFT JOIN review_sheets s ON s.reviewer_id = e.reviewer_id AND s.nomination_id = e.nomination_id
+GROUP BY e.reviewer_id, u.display_name, u.username
+ORDER BY u.username
+"""
+
+
+def nominations_done_sql() -> str:
+    """How many active nominations of the category have every eligible sheet submitted."""
+    return f"""
+WITH {eligible_ctes()},
+per_nom AS (
+  SELECT noms.id,
+         COUNT(e.reviewer_id) AS assigned,
+         COUNT(CASE WHEN s.status = 'submitted' THEN 1 END) AS submitted
+  FROM noms
+  LEFT JOIN eligible e ON e.nomination_id = noms.id
+  LEFT JOIN review_sheets s ON s.reviewer_id = e.reviewer_id AND s.nomination_id = e.nomination_id
+  GROUP BY noms.id
+)
+SELECT COUNT(*) AS nominations,
+       COUNT(CASE WHEN assigned > 0 AND submitted = assigned THEN 1 END) AS complete,
+       COUNT(CASE WHEN submitted > 0 THEN 1 END) AS started
+FROM per_nom
+"""
+
+
+def breakdown_sql(criteria: Criteria) -> str:
+    """Every reviewer assigned to one nomination, with their sheet (if any) and its values."""
+    return f"""
+WITH nom AS (
+  SELECT id, nominator_id FROM nominations WHERE id = :nomination_id AND round_id = :round_id
+),
+sheet AS (
+  SELECT s.id AS sheet_id, s.reviewer_id, s.status, s.comment, s.submitted_at, s.updated_at,
+         COUNT(sc.id) AS n_values, SUM(sc.value) AS total
+         {criteria.pivot("sc.value", "sc.criterion_id")}
+  FROM review_sheets s
+  LEFT JOIN scores sc ON sc.sheet_id = s.id AND {criteria.in_list("sc.criterion_id")}
+  WHERE s.nomination_id = :nomination_id
+  GROUP BY s.id, s.reviewer_id, s.status, s.comment, s.submitted_at, s.updated_at
+)
+SELECT u.id AS reviewer_id, u.display_name AS reviewer_name, u.username,
+       CASE WHEN u.affiliation_id = nom.nominator_id
+                 OR EXISTS (SELECT 1 FROM recusals rc
+                            WHERE rc.reviewer_id = u.id AND rc.nomination_id = nom.id)
+            THEN 1 ELSE 0 END AS recused,
+       sheet.sheet_id, sheet.status, sheet.comment, sheet.submitted_at, sheet.updated_at,
+       sheet.n_values, sheet.total
+       {criteria.columns("sheet")}
+FROM assignments a
+JOIN nom ON nom.id = a.nomination_id
+JOIN users u ON u.id = a.reviewer_id
+LEFT JOIN sheet ON sheet.reviewer_id = a.reviewer_id
+ORDER BY u.username
+"""

@@ -1,0 +1,356 @@
+"""Score sheets: validate, save, submit, reopen.
+
+A save is one short write transaction: the round's phase is read under a shared lock (a phase change
+holds it exclusively, so no save commits on the wrong side of it), the reviewer × nomination
+assignment row is locked (so two windows saving the same sheet take turns and the second one sees
+the first one's version), then the sheet and its scores are written and the live ranking's counter,
+a hot row on PostgreSQL, is bumped as the very last statement.
+
+Everything that needs no lock — parsing, validation, the rubric — happens before the transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from types import SimpleNamespace
+
+from flask import g, has_app_context
+from sqlalchemy import and_, delete, insert, select, update
+
+from ..database import locked, write_transaction
+from ..extensions import db
+from ..models import Assignment, Criterion, Nomination, Recusal, ReviewSheet, Round, Score
+from ..models._base import utcnow
+from ..models.review import COMMENT_MAX
+from ..web.errors import Conflict, UserError
+from . import audit, rounds
+from .recusals import affiliation_conflict
+
+PHASE_CLOSED = "评审阶段已结束，评分未保存。"
+PHASE_NOT_OPEN = "评审尚未开始，评分未保存。"
+STALE = "此评分表已在其他窗口修改，您刚才的输入未保存。下面显示的是已保存的最新内容，请核对后重新输入。"
+ALREADY_SUBMITTED = "此评分表已提交，不能再修改；如需修改，请联系管理员退回。"
+REOPEN_REASON_MAX = 500
+_VALUE_MAX_CHARS = 12
+_NUMBER = re.compile(r"^(\d+(\.\d*)?|\.\d+)$")
+
+
+# --- the rubric of one nomination -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RubricItem:
+    id: int
+    code: str
+    name: str
+    max_score: float
+    step: float
+    guidance: str
+    position: int
+
+
+@dataclass(frozen=True)
+class Target:
+    """A nomination as the scoring path needs it; plain values, so a commit never expires them."""
+
+    nomination_id: int
+    round_id: int
+    category: str
+    nominator_id: int
+    status: str
+    rubric: tuple[RubricItem, ...]
+
+    @property
+    def max_total(self) -> float:
+        return sum(c.max_score for c in self.rubric)
+
+
+def target(nomination_id: int) -> Target:
+    """The nomination's round, category and rubric in one query, memoised for the request."""
+    memo = g.setdefault("_scoring_targets", {}) if has_app_context() else {}
+    if nomination_id in memo:
+        return memo[nomination_id]
+    rows = db.session.execute(
+        select(
+            Nomination.round_id, Nomination.category, Nomination.nominator_id, Nomination.status,
+            Criterion.id.label("cid"), Criterion.code, Criterion.name, Criterion.max_score, Criterion.step,
+            Criterion.guidance, Criterion.position,
+        )
+        .outerjoin(Criterion, and_(Criterion.round_id == Nomination.round_id,
+                                   Criterion.category == Nomination.category))
+        .where(Nomination.id == nomination_id)
+        .order_by(Criterion.position, Criterion.id)
+    ).all()
+    if not rows:
+        raise UserError("找不到该推荐对象。", status=404)
+    first = rows[0]
+    rubric = tuple(
+        RubricItem(r.cid, r.code, r.name, float(r.max_score), float(r.step), r.guidance or "", r.position)
+        for r in rows if r.cid is not None
+    )
+    memo[nomination_id] = Target(nomination_id, first.round_id, first.category, first.nominator_id,
+                                 first.status, rubric)
+    return memo[nomination_id]
+
+
+# --- parsing and validation (pure) ------------------------------------------------------------
+
+def _plain(value: float) -> str:
+    d = Decimal(str(value)).normalize()
+    return format(d, "f")
+
+
+def parse_value(raw: str | None, item: RubricItem) -> tuple[Decimal | None, str | None]:
+    """(value, None) or (None, Chinese error); blank means "not scored yet"."""
+    text = unicodedata.normalize("NFKC", raw or "").strip().replace(" ", "").replace("。", ".")
+    if not text:
+        return None, None
+    if text.startswith("-") and _NUMBER.match(text[1:]):
+        return None, "不能小于 0"
+    if len(text) > _VALUE_MAX_CHARS or not _NUMBER.match(text):
+        return None, "请输入数字，如 25 或 25.5"
+    try:
+        value = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern already rules this out
+        return None, "请输入数字，如 25 或 25.5"
+    if value > Decimal(str(item.max_score)):
+        return None, f"不能超过满分 {_plain(item.max_score)}"
+    step = Decimal(str(item.step))
+    if value % step != 0:
+        return None, f"须为 {_plain(item.step)} 的整数倍"
+    return value, None
+
+
+def parse_values(rubric, raw: dict) -> tuple[dict[int, Decimal | None], dict[int, str]]:
+    """Every criterion of the rubric gets a value or None; keys absent from `raw` are blank (the whole
+    form is posted, so an absent key means an emptied field)."""
+    values, errors = {}, {}
+    for item in rubric:
+        value, error = parse_value(raw.get(item.id), item)
+        values[item.id] = value
+        if error:
+            errors[item.id] = error
+    return values, errors
+
+
+def normalize_comment(comment: str | None) -> str:
+    # Browsers send CRLF while <textarea maxlength> counts a line break as one character.
+    return (comment or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def comment_error(comment: str) -> str | None:
+    if len(comment) > COMMENT_MAX:
+        return f"评审意见不能超过 {COMMENT_MAX} 字（现为 {len(comment)} 字）"
+    return None
+
+
+# --- the stored sheet ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SheetState:
+    """One reviewer's sheet as stored; version 0 means no sheet yet."""
+
+    id: int | None = None
+    version: int = 0
+    status: str = "draft"
+    comment: str = ""
+    values: dict[int, float] = field(default_factory=dict)
+    submitted_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def submitted(self) -> bool:
+        return self.status == "submitted"
+
+    @property
+    def total(self) -> float | None:
+        return sum(self.values.values()) if self.values else None
+
+
+def sheet_state(reviewer_id: int, nomination_id: int) -> SheetState:
+    """The sheet and its scores in one query (the outer join yields one row per score)."""
+    rows = db.session.execute(
+        select(ReviewSheet.id, ReviewSheet.version, ReviewSheet.status, ReviewSheet.comment,
+               ReviewSheet.submitted_at, ReviewSheet.updated_at, Score.criterion_id, Score.value)
+        .outerjoin(Score, Score.sheet_id == ReviewSheet.id)
+        .where(ReviewSheet.reviewer_id == reviewer_id, ReviewSheet.nomination_id == nomination_id)
+    ).all()
+    if not rows:
+        return SheetState()
+    r = rows[0]
+    values = {row.criterion_id: float(row.value) for row in rows if row.criterion_id is not None}
+    return SheetState(r.id, r.version, r.status, r.comment or "", values, r.submitted_at, r.updated_at)
+
+
+class SheetConflict(Conflict):
+    """409 carrying what is stored now, so the page can show it instead of the stale input."""
+
+    def __init__(self, message: str, current: SheetState):
+        super().__init__(message)
+        self.current = current
+
+
+def _audit_view(target: Target, values: dict[int, float], comment: str, status: str) -> dict:
+    codes = {c.id: c.code for c in target.rubric}
+    return {"values": {codes.get(cid, str(cid)): v for cid, v in sorted(values.items())},
+            "comment": comment, "status": status}
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+def save_sheet(reviewer, nomination_id: int, values: dict, comment: str | None, version: int,
+               submit: bool = False) -> ReviewSheet:
+    """Save (and optionally submit) one reviewer's sheet from the posted absolute values.
+
+    `values` maps criterion id → the raw text of its field (blank/None/absent = not scored yet).
+    Raises UserError (422 with field_errors keyed by criterion id or "comment"; 403; 404; 409 when
+    the round is not in reviewing) or SheetConflict (409 with the stored state) — and then nothing
+    was stored.
+    """
+    tgt = target(nomination_id)
+    parsed, errors = parse_values(tgt.rubric, values)
+    comment = normalize_comment(comment)
+    if (err := comment_error(comment)) is not None:
+        errors["comment"] = err
+    if errors:
+        raise UserError(f"评分未保存：有 {len(errors)} 处需要更正，请查看标出的项目。", errors)
+    if submit:
+        missing = [c for c in tgt.rubric if parsed[c.id] is None]
+        if missing:
+            raise UserError(
+                f"尚不能提交：{'、'.join(c.name for c in missing)}还没有评分。",
+                {c.id: "提交前必须评分" for c in missing},
+            )
+    # Plain ids, read now: write_transaction() ends the request's read transaction, which expires
+    # every loaded object, and re-reading the user inside the write lock would be wasted time.
+    reviewer_id, affiliation_id = reviewer.id, reviewer.affiliation_id
+    if affiliation_conflict(affiliation_id, tgt.nominator_id):
+        raise UserError("该推荐对象由您所在单位推荐，您已回避，不能评分。", status=403)
+    if tgt.status != "active":
+        raise UserError("该推荐对象已撤回，无需评分。", status=409)
+    if not tgt.rubric:
+        raise UserError("本类别尚未设置评分指标，请联系管理员。", status=409)
+    new_values = {cid: float(v) for cid, v in parsed.items() if v is not None}
+
+    with write_transaction():
+        rnd = locked(Round, tgt.round_id, shared=True)
+        if rnd.phase != "reviewing":
+            raise UserError(PHASE_NOT_OPEN if rnd.phase in ("setup", "collecting") else PHASE_CLOSED,
+                            status=409)
+        access = db.session.execute(
+            select(Assignment.id, Recusal.id.label("recusal_id"))
+            .outerjoin(Recusal, and_(Recusal.reviewer_id == Assignment.reviewer_id,
+                                     Recusal.nomination_id == Assignment.nomination_id))
+            .where(Assignment.reviewer_id == reviewer_id, Assignment.nomination_id == nomination_id)
+            .with_for_update(of=Assignment)
+        ).first()
+        if access is None:
+            raise UserError("该推荐对象未分配给您，不能评分。", status=403)
+        if access.recusal_id is not None:
+            raise UserError("您已声明回避该推荐对象，不能评分。", status=403)
+
+        current = sheet_state(reviewer_id, nomination_id)
+        if version != current.version:
+            raise SheetConflict(STALE, current)
+        if current.submitted:
+            raise SheetConflict(ALREADY_SUBMITTED, current)
+        status = "submitted" if submit else "draft"
+        unchanged = (current.id is not None and not submit and new_values == current.values
+                     and comment == current.comment)
+        # An autosave of what is already stored (a blur right after the delayed save) writes nothing.
+        if not unchanged:
+            sheet_id = _write_sheet(tgt, reviewer_id, nomination_id, current, new_values, comment, status)
+        else:
+            sheet_id = current.id
+    # One primary-key read after the commit, outside the write lock, gives the caller a fresh sheet.
+    return db.session.get(ReviewSheet, sheet_id)
+
+
+def _write_sheet(tgt: Target, reviewer_id: int, nomination_id: int, current: SheetState,
+                 new_values: dict[int, float], comment: str, status: str) -> int:
+    now = utcnow()
+    submitted_at = now if status == "submitted" else None
+    if current.id is None:
+        sheet = ReviewSheet(reviewer_id=reviewer_id, nomination_id=nomination_id, comment=comment,
+                            status=status, version=1, submitted_at=submitted_at, updated_at=now)
+        db.session.add(sheet)
+        db.session.flush()
+        sheet_id = sheet.id
+    else:
+        sheet_id = current.id
+        db.session.execute(
+            update(ReviewSheet)
+            .where(ReviewSheet.id == sheet_id)
+            .values(version=current.version + 1, comment=comment, status=status, submitted_at=submitted_at,
+                    updated_at=now),
+            execution_options={"synchronize_session": False},
+        )
+    _write_scores(sheet_id, current.values, new_values)
+    audit.record(
+        "sheet.submit" if status == "submitted" else "sheet.save", "review_sheet", sheet_id,
+        before=_audit_view(tgt, current.values, current.comment, current.status) if current.id else None,
+        after=_audit_view(tgt, new_values, comment, status),
+        round_id=tgt.round_id, actor=SimpleNamespace(id=reviewer_id),
+    )
+    db.session.flush()
+    # The live ranking's ETag: a hot row on PostgreSQL, so its lock is taken last and held briefly.
+    rounds.bump_ranking(tgt.round_id, tgt.category)
+    return sheet_id
+
+
+def _write_scores(sheet_id: int, stored: dict[int, float], wanted: dict[int, float]) -> None:
+    gone = [cid for cid in stored if cid not in wanted]
+    added = [{"sheet_id": sheet_id, "criterion_id": cid, "value": v} for cid, v in wanted.items()
+             if cid not in stored]
+    changed = [(cid, v) for cid, v in wanted.items() if cid in stored and stored[cid] != v]
+    if gone:
+        db.session.execute(delete(Score).where(Score.sheet_id == sheet_id, Score.criterion_id.in_(gone)),
+                           execution_options={"synchronize_session": False})
+    if added:
+        db.session.execute(insert(Score), added)
+    for cid, value in changed:
+        db.session.execute(
+            update(Score).where(Score.sheet_id == sheet_id, Score.criterion_id == cid).values(value=value),
+            execution_options={"synchronize_session": False},
+        )
+
+
+def reopen_sheet(sheet_id: int, reason: str, actor) -> ReviewSheet:
+    """An admin sends a submitted sheet back to its reviewer as a draft (reason required, audited)."""
+    reason = normalize_comment(reason)
+    if not reason:
+        raise UserError("请填写退回理由。", {"reason": "请填写退回理由"})
+    if len(reason) > REOPEN_REASON_MAX:
+        raise UserError(f"退回理由不能超过 {REOPEN_REASON_MAX} 字。", {"reason": f"不能超过 {REOPEN_REASON_MAX} 字"})
+    actor_ref = SimpleNamespace(id=actor.id) if actor is not None else None
+    with write_transaction():
+        sheet = db.session.get(ReviewSheet, sheet_id)
+        if sheet is None:
+            raise UserError("找不到该评分表。", status=404)
+        tgt = target(sheet.nomination_id)
+        rnd = locked(Round, tgt.round_id, shared=True)
+        if rnd.phase != "reviewing":
+            raise UserError("只有在专家评审阶段才能退回评分表。", status=409)
+        # The same lock a save takes, so a reopen and the reviewer's own save take turns.
+        db.session.execute(
+            select(Assignment.id)
+            .where(Assignment.reviewer_id == sheet.reviewer_id, Assignment.nomination_id == sheet.nomination_id)
+            .with_for_update()
+        )
+        sheet = locked(ReviewSheet, sheet_id)
+        if sheet.status != "submitted":
+            raise UserError("该评分表尚未提交，无需退回。", status=409)
+        before = {"status": sheet.status, "version": sheet.version}
+        sheet.status = "draft"
+        sheet.submitted_at = None
+        sheet.version += 1
+        sheet.updated_at = utcnow()
+        audit.record("sheet.reopen", "review_sheet", sheet.id, before=before,
+                     after={"status": "draft", "version": sheet.version, "reviewer_id": sheet.reviewer_id},
+                     reason=reason, round_id=tgt.round_id, actor=actor_ref)
+        db.session.flush()
+        rounds.bump_ranking(tgt.round_id, tgt.category)
+    return sheet
