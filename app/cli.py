@@ -72,7 +72,7 @@ def users_list():
 
 
 @demo_cli.command("seed")
-@click.option("--stage", type=click.Choice(["collecting", "reviewing", "deliberating"]), default="reviewing",
+@click.option("--stage", type=click.Choice(["collecting", "reviewing", "deliberating", "final"]), default="reviewing",
               show_default=True, help="演示批次所处阶段")
 @click.option("--no-photos", is_flag=True, help="不生成活动照片（更快）")
 @click.option("--if-empty", is_flag=True, help="数据库已有数据时跳过")

@@ -2,7 +2,7 @@
 
 import os
 
-DEV_SECRET_KEY = "dev-only-secret-change-me"
+DEV_SECRET_KEY = "dev-only-secret-change-me"  # nosec B105 — production refuses to start with it
 
 
 class Defaults:
@@ -28,6 +28,8 @@ class Defaults:
     SQLITE_BUSY_TIMEOUT_MS = 30_000
     RANKING_PAGE_SIZE = 100
     RANKING_POLL_SECONDS = 5
+    # Reverse proxies in front of the app that add X-Forwarded-* (1 behind one nginx); 0 = none trusted.
+    PROXY_COUNT = 0
 
 
 def from_environment() -> dict:

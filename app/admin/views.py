@@ -1,10 +1,59 @@
-from flask import render_template
+"""The admin area: the round dashboard with phase control; the other pages live in sibling modules.
+Views parse, authorize, call one service, render; every form is a plain POST answered with 303."""
 
+from __future__ import annotations
+
+from flask import flash, redirect, request, url_for
+from flask_login import current_user
+
+from ..models import PHASE_LABELS
+from ..services import assignments, audit_log, round_settings, rounds
 from ..web.authz import admin_required
+from ..web.errors import UserError
+from ..web.htmx import render
 from . import bp
+
+
+def _dashboard(status: int = 200, errors: dict | None = None, message: str = "", form: dict | None = None):
+    rnd = rounds.current_round()
+    ctx = {"round": rnd, "errors": errors or {}, "message": message, "form": form or {},
+           "action_labels": audit_log.ACTION_LABELS}
+    if rnd is not None:
+        ctx.update(stats=round_settings.overview(rnd.id), moves=round_settings.phase_moves(rnd),
+                   coverage=assignments.summary(rnd.id))
+    return render("admin/index.html", "admin", status=status, **ctx)
 
 
 @bp.route("/")
 @admin_required
 def index():
-    return render_template("admin/index.html")
+    return _dashboard()
+
+
+@bp.route("/phase", methods=["POST"])
+@admin_required
+def phase():
+    rnd = rounds.require_current_round()
+    target = request.form.get("target", "")
+    reason = request.form.get("reason", "")
+    try:
+        round_settings.move_phase(rnd.id, target, reason=reason, actor=current_user)
+    except UserError as e:
+        return _dashboard(e.status, e.field_errors, e.message, {"reason": reason[:500]})
+    flash(f"评选批次已进入「{PHASE_LABELS[target]}」阶段。", "success")
+    return redirect(url_for(".index"), 303)
+
+
+@bp.route("/rounds", methods=["POST"])
+@admin_required
+def create_round():
+    try:
+        rnd = round_settings.create_round(request.form.get("year", ""), request.form.get("name", ""),
+                                          actor=current_user)
+    except UserError as e:
+        return _dashboard(e.status, e.field_errors, e.message, request.form.to_dict())
+    flash(f"已建立 {rnd.year} 年评选批次。", "success")
+    return redirect(url_for(".settings"), 303)
+
+
+from . import assignment_views, audit_views, nominator_views, settings_views, user_views  # noqa: E402,F401

@@ -1,10 +1,394 @@
-from flask import render_template
+"""Admin pages for the nominations of the current round: list, create/edit, withdraw, photos and video,
+imports with a preview, and 形式审查. Views parse, authorize, call one service and render."""
 
+from __future__ import annotations
+
+from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask_login import current_user
+
+from ..models import CATEGORIES
+from ..services import form_check, nominations, rounds, uploads
+from ..services.intake import importer
+from ..services.intake.text import parse_date
+from ..services.intake.xlsx_reader import build_template
 from ..web.authz import admin_required
+from ..web.errors import UserError
+from ..web.htmx import is_partial_request, render
 from . import bp
+
+FINDING_FILTERS = {"": "全部", "open": "有待处理问题", "blocking": "有阻断性问题", "none": "无待处理问题"}
+STATUS_FILTERS = {"active": "有效", "withdrawn": "已撤回", "all": "全部"}
+
+
+def _actor():
+    return current_user._get_current_object()
+
+
+def _category(value: str | None) -> str:
+    return value if value in CATEGORIES else "unit"
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _nomination_in_round(nomination_id: int):
+    nom = nominations.get(nomination_id)
+    rnd = rounds.require_current_round()
+    if nom.round_id != rnd.id:
+        abort(404)
+    return nom, rnd
+
+
+def _back(default: str) -> str:
+    target = request.form.get("next") or ""
+    return target if target.startswith("/intake/") and "//" not in target else default
+
+
+# --- list ---------------------------------------------------------------------------------------------
 
 
 @bp.route("/")
 @admin_required
 def index():
-    return render_template("intake/index.html")
+    rnd = rounds.require_current_round()
+    category = _category(request.args.get("category"))
+    nominator_id = _int(request.args.get("nominator"))
+    status = request.args.get("status") if request.args.get("status") in STATUS_FILTERS else "active"
+    findings = request.args.get("findings") if request.args.get("findings") in FINDING_FILTERS else ""
+    items = nominations.list_nominations(rnd.id, category, nominator_id=nominator_id, status=status,
+                                         findings=findings)
+    quota = nominations.quota_usage(rnd, category)
+    total = sum(q.count for q in quota)
+    return render("intake/list.html", "results", rnd=rnd, category=category, items=items, quota=quota,
+                  total=total, over=[q for q in quota if q.over], counts=nominations.open_finding_counts(rnd.id),
+                  filters={"nominator": nominator_id, "status": status, "findings": findings},
+                  nominators=nominations.nominators(), FINDING_FILTERS=FINDING_FILTERS,
+                  STATUS_FILTERS=STATUS_FILTERS, editable=rnd.phase in nominations.EDITABLE_PHASES)
+
+
+# --- create / edit ------------------------------------------------------------------------------------
+
+
+def _form_page(rnd, category, form, errors, *, nom=None, status=200, message=None):
+    return render("intake/form.html", "form", status=status, rnd=rnd, category=category, form=form,
+                  errors=errors, nom=nom, message=message, nominators=nominations.nominators(),
+                  fields=nominations.fields_for(category), label=nominations.field_label)
+
+
+def _form_from(nom) -> dict:
+    data = {name: getattr(nom, name) for name in nominations.FIELDS}
+    data["recommendation_date"] = nom.recommendation_date.isoformat() if nom.recommendation_date else ""
+    data["received_date"] = (nominations.local_date(nom.received_at) or "").__str__()
+    data["nominator_id"] = nom.nominator_id
+    data["version"] = nominations.version_of(nom)
+    return data
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@admin_required
+def create():
+    rnd = rounds.require_current_round()
+    category = _category(request.values.get("category"))
+    if request.method == "GET":
+        return _form_page(rnd, category, {"nominator_id": _int(request.args.get("nominator"))}, {})
+    form = request.form.to_dict()
+    try:
+        nom = nominations.create(rnd.id, form.get("nominator_id"), category, form, actor=_actor())
+    except UserError as e:
+        return _form_page(rnd, category, form, e.field_errors, status=e.status, message=e.message)
+    flash(f"已新增推荐对象「{nom.title}」。", "success")
+    return redirect(url_for("intake.detail", nomination_id=nom.id), 303)
+
+
+@bp.route("/<int:nomination_id>/edit", methods=["GET", "POST"])
+@admin_required
+def edit(nomination_id: int):
+    nom, rnd = _nomination_in_round(nomination_id)
+    if request.method == "GET":
+        return _form_page(rnd, nom.category, _form_from(nom), {}, nom=nom)
+    form = request.form.to_dict()
+    try:
+        nominations.update(nom.id, form, version=form.get("version"), actor=_actor())
+    except UserError as e:
+        return _form_page(rnd, nom.category, form, e.field_errors, nom=nom, status=e.status, message=e.message)
+    flash("已保存修改。", "success")
+    return redirect(url_for("intake.detail", nomination_id=nom.id), 303)
+
+
+# --- detail, withdraw, attachments --------------------------------------------------------------------
+
+
+def _detail(nom, rnd, *, status=200, errors=None, message=None, block="page"):
+    return render("intake/detail.html", block, status=status, nom=nom, rnd=rnd,
+                  findings=form_check.findings_for(nom.id), RULES=form_check.RULES,
+                  STATUS_LABELS=form_check.STATUS_LABELS, errors=errors or {}, message=message,
+                  label=nominations.field_label, fields=nominations.fields_for(nom.category),
+                  editable=rnd.phase in nominations.EDITABLE_PHASES, photo_max=uploads.PHOTO_FORM_MAX,
+                  summary_max=500)
+
+
+@bp.route("/<int:nomination_id>")
+@admin_required
+def detail(nomination_id: int):
+    nom, rnd = _nomination_in_round(nomination_id)
+    return _detail(nom, rnd)
+
+
+@bp.route("/<int:nomination_id>/withdraw", methods=["POST"])
+@admin_required
+def withdraw(nomination_id: int):
+    nom, rnd = _nomination_in_round(nomination_id)
+    try:
+        nominations.withdraw(nom.id, request.form.get("reason", ""), actor=_actor())
+    except UserError as e:
+        return _detail(nom, rnd, status=e.status, errors=e.field_errors, message=e.message)
+    flash(f"已撤回「{nom.title}」。", "success")
+    return redirect(url_for("intake.detail", nomination_id=nom.id), 303)
+
+
+@bp.route("/<int:nomination_id>/reinstate", methods=["POST"])
+@admin_required
+def reinstate(nomination_id: int):
+    nom, rnd = _nomination_in_round(nomination_id)
+    try:
+        nominations.reinstate(nom.id, request.form.get("reason", ""), actor=_actor())
+    except UserError as e:
+        return _detail(nom, rnd, status=e.status, errors=e.field_errors, message=e.message)
+    flash(f"已恢复「{nom.title}」。", "success")
+    return redirect(url_for("intake.detail", nomination_id=nom.id), 303)
+
+
+def _after_attachment_change(nom, rnd, message: str):
+    if is_partial_request():
+        nom = nominations.get(nom.id)
+        return _detail(nom, rnd, block="media", message=None)
+    flash(message, "success")
+    return redirect(url_for("intake.detail", nomination_id=nom.id) + "#media", 303)
+
+
+@bp.route("/<int:nomination_id>/photos", methods=["POST"])
+@admin_required
+def upload_photos(nomination_id: int):
+    nom, rnd = _nomination_in_round(nomination_id)
+    # Read one byte past the limit at most: check_photo refuses the file without holding a huge upload.
+    limit = current_app.config["UPLOAD_MAX_PHOTO_BYTES"] + 1
+    files = [(f.filename or "", f.stream.read(limit)) for f in request.files.getlist("photos") if f and f.filename]
+    try:
+        added = uploads.add_photos(nom.id, files, actor=_actor())
+    except UserError as e:
+        errors = e.field_errors or {"photos": e.message}
+        return _detail(nom, rnd, status=e.status, errors=errors, message=e.message,
+                       block="media" if is_partial_request() else "page")
+    return _after_attachment_change(nom, rnd, f"已上传 {len(added)} 张照片。")
+
+
+@bp.route("/<int:nomination_id>/video", methods=["POST"])
+@admin_required
+def upload_video(nomination_id: int):
+    nom, rnd = _nomination_in_round(nomination_id)
+    f = request.files.get("video")
+    try:
+        if f is None or not f.filename:
+            raise UserError("请选择要上传的视频。", {"video": "请选择视频文件"})
+        uploads.add_video(nom.id, f.stream, f.filename, actor=_actor())
+    except UserError as e:
+        errors = e.field_errors or {"video": e.message}
+        return _detail(nom, rnd, status=e.status, errors=errors, message=e.message,
+                       block="media" if is_partial_request() else "page")
+    return _after_attachment_change(nom, rnd, "已上传视频。")
+
+
+@bp.route("/<int:nomination_id>/attachments/<int:attachment_id>/delete", methods=["POST"])
+@admin_required
+def delete_attachment(nomination_id: int, attachment_id: int):
+    nom, rnd = _nomination_in_round(nomination_id)
+    uploads.delete_attachment(attachment_id, actor=_actor(), nomination_id=nom.id)
+    return _after_attachment_change(nom, rnd, "已删除附件。")
+
+
+# --- imports ------------------------------------------------------------------------------------------
+
+
+@bp.route("/template.xlsx")
+@admin_required
+def template():
+    data = build_template([n.name for n in nominations.nominators()])
+    resp = Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    resp.headers["Content-Disposition"] = ("attachment; filename=import-template.xlsx; "
+                                           "filename*=UTF-8''%E6%8E%A8%E8%8D%90%E5%AF%B9%E8%B1%A1%E5%AF%BC%E5%85%A5"
+                                           "%E6%A8%A1%E6%9D%BF.xlsx")
+    return resp
+
+
+def _import_page(rnd, *, form=None, errors=None, status=200, message=None):
+    return render("intake/import.html", "page", status=status, rnd=rnd, form=form or {}, errors=errors or {},
+                  message=message, nominators=nominations.nominators(),
+                  editable=rnd.phase in nominations.EDITABLE_PHASES)
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@admin_required
+def import_upload():
+    rnd = rounds.require_current_round()
+    if request.method == "GET":
+        return _import_page(rnd)
+    form = request.form.to_dict()
+    files = [f for f in request.files.getlist("files") if f and f.filename]
+    errors = {}
+    if not files:
+        errors["files"] = "请选择要导入的文件（.docx、.xlsx 或 .zip）"
+    try:
+        received = parse_date(form.get("received_date"))
+    except ValueError as e:
+        errors["received_date"] = str(e)
+        received = None
+    nominator_id = _int(form.get("nominator_id"))
+    if rnd.phase not in nominations.EDITABLE_PHASES:
+        return _import_page(rnd, form=form, status=409, message="当前阶段推荐材料已不能修改，不能导入。")
+    if errors:
+        return _import_page(rnd, form=form, errors=errors, status=422, message="请检查标出的内容。")
+    token, sources = importer.new_preview(files, user_id=current_user.id, round_id=rnd.id,
+                                          nominator_id=nominator_id, received=received)
+    _build_preview(token, rnd)
+    return redirect(url_for("intake.import_preview", token=token), 303)
+
+
+def _build_preview(token: str, rnd, choices: dict | None = None) -> None:
+    meta, sources = importer.load_preview(token, current_user.id)
+    if choices is not None:
+        meta["choices"] = {str(k): v for k, v in choices.items()}
+    options = importer.meta_options(meta)
+    reading = importer.read_sources(sources)
+    try:
+        items = importer.plan(reading, rnd, nominator_id=options["nominator_id"], received=options["received"],
+                              choices=options["choices"])
+    finally:
+        reading.close()
+    importer.save_preview_items(token, meta, reading, items)
+
+
+def _choices_from_form(count: int) -> dict:
+    out = {}
+    for i in range(count):
+        out[i] = {"nominator_id": _int(request.form.get(f"nominator-{i}")),
+                  "include": request.form.get(f"include-{i}") == "1"}
+    return out
+
+
+@bp.route("/import/<token>", methods=["GET", "POST"])
+@admin_required
+def import_preview(token: str):
+    rnd = rounds.require_current_round()
+    meta, sources = importer.load_preview(token, current_user.id)
+    if meta.get("round_id") != rnd.id:
+        raise UserError("导入预览属于另一评选批次，请重新上传。", status=409)
+    if request.method == "GET":
+        preview = importer.preview_items(token)
+        if preview is None:
+            _build_preview(token, rnd)
+            preview = importer.preview_items(token)
+        return render("intake/preview.html", "page", rnd=rnd, token=token, meta=meta, preview=preview,
+                      nominators=nominations.nominators(), done=meta.get("result"))
+    op = request.form.get("op")
+    if op == "discard":
+        importer.drop_preview(token)
+        flash("已放弃本次导入，未保存任何内容。", "info")
+        return redirect(url_for("intake.import_upload"), 303)
+    if meta.get("result"):
+        raise UserError("本次导入已确认保存，不能重复确认。", status=409)
+    preview = importer.preview_items(token) or {"items": []}
+    choices = _choices_from_form(len(preview["items"]))
+    if op == "refresh":
+        _build_preview(token, rnd, choices)
+        return redirect(url_for("intake.import_preview", token=token), 303)
+    if op != "confirm":
+        abort(400)
+    if rnd.phase not in nominations.EDITABLE_PHASES:
+        raise UserError("当前阶段推荐材料已不能修改，不能导入。", status=409)
+    meta["choices"] = {str(k): v for k, v in choices.items()}
+    options = importer.meta_options(meta)
+    reading = importer.read_sources(sources)
+    try:
+        items = importer.plan(reading, rnd, nominator_id=options["nominator_id"], received=options["received"],
+                              choices=options["choices"])
+        outcome = importer.save(reading, items, rnd, actor=_actor())
+    finally:
+        reading.close()
+    meta["result"] = {
+        "summary": outcome.summary(),
+        "created": [{"id": nid, "title": item.title, "source": item.source} for item, nid in outcome.created],
+        "updated": [{"id": nid, "title": item.title, "source": item.source} for item, nid in outcome.updated],
+        "skipped": [{"title": item.title, "source": item.source, "reason": r} for item, r in outcome.skipped],
+        "rejected": [{"title": item.title, "source": item.source, "reason": r} for item, r in outcome.rejected],
+        "file_errors": outcome.file_errors,
+        "warnings": [{"source": item.source, "messages": item.warnings} for item, _ in
+                     outcome.created + outcome.updated if item.warnings],
+    }
+    importer.save_preview_items(token, meta, reading, items)
+    flash(f"导入完成：{outcome.summary()}。", "success" if not outcome.rejected else "warning")
+    return redirect(url_for("intake.import_preview", token=token), 303)
+
+
+# --- 形式审查 ------------------------------------------------------------------------------------------
+
+
+@bp.route("/check")
+@admin_required
+def check():
+    rnd = rounds.require_current_round()
+    status = request.args.get("status", "open")
+    status = status if status in form_check.STATUS_LABELS or status == "all" else "open"
+    rule = request.args.get("rule", "")
+    category = request.args.get("category", "")
+    rows = form_check.list_findings(rnd.id, status=status, rule=rule, category=category)
+    problems = form_check.blocking_problems(rnd) if rnd.phase == "collecting" else None
+    return render("intake/check.html", "results", rnd=rnd, rows=rows, summary=form_check.rule_summary(rnd.id),
+                  RULES=form_check.RULES, STATUS_LABELS=form_check.STATUS_LABELS,
+                  filters={"status": status, "rule": rule, "category": category}, problems=problems)
+
+
+@bp.route("/check/run", methods=["POST"])
+@admin_required
+def check_run():
+    rnd = rounds.require_current_round()
+    result = form_check.run(rnd.id, actor=_actor())
+    flash(f"形式审查已完成：新增 {result['added']} 项，自动解决 {result['auto_resolved']} 项，重新打开 "
+          f"{result['reopened']} 项；待处理阻断性问题 {result['open_blocking']} 项，提示 {result['open_warnings']} 项。",
+          "success")
+    return redirect(url_for("intake.check"), 303)
+
+
+@bp.route("/findings/<int:finding_id>/<any(resolve, waive, reopen):op>", methods=["POST"])
+@admin_required
+def finding_decide(finding_id: int, op: str):
+    rnd = rounds.require_current_round()
+    finding = form_check.get_finding(finding_id)
+    if finding.round_id != rnd.id:
+        abort(404)
+    action = {"resolve": form_check.resolve, "waive": form_check.waive, "reopen": form_check.reopen}[op]
+    error = None
+    try:
+        finding = action(finding_id, request.form.get("note", ""), actor=_actor())
+    except UserError as e:
+        if not is_partial_request():
+            raise
+        error = e
+    if is_partial_request():
+        nom = nominations.get(finding.nomination_id)
+        return render("intake/_finding.html", "finding", status=error.status if error else 200, f=finding,
+                      nom=nom, error=error.message if error else None, RULES=form_check.RULES,
+                      STATUS_LABELS=form_check.STATUS_LABELS, show_nomination=request.form.get("ctx") == "check",
+                      next_url=request.form.get("next", ""))
+    flash({"resolve": "已标记为已解决。", "waive": "已豁免。", "reopen": "已重新打开。"}[op], "success")
+    return redirect(_back(url_for("intake.check")), 303)
+
+
+@bp.app_template_filter("intake_date")
+def intake_date(value) -> str:
+    """A stored timestamp as the Beijing calendar date (what 收到日期 means to the admin)."""
+    day = nominations.local_date(value)
+    return f"{day.year}年{day.month}月{day.day}日" if day else ""

@@ -34,13 +34,12 @@ def _no_store_between_users(resp: Response) -> Response:
 @bp.route("/<any(unit, activity):category>")
 @staff_required
 def category(category: str):
-    state = ranking.live_state(category)
-    rnd = state.round
+    rnd = ranking.live_state(category)
     params = Params.parse(request.args, rnd.method)
-    live = rnd.phase != "final"
+    live = not rnd.is_final
     page_size = int(current_app.config["RANKING_PAGE_SIZE"])
     poll_seconds = int(current_app.config["RANKING_POLL_SECONDS"])
-    tag = etag(rnd.id, category, state.version,
+    tag = etag(rnd.id, category, rnd.version,
                params.fingerprint(rnd.slots(category), rnd.phase, rnd.method, page_size, poll_seconds),
                current_user.id)
     partial = is_partial_request()
@@ -54,7 +53,7 @@ def category(category: str):
                            criteria=criteria)
     table = build(rows, params, rnd.slots(category), page_size)
     resp = render("rankings/category.html", "ranking_region", round=rnd, category=category, params=params,
-                  table=table, criteria=criteria, version=state.version, live=live, poll_seconds=poll_seconds,
+                  table=table, criteria=criteria, version=rnd.version, live=live, poll_seconds=poll_seconds,
                   etag_value=f'"{tag}"')
     if partial:
         resp.set_etag(tag)  # only the fragment: the full page is another representation of this URL
@@ -64,8 +63,7 @@ def category(category: str):
 @bp.route("/<any(unit, activity):category>/panel")
 @staff_required
 def panel(category: str):
-    state = ranking.live_state(category)
-    rnd = state.round
+    rnd = ranking.live_state(category)
     drafts = (request.args.get("drafts") or "").lower() in TRUE_VALUES
     criteria = ranking.criteria_of(rnd.id, category)
     full = ranking.max_total(criteria)

@@ -1,10 +1,201 @@
-from flask import render_template
+"""The reviewer's workspace: queue → nomination page with the score panel.
 
-from ..web.authz import reviewer_required
+The score panel is one form. With htmx it autosaves into its status region (#sheet-status), which
+carries the sheet's version; a 409 or a submit replaces the whole panel. Without JavaScript the same
+form posts and is answered with a 303 back to the page, or the page again with 422/409.
+"""
+
+from __future__ import annotations
+
+from flask import abort, flash, make_response, redirect, request, url_for
+from flask_login import current_user, login_required
+
+from ..extensions import db
+from ..models import CATEGORIES, Nomination, ReviewSheet, Round
+from ..services import recusals, review_queue, rounds, scoring
+from ..web import htmx
+from ..web.authz import admin_required, reviewer_required
+from ..web.errors import UserError
 from . import bp
+from . import panel as panels
 
+PAGE = "review/nomination.html"
+
+
+# --- queue ---------------------------------------------------------------------------------------
 
 @bp.route("/")
 @reviewer_required
 def queue():
-    return render_template("review/queue.html")
+    rnd = rounds.current_round()
+    filters = {
+        "category": request.args.get("category") if request.args.get("category") in CATEGORIES else "",
+        "nominator": request.args.get("nominator", type=int) or "",
+        "state": request.args.get("state") if request.args.get("state") in review_queue.STATES else "",
+    }
+    ctx = {"rnd": rnd, "filters": filters, "states": review_queue.STATES}
+    if rnd is not None:
+        ctx.update(
+            items=review_queue.queue(current_user, rnd.id, category=filters["category"] or None,
+                                     nominator_id=filters["nominator"] or None, state=filters["state"] or None),
+            progress=review_queue.progress(current_user, rnd.id),
+            nominators=review_queue.nominator_options(current_user, rnd.id),
+            resume_id=review_queue.first_unsubmitted(current_user, rnd.id),
+        )
+    return htmx.render("review/queue.html", "queue_results", **ctx)
+
+
+# --- nomination page -----------------------------------------------------------------------------
+
+def _nomination_or_404(nomination_id: int) -> Nomination:
+    nomination = db.session.get(Nomination, nomination_id)
+    if nomination is None:
+        abort(404)
+    return nomination
+
+
+def _authorize(nomination: Nomination) -> None:
+    reason = review_queue.denial(current_user, nomination)
+    if reason is not None:
+        raise UserError(review_queue.DENIED_MESSAGES[reason], status=403)
+
+
+def _page(nomination: Nomination, *, panel: panels.Panel | None = None, status: int = 200, **extra):
+    rnd = db.session.get(Round, nomination.round_id)
+    ctx = {"nomination": nomination, "nomination_id": nomination.id, "rnd": rnd, "panel": panel, "nav": None, "sheets": None,
+           "recusal_errors": {}, "recusal_reason": "", "reopen_errors": {}, **extra}
+    if current_user.role == "reviewer":
+        if panel is None:
+            tgt = scoring.target(nomination.id)
+            ctx["panel"] = panels.from_stored(tgt, scoring.sheet_state(current_user.id, nomination.id), rnd.phase)
+        ctx["nav"] = review_queue.navigation(current_user, rnd.id, nomination.id)
+    else:
+        ctx["sheets"] = scoring.sheets_overview(nomination.id)
+    return htmx.render(PAGE, "content", status=status, **ctx)
+
+
+@bp.route("/nominations/<int:nomination_id>")
+@login_required
+def nomination(nomination_id: int):
+    nomination = _nomination_or_404(nomination_id)
+    _authorize(nomination)
+    return _page(nomination)
+
+
+# --- the score panel -----------------------------------------------------------------------------
+
+def _panel_response(block: str, panel: panels.Panel, nomination_id: int, status: int = 200):
+    """A fragment for htmx (the status region or the whole panel), the full page otherwise."""
+    if htmx.is_partial_request():
+        resp = htmx.render(PAGE, block, status=status, panel=panel, oob=block == "sheet_status",
+                           nomination_id=nomination_id)
+        if block == "score_panel":
+            # The form posts into #sheet-status; a conflict or a submit replaces the whole panel.
+            resp.headers["HX-Retarget"] = "#score-panel"
+            resp.headers["HX-Reswap"] = "outerHTML"
+        return resp
+    nomination = _nomination_or_404(nomination_id)
+    return _page(nomination, panel=panel, status=status)
+
+
+def _redirect(url: str):
+    if htmx.is_partial_request():
+        resp = make_response("", 200)
+        resp.headers["HX-Redirect"] = url
+        return resp
+    return redirect(url, 303)
+
+
+@bp.route("/nominations/<int:nomination_id>/sheet", methods=["POST"])
+@reviewer_required
+def save_sheet(nomination_id: int):
+    action = request.form.get("action", "save")
+    if action not in ("save", "submit", "next"):
+        action = "save"
+    tgt = scoring.target(nomination_id)
+    raw = {c.id: request.form.get(f"score-{c.id}") for c in tgt.rubric}
+    comment = request.form.get("comment", "")
+    try:
+        version = int(request.form.get("version", ""))
+    except ValueError:
+        raise UserError("页面数据不完整（缺少版本号），请刷新页面后重试。", status=400) from None
+
+    try:
+        sheet = scoring.save_sheet(current_user, nomination_id, raw, comment, version, submit=action == "submit")
+    except scoring.SheetConflict as e:
+        phase = _phase(tgt.round_id)
+        panel = panels.conflict(tgt, e.current, phase, raw, comment, e.message)
+        return _panel_response("score_panel", panel, nomination_id, status=409)
+    except UserError as e:
+        if e.status not in (409, 422):
+            raise
+        stored = scoring.sheet_state(current_user.id, nomination_id)
+        phase = _phase(tgt.round_id) if e.status == 409 else "reviewing"
+        panel = panels.from_input(tgt, stored, phase, raw, comment, errors=e.field_errors, message=e.message,
+                                  tone="error")
+        return _panel_response("sheet_status", panel, nomination_id, status=e.status)
+
+    if action == "next":
+        next_id = review_queue.next_unsubmitted(current_user, tgt.round_id, nomination_id)
+        if next_id is None:
+            flash("已保存。没有其他待评的推荐对象了；评完的评分表请记得提交。", "success")
+            return _redirect(url_for("review.queue"))
+        flash("已保存，已为您打开下一个待评的推荐对象。", "success")
+        return _redirect(url_for("review.nomination", nomination_id=next_id))
+    state = scoring.SheetState(sheet.id, sheet.version, sheet.status, sheet.comment, {}, sheet.submitted_at,
+                               sheet.updated_at)
+    if action == "submit":
+        if not htmx.is_partial_request():
+            flash("评分表已提交。", "success")
+            return redirect(url_for("review.nomination", nomination_id=nomination_id), 303)
+        stored = scoring.sheet_state(current_user.id, nomination_id)
+        panel = panels.from_stored(tgt, stored, "reviewing", message="评分表已提交。", tone="ok")
+        return _panel_response("score_panel", panel, nomination_id)
+    if not htmx.is_partial_request():
+        flash("已保存。", "success")
+        return redirect(url_for("review.nomination", nomination_id=nomination_id), 303)
+    return _panel_response("sheet_status", panels.Panel(tgt, state, "reviewing", tone="ok"), nomination_id)
+
+
+def _phase(round_id: int) -> str:
+    return db.session.get(Round, round_id).phase
+
+
+# --- 回避 and reopening ----------------------------------------------------------------------------
+
+@bp.route("/nominations/<int:nomination_id>/recusal", methods=["POST"])
+@reviewer_required
+def declare_recusal(nomination_id: int):
+    reason = request.form.get("reason", "")
+    try:
+        recusals.declare(current_user, nomination_id, reason)
+    except UserError as e:
+        if not e.field_errors:
+            raise
+        nomination = _nomination_or_404(nomination_id)
+        flash(e.message, "error")
+        return _page(nomination, status=e.status, recusal_errors=e.field_errors, recusal_reason=reason[:600],
+                     recusal_open=True)
+    flash("已声明回避：该推荐对象已从您的评审列表中移除。", "success")
+    return redirect(url_for("review.queue"), 303)
+
+
+@bp.route("/sheets/<int:sheet_id>/reopen", methods=["POST"])
+@admin_required
+def reopen_sheet(sheet_id: int):
+    sheet = db.session.get(ReviewSheet, sheet_id)
+    if sheet is None:
+        abort(404)
+    nomination_id = sheet.nomination_id
+    try:
+        scoring.reopen_sheet(sheet_id, request.form.get("reason", ""), current_user)
+    except UserError as e:
+        if not e.field_errors:
+            raise
+        flash(e.message, "error")
+        return _page(_nomination_or_404(nomination_id), status=e.status, reopen_errors={sheet_id: e.message})
+    flash("评分表已退回给专家，专家可以修改后重新提交。", "success")
+    return redirect(url_for("review.nomination", nomination_id=nomination_id), 303)
+
+
+from . import files  # noqa: E402,F401  (registers the attachment route)

@@ -64,6 +64,11 @@ class Plan:
     uncovered: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
+def _as_dict(stmt) -> dict:
+    """Two-column query -> dict (dict(result) would treat the Result as a mapping)."""
+    return {a: b for a, b in db.session.execute(stmt)}
+
+
 def plan_balanced(reviewers: list[int], nominations: list[int], blocked: set[Pair], k: int,
                   cap: int | None = None, pinned: set[Pair] = frozenset()) -> Plan:
     """Give each nomination min(k, eligible) reviewers with reviewer loads as even as possible.
@@ -345,7 +350,7 @@ def _inputs(round_id: int, category: str | None):
 
 
 def _titles(nomination_ids: list[int]) -> list[str]:
-    rows = dict(db.session.execute(select(Nomination.id, Nomination.title).where(Nomination.id.in_(nomination_ids))))
+    rows = _as_dict((select(Nomination.id, Nomination.title).where(Nomination.id.in_(nomination_ids))))
     return [rows.get(n, str(n)) for n in nomination_ids]
 
 
@@ -470,6 +475,8 @@ def save_matrix_page(round_id: int, reviewer_ids: list[int], nomination_ids: lis
                 added += 1
                 categories.add(noms[pair[1]].category)
         for pair in sorted(current - set(checked)):
+            if pair in recused:  # shown as 回避, not as a checkbox: the page says nothing about it
+                continue
             if has_work(states.get(pair)):
                 locked_left += 1
                 continue
@@ -482,7 +489,9 @@ def save_matrix_page(round_id: int, reviewer_ids: list[int], nomination_ids: lis
 
 
 def declare_recusal(reviewer_id: int, nomination_id: int, reason: str, *, actor=None) -> None:
-    """Record a declared conflict; an existing assignment of the pair ends with the same reason."""
+    """Record a declared conflict on a reviewer's behalf. As when reviewers declare one themselves
+    (services.recusals), an existing assignment stays in place but stops counting: the queue and
+    the ranking leave recused pairs out, and withdrawing the recusal brings the pair back."""
     reason = (reason or "").strip()
     if not reason:
         raise UserError("登记回避必须填写理由。", {"recusal_reason": "必填"})
@@ -492,7 +501,6 @@ def declare_recusal(reviewer_id: int, nomination_id: int, reason: str, *, actor=
         reviewer, nom, rnd = _pair_objects(reviewer_id, nomination_id)
         if is_recused(reviewer, nom):
             raise UserError(f"{reviewer.display_name} 已须回避《{nom.title}》。", status=409)
-        _set_pair(rnd, reviewer, nom, False, reason, actor)
         db.session.add(Recusal(reviewer_id=reviewer.id, nomination_id=nom.id, reason=reason))
         audit.record("recusal.declare", "nomination", nom.id, after=_pair_audit(reviewer, nom), reason=reason,
                      round_id=rnd.id, actor=actor)
@@ -510,6 +518,7 @@ def withdraw_recusal(reviewer_id: int, nomination_id: int, *, actor=None) -> Non
         db.session.delete(row)
         audit.record("recusal.withdraw", "nomination", nom.id, before={**_pair_audit(reviewer, nom),
                      "reason": row.reason}, round_id=rnd.id, actor=actor)
+        bump_ranking(rnd.id, nom.category)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,10 +556,10 @@ def matrix_page(round_id: int, category: str, page: int = 1, per_page: int = 40)
         select(User).where(User.role == "reviewer", or_(User.active.is_(True), has_assignment)).order_by(User.id)))
     assigned = {p for p in db.session.execute(
         select(Assignment.reviewer_id, Assignment.nomination_id).where(Assignment.nomination_id.in_(ids)))}
-    loads = dict(db.session.execute(
+    loads = _as_dict((
         select(Assignment.reviewer_id, func.count()).join(Nomination, Nomination.id == Assignment.nomination_id)
         .where(*scope).group_by(Assignment.reviewer_id)))
-    counts = dict(db.session.execute(
+    counts = _as_dict((
         select(Assignment.nomination_id, func.count()).where(Assignment.nomination_id.in_(ids))
         .group_by(Assignment.nomination_id)))
     return MatrixPage(category=category, reviewers=reviewers, rows=rows, assigned=assigned,

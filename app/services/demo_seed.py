@@ -20,7 +20,7 @@ from ..models._base import CATEGORIES, CATEGORY_LABELS, utcnow
 from ..web.errors import UserError
 from . import audit, storage
 
-STAGES = ("collecting", "reviewing", "deliberating")
+STAGES = ("collecting", "reviewing", "deliberating", "final")
 YEAR = 2024
 # One lenient and one harsh expert make the z-score and severity views worth looking at.
 REVIEWER_BIAS = [0.0, 6.0, -1.0, 1.5, -7.0, 0.5, -0.5]
@@ -54,6 +54,12 @@ def seed(stage: str = "reviewing", *, photos: bool = True, seed_value: int = YEA
         summary = {"stage": stage, "nominators": len(nominators), "nominations": len(noms),
                    "assignments": n_assign, "submitted_sheets": scored, "users": len(users)}
         audit.record("demo.seed", "round", rnd.id, after=summary, round_id=rnd.id)
+    if stage == "final":
+        # Through the real services (decisions, opinions, date, seal, 公示, 定稿), each in its own
+        # transaction, exactly as the chair and admin would do it.
+        from . import demo_final
+
+        summary.update(demo_final.finish(rnd.id))
     return summary
 
 

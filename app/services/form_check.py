@@ -173,7 +173,8 @@ _BOILERPLATE = re.compile(r"(19|20)\d{2}年?|全国科普日|湖南省|系列活
 
 
 def _title_key(title: str) -> str:
-    return norm_key(_BOILERPLATE.sub("", title or "")) or norm_key(title)
+    key = norm_key(title)
+    return _BOILERPLATE.sub("", key) or key
 
 
 _NUMERALS = set("0123456789一二三四五六七八九十百零〇")

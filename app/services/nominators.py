@@ -57,7 +57,7 @@ def usage() -> dict[int, dict[str, int]]:
     return out
 
 
-def _public(n: Nominator) -> dict:
+def public(n: Nominator) -> dict:
     return {"name": n.name, "short_name": n.short_name, "kind": n.kind, "position": n.position,
             "quota_unit": n.quota_unit, "quota_activity": n.quota_activity}
 
@@ -131,7 +131,7 @@ def create(form: Mapping, *, actor=None) -> Nominator:
         nominator = Nominator(**values)
         db.session.add(nominator)
         db.session.flush()
-        audit.record("nominator.create", "nominator", nominator.id, after=_public(nominator), actor=actor)
+        audit.record("nominator.create", "nominator", nominator.id, after=public(nominator), actor=actor)
     return nominator
 
 
@@ -147,10 +147,10 @@ def update(nominator_id: int, form: Mapping, *, actor=None) -> Nominator:
             raise UserError(f"推荐单位「{values['name']}」已存在。", {"name": "已存在"}, status=409)
         if values["position"] is None:
             values["position"] = nominator.position
-        before = _public(nominator)
+        before = public(nominator)
         for key, value in values.items():
             setattr(nominator, key, value)
-        after = _public(nominator)
+        after = public(nominator)
         if after != before:
             audit.record("nominator.update", "nominator", nominator.id, before=before, after=after, actor=actor)
     return nominator
@@ -164,7 +164,7 @@ def delete(nominator_id: int, *, actor=None) -> None:
         if used["nominations"] or used["users"]:
             raise UserError(f"「{nominator.name}」已有 {used['nominations']} 件推荐对象、{used['users']} 个关联账号，"
                             "不能删除。", status=409)
-        audit.record("nominator.delete", "nominator", nominator.id, before=_public(nominator), actor=actor)
+        audit.record("nominator.delete", "nominator", nominator.id, before=public(nominator), actor=actor)
         db.session.delete(nominator)
 
 
@@ -260,11 +260,11 @@ def import_xlsx(data: bytes, *, actor=None) -> ImportResult:
             # A column the file does not have, or a blank order/short name, keeps what is there.
             keep = {k for k in values if k not in present}
             keep |= {k for k in ("position", "short_name") if values[k] in (None, "")}
-            before = _public(nominator)
+            before = public(nominator)
             for key, value in values.items():
                 if key not in keep:
                     setattr(nominator, key, value)
-            (result.updated if _public(nominator) != before else result.unchanged).append(name)
+            (result.updated if public(nominator) != before else result.unchanged).append(name)
         audit.record("nominator.import", "nominator", None, actor=actor, after={
             "created": len(result.created), "updated": len(result.updated), "unchanged": len(result.unchanged),
             "created_names": result.created[:50], "updated_names": result.updated[:50]})

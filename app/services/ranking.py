@@ -25,10 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import DateTime, and_, func, select, text
+from sqlalchemy import DateTime, select, text
 
 from ..extensions import db
-from ..models import CATEGORIES, Criterion, RankingCounter, Round
+from ..models import CATEGORIES, PHASE_LABELS, Criterion, RankingCounter, Round
 from ..models.round import METHODS
 from ..web.errors import UserError
 from . import ranking_sql
@@ -108,6 +108,7 @@ class ReviewerSeverity:
     panel_mean: float
     panel_stdev: float
     leaning: str | None  # lenient | harsh | None
+    panel_n: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,37 @@ class Progress:
 
 @dataclass(frozen=True)
 class LiveState:
-    """What the poll needs before deciding whether to run the ranking at all (one query)."""
+    """The current round, as much as the ranking page needs, and the category's ranking version.
 
-    round: Round
+    Read with one plain statement: an idle poll answers 304 from this alone, so it must cost about as
+    little as loading the signed-in user.
+    """
+
+    id: int
+    name: str
+    phase: str
+    method: str
+    slots_unit: int
+    slots_activity: int
     version: int
+
+    def slots(self, category: str) -> int:
+        return self.slots_unit if category == "unit" else self.slots_activity
+
+    @property
+    def phase_label(self) -> str:
+        return PHASE_LABELS[self.phase]
+
+    @property
+    def is_final(self) -> bool:
+        return self.phase == "final"
+
+
+_LIVE_STATE = text(
+    "SELECT r.id, r.name, r.phase, r.method, r.slots_unit, r.slots_activity, COALESCE(c.version, 0) AS version "
+    "FROM rounds r LEFT JOIN ranking_counters c ON c.round_id = r.id AND c.category = :category "
+    "ORDER BY r.year DESC LIMIT 1"
+)
 
 
 def _dialect() -> str:
@@ -185,17 +213,12 @@ def version(round_id: int, category: str) -> int:
 
 
 def live_state(category: str) -> LiveState:
-    """The current round and the category's ranking version, in one query."""
+    """The current round (newest year) and the category's ranking version, in one query."""
     _check(category)
-    row = db.session.execute(
-        select(Round, func.coalesce(RankingCounter.version, 0))
-        .outerjoin(RankingCounter, and_(RankingCounter.round_id == Round.id, RankingCounter.category == category))
-        .order_by(Round.year.desc())
-        .limit(1)
-    ).first()
+    row = db.session.execute(_LIVE_STATE, {"category": category}).first()
     if row is None:
         raise UserError("尚未建立评选批次，请管理员先执行 flask demo seed 或建立批次。", status=404)
-    return LiveState(round=row[0], version=int(row[1]))
+    return LiveState(*row)
 
 
 def compute(round_id: int, category: str, *, method: str | None = None, include_drafts: bool = False,
@@ -291,7 +314,7 @@ def severity(round_id: int, category: str, include_drafts: bool = False) -> list
             n=int(r["n"]), mean=float(r["mean"]), stdev=max(float(r["var_pop"]), 0.0) ** 0.5,
             lowest=float(r["lowest"]), highest=float(r["highest"]), offset=offset,
             n_compared=int(r["n_compared"]), panel_mean=panel_mean, panel_stdev=max(panel_var, 0.0) ** 0.5,
-            leaning=leaning,
+            leaning=leaning, panel_n=n_panel,
         ))
     return out
 

@@ -167,13 +167,7 @@ def first_unsubmitted(reviewer, round_id: int) -> int | None:
 def next_unsubmitted(reviewer, round_id: int, after_nomination_id: int) -> int | None:
     """Where "保存并评下一个" goes: the next one in queue order after the current one (wrapping
     around) without a submitted sheet, never the current one."""
-    rows = _ordered_unsubmitted(reviewer, round_id)
-    ids = [nid for nid, _ in rows]
-    start = ids.index(after_nomination_id) + 1 if after_nomination_id in ids else 0
-    for nid, done in rows[start:] + rows[:start]:
-        if not done and nid != after_nomination_id:
-            return nid
-    return None
+    return navigation(reviewer, round_id, after_nomination_id).next_id
 
 
 # --- who may open a nomination ------------------------------------------------------------------
@@ -209,3 +203,21 @@ def denial(user, nomination: Nomination) -> str | None:
     if row[1] is not None:
         return "declared"
     return None
+
+
+@dataclass(frozen=True)
+class Navigation:
+    position: int | None  # 1-based place in the queue
+    count: int
+    previous_id: int | None
+    next_id: int | None  # the next one without a submitted sheet (what "保存并评下一个" opens)
+
+
+def navigation(reviewer, round_id: int, nomination_id: int) -> Navigation:
+    rows = _ordered_unsubmitted(reviewer, round_id)
+    ids = [nid for nid, _ in rows]
+    index = ids.index(nomination_id) if nomination_id in ids else None
+    previous_id = ids[index - 1] if index else None
+    start = index + 1 if index is not None else 0
+    next_id = next((nid for nid, done in rows[start:] + rows[:start] if not done and nid != nomination_id), None)
+    return Navigation(index + 1 if index is not None else None, len(ids), previous_id, next_id)

@@ -63,6 +63,11 @@ SETTING_LABELS = {
 }
 
 
+def _as_dict(stmt) -> dict:
+    """Two-column query -> dict (dict(result) would treat the Result as a mapping)."""
+    return {a: b for a, b in db.session.execute(stmt)}
+
+
 def get_round(round_id: int) -> Round:
     rnd = db.session.get(Round, round_id)
     if rnd is None:
@@ -415,6 +420,8 @@ def move_phase(round_id: int, target: str, *, reason: str = "", actor=None) -> R
     if target not in PHASES:
         raise UserError(f"未知阶段：{target}。")
     here, there = PHASES.index(rnd.phase), PHASES.index(target)
+    if there > here + 1 or there < here - 1:
+        raise UserError("阶段只能逐级推进或逐级退回。", status=409)
     if there > here and ADMIN_FORWARD.get(rnd.phase) != target:
         raise UserError("「公示」和「定稿」由评审委员会主任在会议审定页面完成。", status=409)
     if there < here and not (reason or "").strip():
@@ -442,18 +449,18 @@ def overview(round_id: int) -> dict:
 
     noms = {}
     for category in CATEGORY_LABELS:
-        rows = dict(db.session.execute(select(Nomination.status, func.count()).where(
+        rows = _as_dict((select(Nomination.status, func.count()).where(
             Nomination.round_id == round_id, Nomination.category == category).group_by(Nomination.status)))
         noms[category] = {"active": rows.get("active", 0), "withdrawn": rows.get("withdrawn", 0)}
     in_round = select(Nomination.id).where(Nomination.round_id == round_id)
-    sheets = dict(db.session.execute(select(ReviewSheet.status, func.count()).where(
+    sheets = _as_dict((select(ReviewSheet.status, func.count()).where(
         ReviewSheet.nomination_id.in_(in_round)).group_by(ReviewSheet.status)))
     assignments = count(select(func.count()).select_from(Assignment).where(Assignment.nomination_id.in_(in_round)))
-    findings = dict(db.session.execute(select(FormFinding.status, func.count()).where(
+    findings = _as_dict((select(FormFinding.status, func.count()).where(
         FormFinding.round_id == round_id).group_by(FormFinding.status)))
     blocking = count(select(func.count()).select_from(FormFinding).where(
         FormFinding.round_id == round_id, FormFinding.status == "open", FormFinding.blocking.is_(True)))
-    users = dict(db.session.execute(select(User.role, func.count()).where(User.active.is_(True)).group_by(User.role)))
+    users = _as_dict((select(User.role, func.count()).where(User.active.is_(True)).group_by(User.role)))
     submitted = sheets.get("submitted", 0)
     return {
         "nominations": noms,

@@ -19,16 +19,16 @@ from decimal import Decimal, InvalidOperation
 from types import SimpleNamespace
 
 from flask import g, has_app_context
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 
 from ..database import locked, write_transaction
 from ..extensions import db
-from ..models import Assignment, Criterion, Nomination, Recusal, ReviewSheet, Round, Score
+from ..models import Assignment, Criterion, Nomination, Recusal, ReviewSheet, Round, Score, User
 from ..models._base import utcnow
 from ..models.review import COMMENT_MAX
 from ..web.errors import Conflict, UserError
 from . import audit, rounds
-from .recusals import affiliation_conflict
+from .recusals import affiliation_conflict, not_recused_clause
 
 PHASE_CLOSED = "评审阶段已结束，评分未保存。"
 PHASE_NOT_OPEN = "评审尚未开始，评分未保存。"
@@ -253,14 +253,15 @@ def save_sheet(reviewer, nomination_id: int, values: dict, comment: str | None, 
             raise UserError("您已声明回避该推荐对象，不能评分。", status=403)
 
         current = sheet_state(reviewer_id, nomination_id)
-        if version != current.version:
+        # Posting exactly what is stored writes nothing and is no conflict whatever the version: a
+        # blur right after the delayed autosave, or a retry whose first answer the network lost.
+        unchanged = (current.id is not None and not submit and new_values == current.values
+                     and comment == current.comment)
+        if version != current.version and not unchanged:
             raise SheetConflict(STALE, current)
         if current.submitted:
             raise SheetConflict(ALREADY_SUBMITTED, current)
         status = "submitted" if submit else "draft"
-        unchanged = (current.id is not None and not submit and new_values == current.values
-                     and comment == current.comment)
-        # An autosave of what is already stored (a blur right after the delayed save) writes nothing.
         if not unchanged:
             sheet_id = _write_sheet(tgt, reviewer_id, nomination_id, current, new_values, comment, status)
         else:
@@ -354,3 +355,37 @@ def reopen_sheet(sheet_id: int, reason: str, actor) -> ReviewSheet:
         db.session.flush()
         rounds.bump_ranking(tgt.round_id, tgt.category)
     return sheet
+
+
+# --- for chair and admin -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SheetSummary:
+    id: int
+    reviewer_name: str
+    status: str
+    total: float | None
+    n_scores: int
+    submitted_at: datetime | None
+    updated_at: datetime | None
+    recused: bool
+
+
+def sheets_overview(nomination_id: int) -> list[SheetSummary]:
+    """Every reviewer's sheet for one nomination (chair/admin pages only: never for a reviewer)."""
+    counts = not_recused_clause(ReviewSheet.reviewer_id, ReviewSheet.nomination_id, User.affiliation_id,
+                                Nomination.nominator_id)
+    rows = db.session.execute(
+        select(ReviewSheet.id, User.display_name, ReviewSheet.status, func.sum(Score.value),
+               func.count(Score.id), ReviewSheet.submitted_at, ReviewSheet.updated_at, counts)
+        .join(User, User.id == ReviewSheet.reviewer_id)
+        .join(Nomination, Nomination.id == ReviewSheet.nomination_id)
+        .outerjoin(Score, Score.sheet_id == ReviewSheet.id)
+        .where(ReviewSheet.nomination_id == nomination_id)
+        .group_by(ReviewSheet.id, User.display_name, ReviewSheet.status, ReviewSheet.submitted_at,
+                  ReviewSheet.updated_at, User.affiliation_id, Nomination.nominator_id, ReviewSheet.reviewer_id,
+                  ReviewSheet.nomination_id, User.username)
+        .order_by(User.username)
+    ).all()
+    return [SheetSummary(r[0], r[1], r[2], float(r[3]) if r[3] is not None else None, r[4], r[5], r[6],
+                         not r[7]) for r in rows]

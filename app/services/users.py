@@ -121,3 +121,116 @@ def by_username(username: str) -> User:
 
 def list_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.role, User.username)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Administration (the admin area's users page)
+
+DISPLAY_NAME_MAX = 50
+_USERNAME_RE = r"^[A-Za-z0-9_.\-]+$"
+
+
+def get_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise UserError("找不到该用户。", status=404)
+    return user
+
+
+def validate_new_user(form) -> dict[str, str]:
+    """Field errors (Chinese) for the create form; create_user raises the first problem only."""
+    import re
+
+    errors: dict[str, str] = {}
+    username = (form.get("username") or "").strip()
+    if not username:
+        errors["username"] = "用户名不能为空"
+    elif len(username) > USERNAME_MAX:
+        errors["username"] = f"用户名不能超过 {USERNAME_MAX} 个字符"
+    elif not re.match(_USERNAME_RE, username):
+        errors["username"] = "用户名只能包含字母、数字、下划线、点和连字符"
+    if len((form.get("display_name") or "").strip()) > DISPLAY_NAME_MAX:
+        errors["display_name"] = f"姓名不能超过 {DISPLAY_NAME_MAX} 个字符"
+    if form.get("role") not in ROLE_LABELS:
+        errors["role"] = "请选择角色"
+    password = form.get("password") or ""
+    if len(password) < PASSWORD_MIN:
+        errors["password"] = f"密码至少需要 {PASSWORD_MIN} 个字符"
+    elif len(password) > PASSWORD_MAX:
+        errors["password"] = f"密码不能超过 {PASSWORD_MAX} 个字符"
+    aff = (form.get("affiliation_id") or "").strip()
+    if aff and (not aff.isdigit() or db.session.get(Nominator, int(aff)) is None):
+        errors["affiliation_id"] = "找不到该推荐单位"
+    return errors
+
+
+def create_from_form(form, *, actor=None) -> User:
+    """The admin's create form: username, display_name, role, password, affiliation_id (for 回避)."""
+    errors = validate_new_user(form)
+    if errors:
+        raise UserError("；".join(errors.values()) + "。", errors)
+    aff = (form.get("affiliation_id") or "").strip()
+    affiliation = db.session.get(Nominator, int(aff)).name if aff else None
+    try:
+        return create_user(form.get("username", ""), form.get("display_name", ""), form.get("role", ""),
+                           form.get("password", ""), affiliation=affiliation, actor=actor)
+    except UserError as e:
+        if e.status == 409:
+            e.field_errors = {"username": "已存在"}
+        raise
+
+
+def update_user(user_id: int, form, *, actor=None) -> User:
+    """Display name, role and affiliation (回避). An admin cannot take away their own admin role."""
+    errors: dict[str, str] = {}
+    display_name = (form.get("display_name") or "").strip()
+    if not display_name:
+        errors["display_name"] = "姓名不能为空"
+    elif len(display_name) > DISPLAY_NAME_MAX:
+        errors["display_name"] = f"姓名不能超过 {DISPLAY_NAME_MAX} 个字符"
+    role = form.get("role")
+    if role not in ROLE_LABELS:
+        errors["role"] = "请选择角色"
+    aff = (form.get("affiliation_id") or "").strip()
+    affiliation_id = None
+    if aff:
+        if not aff.isdigit() or db.session.get(Nominator, int(aff)) is None:
+            errors["affiliation_id"] = "找不到该推荐单位"
+        else:
+            affiliation_id = int(aff)
+    if errors:
+        raise UserError("；".join(errors.values()) + "。", errors)
+    with write_transaction():
+        user = get_user(user_id)
+        if actor is not None and user.id == actor.id and role != "admin":
+            raise UserError("不能取消自己的管理员角色。", {"role": "不能修改自己的角色"}, status=409)
+        before = _public(user)
+        user.display_name, user.role, user.affiliation_id = display_name, role, affiliation_id
+        after = _public(user)
+        if after != before:
+            audit.record("user.update", "user", user.id, before=before, after=after, actor=actor)
+    return user
+
+
+def admin_set_active(user_id: int, active: bool, *, actor=None) -> User:
+    """Activate or deactivate someone else's account (deactivating ends their sessions)."""
+    user = get_user(user_id)
+    if actor is not None and user.id == actor.id and not active:
+        raise UserError("不能停用自己的账号。", status=409)
+    if user.active != active:
+        set_active(user, active, actor=actor)
+    return get_user(user_id)
+
+
+def admin_reset_password(user_id: int, new_password: str, confirm: str, *, actor=None) -> User:
+    """The admin sets a new password; every session of that user ends."""
+    if (new_password or "") != (confirm or ""):
+        raise UserError("两次输入的新密码不一致。", {"confirm": "不一致"})
+    try:
+        validate_password(new_password or "")
+    except UserError as e:
+        e.field_errors = {"password": e.field_errors.get("password", e.message)}
+        raise
+    user = get_user(user_id)
+    set_password(user, new_password, actor=actor)
+    return user

@@ -2,6 +2,7 @@
 scripts, styles or on* handlers, and htmx's own indicator styles are switched off in its config."""
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
@@ -11,6 +12,15 @@ CSP = (
 
 
 def init_app(app: Flask) -> None:
+    hops = int(app.config.get("PROXY_COUNT") or 0)
+    if hops:
+        # Behind nginx every request comes from 127.0.0.1: without this the login throttle would count
+        # the whole province as one client, and secure-cookie/HSTS logic would not see https. Trusted
+        # only when configured — otherwise a client could forge X-Forwarded-For to dodge the throttle.
+        # Host is left alone: nginx passes the real one (proxy_set_header Host), X-Forwarded-Host it
+        # would pass through from the client unchecked.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+
     @app.after_request
     def _headers(response):
         h = response.headers

@@ -216,7 +216,7 @@ def test_version_and_live_state(classic):
     assert ranking.version(classic.round.id, "activity") == v + 1
     assert ranking.version(classic.round.id, "unit") == v
     state = ranking.live_state("activity")
-    assert state.round.id == classic.round.id and state.version == v + 1
+    assert state.id == classic.round.id and state.version == v + 1 and state.slots("activity") == 40
 
 
 def test_reviewer_totals_breakdown(ctx):

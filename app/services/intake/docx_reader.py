@@ -42,7 +42,9 @@ def _rows(tables, seen: set):
         for row in table.rows:
             texts, blips, nested = [], [], []
             for cell in row.cells:
-                key = id(cell._tc)
+                # Keep the element itself: lxml hands out the same proxy for a node only while a
+                # reference to it is alive, so ids of dropped proxies get reused.
+                key = cell._tc
                 if key in seen:
                     continue
                 seen.add(key)

@@ -23,8 +23,9 @@ class MediaRef:
 
     kind: str  # photo | video
     name: str
-    member: str | None = None
-    image: int | None = None
+    file_index: int = 0
+    member: str | None = None  # the media file inside a .zip, or the .docx inside a .zip holding the image
+    image: int | None = None  # index of an image embedded in a .docx
 
 
 @dataclass

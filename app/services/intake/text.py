@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 _SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b-\u200f\u2028\u2029\ufeff]")
 # Colons, stars and brackets that decorate labels ("联系人：", "*单位名称", "【活动名称】").
-_LABEL_PUNCT = re.compile(r"[:：*＊【】\[\]（）()<>《》\"'“”‘’·.,，。、;；!！?？_\-—]")
+_LABEL_PUNCT = re.compile(r"[:：*＊【】\[\]（）()<>《》\"'“”‘’·.,，。、;；!！?？_\-—/／|｜]")
 
 
 def clean_text(value) -> str:

@@ -10,9 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import selectinload
 
 from ...extensions import db
-from ...models import (
-    Assignment, Criterion, Decision, Nomination, Nominator, ReviewSheet, Round, Score, User,
-)
+from ...models import Assignment, Criterion, Decision, Nomination, Nominator, ReviewSheet, Round, Score, User
 from ...web.errors import UserError
 
 # Official order of the groups in a published list, and their headings.

@@ -1,0 +1,35 @@
+"""The audit log viewer: newest first, filters, readable before → after, pages, CSV export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Response, request, stream_with_context
+
+from ..services import audit_log
+from ..web.authz import admin_required
+from ..web.htmx import render
+from . import bp
+
+
+def _page_number() -> int:
+    text = request.args.get("page", "1")
+    return int(text) if text.isdigit() and len(text) < 7 else 1
+
+
+@bp.route("/audit")
+@admin_required
+def audit():
+    filters, errors = audit_log.parse_filters(request.args)
+    result = audit_log.search(filters, _page_number())
+    return render("admin/audit.html", "results", status=422 if errors else 200, result=result, filters=filters,
+                  args=filters.as_args(), errors=errors, choices=audit_log.choices(), system=audit_log.SYSTEM)
+
+
+@bp.route("/audit.csv")
+@admin_required
+def audit_csv():
+    filters, _ = audit_log.parse_filters(request.args)
+    name = f"audit-{datetime.now():%Y%m%d-%H%M}.csv"
+    return Response(stream_with_context(audit_log.export_csv(filters)), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename={name}"})

@@ -1,0 +1,55 @@
+"""Photos and videos of a nomination, for whoever may open the nomination page.
+
+Served inline (the gallery and <video> use them), with Range support so a video can be scrubbed,
+privately cached (the stored names are random and never change) and never sniffed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import abort, request, send_file
+from flask_login import login_required
+
+from ..extensions import db
+from ..models import Attachment, Nomination
+from ..services import storage
+from . import bp
+from .views import _authorize
+
+# Types a browser may render inline; anything else is offered as a download.
+INLINE_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif", "video/mp4", "video/webm", "video/ogg"}
+CACHE_SECONDS = 3600
+
+
+@bp.route("/files/<int:attachment_id>")
+@login_required
+def attachment(attachment_id: int):
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None:
+        abort(404)
+    _authorize(db.session.get(Nomination, attachment.nomination_id))
+    if request.args.get("thumb") == "1":
+        if attachment.thumb_name:
+            name, mime = attachment.thumb_name, "image/jpeg"
+        elif attachment.kind == "photo":
+            name, mime = attachment.stored_name, attachment.mime
+        else:
+            abort(404)
+    else:
+        name, mime = attachment.stored_name, attachment.mime
+    try:
+        path = storage.path_of(name)
+    except ValueError:
+        abort(404)
+    if not os.path.isfile(path):
+        abort(404)
+    inline = mime in INLINE_TYPES
+    response = send_file(
+        path, mimetype=mime if inline else "application/octet-stream", conditional=True,
+        as_attachment=not inline, download_name=attachment.original_name or name, max_age=None,
+    )
+    response.cache_control.no_cache = None
+    response.cache_control.private = True
+    response.cache_control.max_age = CACHE_SECONDS
+    return response

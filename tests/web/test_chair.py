@@ -1,0 +1,253 @@
+"""The deliberation page over HTTP: who may do what, htmx fragments and the no-JS path, reasons,
+opinions, the seal upload, the phase moves, and nothing changing after 定稿."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditEvent, Decision, ReviewSheet, Round, Score
+from app.services import decisions, scoring
+from app.services.demo_final import make_seal_png
+from tests.chair_fixtures import build_small_round
+from tests.conftest import csrf_token_from, login
+
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def small(app):
+    with app.app_context():
+        return build_small_round()
+
+
+@pytest.fixture
+def chair(app, small):
+    client = app.test_client()
+    login(client, "chair")
+    return client
+
+
+@pytest.fixture
+def admin(app, small):
+    client = app.test_client()
+    login(client, "admin")
+    return client
+
+
+def _token(client, url="/chair/activity") -> str:
+    return csrf_token_from(client.get(url).get_data(as_text=True))
+
+
+def _decision(app, nomination_id):
+    with app.app_context():
+        d = db.session.scalar(select(Decision).where(Decision.nomination_id == nomination_id))
+        return None if d is None else (d.outcome, d.opinion, d.override_reason, d.version)
+
+
+def _scores(reviewer_id: int, nomination_id: int) -> list[float]:
+    return sorted(db.session.scalars(
+        select(Score.value).join(ReviewSheet, ReviewSheet.id == Score.sheet_id)
+        .where(ReviewSheet.reviewer_id == reviewer_id, ReviewSheet.nomination_id == nomination_id)))
+
+
+def _post(client, url, data=None, headers=None, **kw):
+    data = dict(data or {})
+    data.setdefault("csrf_token", _token(client))
+    return client.post(url, data=data, headers=headers or {}, **kw)
+
+
+def test_reviewers_and_anonymous_users_are_kept_out(app, small):
+    anon = app.test_client()
+    assert anon.get("/chair/activity").status_code in (302, 401)
+    reviewer = app.test_client()
+    login(reviewer, "r1")
+    assert reviewer.get("/chair/activity").status_code == 403
+    token = csrf_token_from(reviewer.get("/reports/").get_data(as_text=True))
+    for url, data in [(f"/chair/decide/{small.noms['A1']}", {"outcome": "approve"}),
+                      ("/chair/activity/prefill", {}), (f"/chair/opinion/{small.noms['A1']}", {"opinion": "x"}),
+                      ("/chair/publicize", {}), ("/chair/finalize", {"confirm": "1"})]:
+        assert reviewer.post(url, data={**data, "csrf_token": token}).status_code == 403, url
+    assert _decision(app, small.noms["A1"]) is None
+
+
+def test_page_shows_the_ranking_and_the_cut_line(chair, small):
+    html = chair.get("/chair/activity").get_data(as_text=True)
+    assert "会议审定" in html and "按分数线预填" in html
+    rows = re.findall(r'<tr id="nom-(\d+)"[^>]*class="([^"]*)"', html)
+    assert [int(n) for n, _ in rows] == [small.noms[k] for k in ("A1", "A2", "A3", "A4", "A5")]
+    assert ["cut-line" in c for _, c in rows] == [False, True, False, False, False]
+    assert html.count("未审定</span>") == 5
+    assert chair.get("/chair/").status_code == 302
+
+
+def test_prefill_with_htmx_returns_the_workspace_fragment(app, chair, small):
+    resp = _post(chair, "/chair/activity/prefill", headers=HX)
+    assert resp.status_code == 200
+    body = resp.get_data(as_text=True)
+    assert "<html" not in body and 'id="workspace"' in body
+    assert "已按分数线预填 5 项审定" in body
+    assert "HX-Request" in resp.headers.get("Vary", "")
+    assert _decision(app, small.noms["A1"])[0] == "approve"
+    assert _decision(app, small.noms["A3"])[0] == "decline"
+
+
+def test_crossing_without_reason_is_422_with_the_row_and_nothing_changes(app, chair, small):
+    a3 = small.noms["A3"]
+    resp = _post(chair, f"/chair/decide/{a3}", {"outcome": "approve", "version": "0"}, headers=HX)
+    assert resp.status_code == 422
+    body = resp.get_data(as_text=True)
+    assert body.lstrip().startswith(f'<tr id="nom-{a3}"') and "<html" not in body
+    assert "须填写理由" in body and 'aria-invalid="true"' in body
+    assert "HX-Trigger" not in resp.headers
+    assert _decision(app, a3) is None
+
+    # Plain form post: the whole page with the error, still 422.
+    resp = _post(chair, f"/chair/decide/{a3}", {"outcome": "approve", "version": "0"})
+    assert resp.status_code == 422 and "<html" in resp.get_data(as_text=True)
+    assert "跨线调整须填写理由" in resp.get_data(as_text=True)
+
+    resp = _post(chair, f"/chair/decide/{a3}", {"outcome": "approve", "version": "0", "reason": "全省影响大"},
+                 headers=HX)
+    assert resp.status_code == 200
+    assert resp.headers["HX-Trigger"] == "decisions-changed"
+    body = resp.get_data(as_text=True)
+    assert "跨线" in body and "全省影响大" in body
+    assert _decision(app, a3)[:3] == ("approve", "经专家评审、会议审定，同意推荐为2024年全国科普日优秀活动。", "全省影响大")
+    with app.app_context():
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "decision.set"))
+        assert event.reason == "全省影响大" and event.actor_id == small.users["chair"]
+
+
+def test_no_js_decision_redirects_back_to_the_row(app, chair, small):
+    a1 = small.noms["A1"]
+    resp = _post(chair, f"/chair/decide/{a1}", {"outcome": "approve", "version": "0"})
+    assert resp.status_code == 303
+    assert resp.headers["Location"].endswith(f"/chair/activity#nom-{a1}")
+    assert _decision(app, a1)[0] == "approve"
+
+
+def test_stale_version_is_409(app, chair, small):
+    a1 = small.noms["A1"]
+    _post(chair, f"/chair/decide/{a1}", {"outcome": "approve", "version": "0"})
+    resp = _post(chair, f"/chair/decide/{a1}", {"outcome": "decline", "version": "0", "reason": "x"}, headers=HX)
+    assert resp.status_code == 409
+    assert "已被他人修改" in resp.get_data(as_text=True)
+    assert _decision(app, a1)[0] == "approve"
+
+
+def test_opinion_inline_edit(app, chair, small):
+    a1 = small.noms["A1"]
+    _post(chair, f"/chair/decide/{a1}", {"outcome": "approve", "version": "0"})
+    resp = _post(chair, f"/chair/opinion/{a1}", {"opinion": "经会议审定，同意推荐。<b>特别</b>", "version": "1"},
+                 headers=HX)
+    assert resp.status_code == 200
+    body = resp.get_data(as_text=True)
+    assert "经会议审定，同意推荐。&lt;b&gt;特别&lt;/b&gt;" in body and "<b>特别</b>" not in body
+    assert _decision(app, a1)[1] == "经会议审定，同意推荐。<b>特别</b>"
+
+    resp = _post(chair, f"/chair/opinion/{a1}", {"opinion": "意" * 301, "version": "2"}, headers=HX)
+    assert resp.status_code == 422
+    assert "不能超过 300 个字符" in resp.get_data(as_text=True) and "<details open>" in resp.get_data(as_text=True)
+    assert _decision(app, a1)[1] == "经会议审定，同意推荐。<b>特别</b>"
+
+    resp = _post(chair, f"/chair/opinion/{a1}", {"opinion": "无 JS 的修改", "version": "2"})
+    assert resp.status_code == 303 and _decision(app, a1)[1] == "无 JS 的修改"
+
+
+def test_fill_opinions_and_summary_fragment(app, chair, small):
+    _post(chair, "/chair/activity/prefill")
+    resp = _post(chair, "/chair/activity/fill-opinions", {"overwrite": "1"})
+    assert resp.status_code == 303
+    summary = chair.get("/chair/activity/summary", headers=HX)
+    body = summary.get_data(as_text=True)
+    assert summary.status_code == 200 and "<html" not in body and 'id="summary"' in body
+    assert 'hx-trigger="decisions-changed from:body"' in body
+    _post(chair, f"/chair/decide/{small.noms['A3']}", {"outcome": "approve", "version": "1", "reason": "补充"})
+    body = chair.get("/chair/activity/summary", headers=HX).get_data(as_text=True)
+    assert "株洲市科协：通过 2 个，超过其推荐名额 1 个" in body
+    assert "超过推荐名额 2 个" in body
+
+
+def test_seal_upload_is_admin_only_and_validated(app, chair, admin, small):
+    seal = make_seal_png(size=300)
+    resp = _post(chair, "/chair/seal", {"seal": (io.BytesIO(seal), "seal.png"), "category": "unit"},
+                 content_type="multipart/form-data")
+    assert resp.status_code == 403
+    resp = _post(admin, "/chair/seal", {"seal": (io.BytesIO(b"GIF89a not a png"), "seal.png")},
+                 content_type="multipart/form-data")
+    assert resp.status_code == 422 and "无法识别该文件" in resp.get_data(as_text=True)
+    assert chair.get("/chair/seal.png").status_code == 404
+    resp = _post(admin, "/chair/seal", {"seal": (io.BytesIO(seal), "seal.png"), "category": "unit"},
+                 content_type="multipart/form-data")
+    assert resp.status_code == 303 and resp.headers["Location"].endswith("/chair/unit")
+    img = chair.get("/chair/seal.png")
+    assert img.status_code == 200 and img.mimetype == "image/png" and img.data.startswith(b"\x89PNG")
+
+
+def test_templates_and_approval_date(app, chair, admin, small):
+    data = {"approve_template": "{year}年{category}，同意。", "decline_template": "不同意。"}
+    assert _post(chair, "/chair/templates", data).status_code == 403
+    assert _post(admin, "/chair/templates", {**data, "approve_template": "{oops}"}).status_code == 422
+    assert _post(admin, "/chair/templates", data).status_code == 303
+    assert _post(chair, "/chair/approval-date", {"approval_date": "2024/11/20"}).status_code == 422
+    assert _post(chair, "/chair/approval-date", {"approval_date": "2024-12-02"}).status_code == 303
+    with app.app_context():
+        rnd = db.session.get(Round, small.round_id)
+        assert rnd.opinion_approve_template == "{year}年{category}，同意。"
+        assert rnd.approval_date.isoformat() == "2024-12-02"
+
+
+def test_missing_csrf_token_is_refused(app, chair, small):
+    resp = chair.post(f"/chair/decide/{small.noms['A1']}", data={"outcome": "approve"})
+    assert resp.status_code == 400
+    assert _decision(app, small.noms["A1"]) is None
+
+
+def test_after_finalize_nothing_changes_through_the_app(app, chair, admin, small):
+    for category in ("activity", "unit"):
+        assert _post(chair, f"/chair/{category}/prefill").status_code == 303
+    assert _post(chair, "/chair/publicize").status_code == 303
+    assert _post(chair, "/chair/finalize").status_code == 422  # the confirmation box
+    assert _post(chair, "/chair/finalize", {"confirm": "1"}).status_code == 303
+    page = chair.get("/chair/activity").get_data(as_text=True)
+    assert "已定稿" in page and "decide-form" not in page and "按分数线预填" not in page
+
+    a1 = small.noms["A1"]
+    before = _decision(app, a1)
+    resp = _post(chair, f"/chair/decide/{a1}", {"outcome": "decline", "version": str(before[3]), "reason": "x"},
+                 headers=HX)
+    assert resp.status_code == 409 and "已定稿" in resp.get_data(as_text=True)
+    assert _post(chair, f"/chair/opinion/{a1}", {"opinion": "改", "version": str(before[3])}).status_code == 409
+    assert _post(admin, "/chair/activity/fill-opinions", {"overwrite": "1"}).status_code == 409
+    assert _decision(app, a1) == before
+
+    # A reviewer's score save is refused too (the scoring workspace checks the phase under the lock).
+    reviewer = app.test_client()
+    login(reviewer, "r1")
+    with app.app_context():
+        sheet_state = scoring.sheet_state(small.users["r1"], a1)
+        tgt = scoring.target(a1)
+        scores_before = _scores(small.users["r1"], a1)
+    form = {f"score-{c.id}": "1" for c in tgt.rubric}
+    form.update(comment="定稿后试图修改", version=str(sheet_state.version), action="save",
+                csrf_token=csrf_token_from(reviewer.get("/reports/").get_data(as_text=True)))
+    resp = reviewer.post(f"/review/nominations/{a1}/sheet", data=form, headers=HX)
+    assert resp.status_code == 409
+    with app.app_context():
+        scores_after = _scores(small.users["r1"], a1)
+    assert scores_after == scores_before
+
+    # Reopening: not for the chair; the admin must give a reason; it is audited.
+    assert _post(chair, "/chair/reopen", {"reason": "异议"}).status_code == 403
+    assert _post(admin, "/chair/reopen", {"reason": ""}).status_code == 422
+    assert _post(admin, "/chair/reopen", {"reason": "公示期收到实名异议"}).status_code == 303
+    with app.app_context():
+        assert db.session.get(Round, small.round_id).phase == "publicizing"
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "round.phase_back"))
+        assert event.reason == "公示期收到实名异议" and event.actor_id == small.users["admin"]
+    assert decisions.OUTCOME_LABELS["approve"] in chair.get("/chair/activity").get_data(as_text=True)

@@ -1,0 +1,84 @@
+"""The login throttle holds across 4 gunicorn workers when its counters live in Redis.
+
+Drives the same code as scripts/bench_throttle.py: PostgreSQL migrated with `flask db upgrade`, an account
+made with `flask users create`, gunicorn (gthread) on a free port, 40 bad logins with CSRF tokens.
+Redis at 127.0.0.1:6379 is part of this machine: unreachable fails the test, it never skips.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_URL, _pg_reset
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_URL = "redis://127.0.0.1:6379/14"  # 15 belongs to scripts/bench_throttle.py
+ATTEMPTS = 40
+LIMIT = 5
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_throttle", ROOT / "scripts" / "bench_throttle.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
+
+
+@pytest.fixture(scope="module")
+def server():
+    try:
+        bench.flush_redis(REDIS_URL)
+    except Exception as e:  # noqa: BLE001
+        pytest.fail(f"Redis is required at {REDIS_URL} but unreachable: {e}")
+    _pg_reset(PG_URL)
+    with tempfile.TemporaryDirectory(prefix="kepu-throttle-test-") as tmp:
+        work = Path(tmp)
+        bench.prepare(PG_URL, work / "instance")
+        env = bench.app_env(PG_URL, REDIS_URL, work / "instance")
+        assert env["KEPU_LOGIN_RATE_LIMIT"] == f"{LIMIT} per minute"
+        with bench.gunicorn(env, 4, work) as base:
+            yield base
+
+
+@pytest.fixture
+def fresh_window(server):
+    bench.flush_redis(REDIS_URL)
+    return server
+
+
+def test_bad_logins_one_after_another_stop_at_the_limit(fresh_window):
+    statuses = bench.bad_logins(fresh_window, ATTEMPTS, concurrency=1)
+    assert statuses == {401: LIMIT, 429: ATTEMPTS - LIMIT}
+    # the counter really is the shared one in Redis, not a per-worker memory counter
+    assert any("LIMITER/" in k for k in bench.limiter_keys(REDIS_URL))
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "flask-limiter's deduct_when tests before and deducts after the response, so attempts in flight all "
+    "pass (measured 9-10 of 40 through); fixed by reserving atomically in app/auth/views.py — "
+    "see the ops report (patch /tmp/kepu-ops-login-throttle.patch). Remove this marker once applied."))
+def test_concurrent_bad_logins_stop_at_the_limit(fresh_window):
+    statuses = bench.bad_logins(fresh_window, ATTEMPTS, concurrency=8)
+    assert set(statuses) <= {401, 429}
+    assert statuses[401] <= LIMIT
+
+
+def test_the_right_password_is_still_refused_once_throttled(fresh_window):
+    bench.bad_logins(fresh_window, LIMIT + 1, concurrency=1)
+    import requests
+
+    with requests.Session() as s:
+        page = s.get(f"{fresh_window}/login", timeout=30)
+        resp = s.post(f"{fresh_window}/login", data={
+            "username": bench.USERNAME, "password": bench.PASSWORD, "csrf_token": bench.csrf_token(page.text)},
+            allow_redirects=False, timeout=30)
+    assert resp.status_code == 429 and "频繁" in resp.text
