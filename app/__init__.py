@@ -31,6 +31,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         if app.config["SECRET_KEY"] in (None, "", config_module.DEV_SECRET_KEY):
             raise RuntimeError("生产模式下必须设置 KEPU_SECRET_KEY（不能使用开发密钥）。")
         app.config.update(config_module.production_overrides())
+    # The SQLite file and uploads live here; `flask db upgrade` on a fresh clone needs the folder.
+    os.makedirs(app.instance_path, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "kepu.sqlite3")
     app.config.setdefault("UPLOAD_FOLDER", os.path.join(app.instance_path, "uploads"))

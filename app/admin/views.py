@@ -17,7 +17,7 @@ from . import bp
 def _dashboard(status: int = 200, errors: dict | None = None, message: str = "", form: dict | None = None):
     rnd = rounds.current_round()
     ctx = {"round": rnd, "errors": errors or {}, "message": message, "form": form or {},
-           "action_labels": audit_log.ACTION_LABELS}
+           "action_labels": audit_log.ACTION_LABELS, "object_labels": audit_log.OBJECT_LABELS}
     if rnd is not None:
         ctx.update(stats=round_settings.overview(rnd.id), moves=round_settings.phase_moves(rnd),
                    coverage=assignments.summary(rnd.id))

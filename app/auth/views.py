@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..extensions import db, limiter, login_manager
+from ..extensions import db, login_manager
 from ..models import User
 from ..services import users
+from ..web import throttle
 from ..web.authz import home_endpoint
 from ..web.errors import UserError
 from . import bp
@@ -20,10 +21,6 @@ def _load_user(token: str):
     from sqlalchemy import select
 
     return db.session.scalar(select(User).where(User.session_token == token, User.active.is_(True)))
-
-
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -41,8 +38,6 @@ def index():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=lambda r: r.status_code != 303,
-               error_message="登录尝试过于频繁，请一分钟后再试。")
 def login():
     if request.method == "GET":
         if current_user.is_authenticated:
@@ -50,6 +45,9 @@ def login():
         return render_template("auth/login.html", username="", error=None)
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
+    if not throttle.reserve_login_attempt():
+        return render_template("auth/login.html", username=username[:50],
+                               error="登录尝试过于频繁，请一分钟后再试。"), 429
     error, status = None, 422
     if not username or not password:
         error = "请输入用户名和密码。"
@@ -61,6 +59,7 @@ def login():
             error, status = "用户名或密码不正确，或账号已停用。", 401
     if error:
         return render_template("auth/login.html", username=username[:50], error=error), status
+    throttle.refund_login_attempt()
     login_user(user)
     users.record_login(user)
     return redirect(_safe_next(request.args.get("next")) or url_for(home_endpoint(user)), 303)

@@ -73,6 +73,8 @@ def restore_command(source: Path, yes: bool, no_keep: bool):
         click.echo(f"包含：{_key_counts(result.counts)}")
     if result.previous_saved_as:
         click.echo(f"原数据库已保留为：{result.previous_saved_as}")
+    if not result.audited:
+        click.echo("注意：未能写入操作日志（数据库只读，或备份来自旧版本——运行 flask db upgrade 后即可正常使用）。")
     click.echo("如备份来自旧版本，请运行 flask db upgrade，然后启动服务。")
 
 

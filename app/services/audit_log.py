@@ -28,9 +28,20 @@ ACTION_LABELS = {
     "assignment.run_all": "分配：全部专家", "assignment.run_balanced": "分配：均衡分配", "assignment.add": "分配专家",
     "assignment.remove": "取消分配", "recusal.declare": "登记回避", "recusal.withdraw": "撤销回避",
     "demo.seed": "生成演示数据",
+    # Other areas' actions, so the log reads in Chinese throughout; unknown codes are shown as they are.
+    "nomination.create": "新增推荐对象", "nomination.update": "修改推荐对象", "nomination.import": "导入推荐对象",
+    "nomination.withdraw": "撤回推荐对象", "nomination.reinstate": "恢复推荐对象",
+    "attachment.add": "上传附件", "attachment.delete": "删除附件",
+    "form_check.run": "运行形式审查", "form_finding.resolve": "形式审查：已修正", "form_finding.waive": "形式审查：豁免",
+    "form_finding.reopen": "形式审查：重新打开",
+    "sheet.save": "保存评分", "sheet.submit": "提交评分", "sheet.reopen": "退回评分表",
+    "decision.set": "审定", "decision.prefill": "按名额预填审定", "decision.opinion": "修改审定意见",
+    "round.opinion_templates": "修改审定意见模板", "round.approval_date": "设置审定日期", "round.seal": "上传印章",
+    "ops.backup": "备份数据库", "ops.restore": "恢复数据库",
 }
 OBJECT_LABELS = {"user": "账号", "round": "评选批次", "criterion": "评分指标", "nominator": "推荐单位",
-                 "nomination": "推荐对象", "sheet": "评分表", "decision": "审定", "finding": "形式审查"}
+                 "nomination": "推荐对象", "review_sheet": "评分表", "decision": "审定", "form_finding": "形式审查",
+                 "attachment": "附件", "database": "数据库"}
 SYSTEM = "-"  # the actor filter's value for events without a user (command line, seeding)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from ..database import write_transaction
 from ..extensions import db
@@ -167,7 +167,7 @@ def _record(action: str, after: dict, reason: str = "") -> bool:
         with write_transaction():
             audit.record(action, "database", None, after=after, reason=reason)
         return True
-    except OperationalError as e:
+    except DBAPIError as e:
         current_app.logger.warning("could not audit %s: %s", action, e)
         return False
 
@@ -256,6 +256,10 @@ def restore_sqlite(source: Path, target: Path, *, keep_old: bool = True) -> Rest
                     raise UserError("数据库正被其他进程使用（服务是否仍在运行？）。请先停止服务，再执行恢复。",
                                     status=409) from e
                 raise UserError(f"无法打开当前数据库 {target}：{e}") from e
+            except sqlite3.DatabaseError:
+                # The live file is damaged — the very case a restore is for. Set it aside as it is.
+                lock.close()
+                lock = None
             if keep_old:
                 saved_as = target.with_name(f"{target.name}.{datetime.now():%Y%m%d-%H%M%S}.bak")
                 os.replace(target, saved_as)
@@ -345,7 +349,8 @@ def _pg_other_sessions() -> int:
     db.engine.dispose()
     with db.engine.connect() as conn:
         return conn.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
         )).scalar_one()
 
 

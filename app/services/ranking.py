@@ -297,7 +297,7 @@ def severity(round_id: int, category: str, include_drafts: bool = False) -> list
     _check(category)
     infos = criteria_of(round_id, category)
     crit = _criteria(infos)
-    rows = db.session.execute(text(ranking_sql.severity_sql(crit, include_drafts)),
+    rows = db.session.execute(text(ranking_sql.severity_sql(crit, include_drafts, _dialect())),
                               {"round_id": round_id, "category": category, **crit.params()})
     threshold = LEANING_SHARE * max_total(infos)
     out = []

@@ -43,6 +43,7 @@ K_MAX = 50
 TEMPLATE_MAX = 500
 PLACEHOLDERS = ("year", "category")
 RUBRIC_PHASES = ("setup", "collecting")
+TEMPLATE_PHASES = ("setup", "collecting", "reviewing", "deliberating")
 CRITERION_NAME_MAX = 50
 GUIDANCE_MAX = 1000
 CRITERION_MAX_SCORE = 100
@@ -59,7 +60,7 @@ SETTING_LABELS = {
     "name": "批次名称", "deadline": "材料截止日期", "slots_unit": "优秀组织单位名额", "slots_activity": "优秀活动名额",
     "method": "计分方法", "quotas": "推荐名额", "assignment_mode": "分配方式", "reviewers_per_nomination": "每件专家数",
     "opinion_approve_template": "同意推荐意见模板", "opinion_decline_template": "不予推荐意见模板",
-    "approval_date": "审定日期", "list_unordered": "名单排名不分先后",
+"list_unordered": "名单排名不分先后",
 }
 
 
@@ -83,7 +84,6 @@ def _settings(rnd: Round) -> dict:
         "assignment_mode": rnd.assignment_mode, "reviewers_per_nomination": rnd.reviewers_per_nomination,
         "opinion_approve_template": rnd.opinion_approve_template,
         "opinion_decline_template": rnd.opinion_decline_template,
-        "approval_date": rnd.approval_date.isoformat() if rnd.approval_date else None,
         "list_unordered": bool(rnd.list_unordered),
     }
 
@@ -140,7 +140,6 @@ def validate_settings(form: Mapping) -> tuple[dict, dict[str, str]]:
         errors["name"] = f"批次名称不能超过 {NAME_MAX} 个字符"
     values = {"name": name}
     values["deadline"] = _date(form, "deadline", "截止日期", errors)
-    values["approval_date"] = _date(form, "approval_date", "审定日期", errors)
     values["slots_unit"] = _int(form, "slots_unit", "优秀组织单位名额", 0, SLOTS_MAX, errors)
     values["slots_activity"] = _int(form, "slots_activity", "优秀活动名额", 0, SLOTS_MAX, errors)
     method = form.get("method", "")
@@ -186,6 +185,9 @@ def update_settings(round_id: int, form: Mapping, *, actor=None) -> Round:
             setattr(rnd, key, value)
         after = _settings(rnd)
         changed = [k for k in after if after[k] != before[k]]
+        if rnd.phase not in TEMPLATE_PHASES and {"opinion_approve_template", "opinion_decline_template"} & set(changed):
+            # Same rule as the deliberation page: once publicized, the 审定意见 are settled.
+            raise UserError("公示开始后审定意见模板不能再修改。", {"opinion_approve_template": "已锁定"}, status=409)
         if changed:
             if {"method", "slots_unit", "slots_activity"} & set(changed):
                 rounds.bump_ranking(rnd.id)

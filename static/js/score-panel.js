@@ -37,7 +37,8 @@
       if (raw === "") return;
       filled++;
       var value = Number(raw);
-      if (isFinite(value) && value >= 0) total += value;
+      // Only what the server would accept counts: a total with an out-of-range value would mislead.
+      if (isFinite(value) && value >= 0 && value <= Number(input.dataset.max)) total += value;
     });
     var out = document.getElementById("sheet-total");
     if (out) out.textContent = formatNumber(total);

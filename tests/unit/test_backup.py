@@ -256,6 +256,19 @@ def test_restore_keeps_uncheckpointed_wal_data_with_the_old_file_and_leaves_no_s
     check.close()
 
 
+def test_restore_over_a_damaged_live_file_sets_it_aside(app, tmp_path):
+    good = tmp_path / "good.sqlite3"
+    with app.app_context():
+        backup_service.create_backup(good)
+    target = tmp_path / "live.sqlite3"
+    target.write_bytes(b"\x00garbage" * 1000)
+    result = backup_service.restore_sqlite(good, target)
+    assert result.previous_saved_as.read_bytes() == b"\x00garbage" * 1000
+    check = sqlite3.connect(target)
+    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    check.close()
+
+
 def test_backup_refuses_its_own_database_file_and_directories(app, runner, tmp_path):
     live = _db_file(app)
     same = runner.invoke(args=["backup", "--out", str(live), "--force"])

@@ -2,6 +2,7 @@
 read → plan → save, re-imports, over-long 简介, zips with photos, dry runs."""
 
 import os
+from datetime import date
 
 import pytest
 from sqlalchemy import func, select
@@ -11,7 +12,15 @@ from app.models import Attachment, AuditEvent, FormFinding, Nomination, Round
 from app.services import storage
 from app.services.intake import importer
 from tests import intake_fixtures
-from tests.intake_fixtures import ACTIVITY_FIELDS, make_form_docx, make_image, make_mp4, make_xlsx, make_zip, nominator
+from tests.intake_fixtures import (
+    ACTIVITY_FIELDS,
+    make_form_docx,
+    make_image,
+    make_mp4,
+    make_xlsx,
+    make_zip,
+    nominator,
+)
 
 intake_app = intake_fixtures.intake_app
 BOTH = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -47,7 +56,7 @@ def _count(model=Nomination):
 def test_docx_import_guesses_the_nominator_from_the_file_name_and_saves(intake_app, tmp_path):
     path = _write(tmp_path, "株洲市-科普进社区.docx", make_form_docx("activity", photos=_three()))
     with intake_app.app_context():
-        _reading, [item], outcome = _import([path])
+        _reading, [item], outcome = _import([path], received=date(2024, 10, 1))
         assert item.nominator_id == nominator("株洲市科协").id and "株洲市-科普进社区" in item.nominator_note
         assert item.action == "create" and len(outcome.created) == 1
         nom = db.session.get(Nomination, outcome.created[0][1])

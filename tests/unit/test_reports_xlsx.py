@@ -121,3 +121,25 @@ def test_approved_list_xlsx_in_published_order_without_personal_data(app):
     cells = {str(v) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for v in row}
     assert not (cells & phones) and not (cells & names)
     assert _book(single).sheetnames == ["优秀组织单位"]
+
+
+def test_user_text_that_looks_like_a_formula_stays_text(app):
+    import zipfile
+
+    evil = '=HYPERLINK("http://127.0.0.1/x","点我")'
+    with app.app_context():
+        small = build_small_round(nomination_fields={"A1": {"title": evil}})
+        sheet = db.session.scalar(select(ReviewSheet).where(ReviewSheet.nomination_id == small.noms["A2"]))
+        sheet.comment = "=1+1"
+        db.session.commit()
+        decisions.prefill_from_cut_line(small.round_id, "activity")
+        docs = [spreadsheets.ranking_xlsx(small.round_id, "activity"),
+                spreadsheets.approved_list_xlsx(small.round_id, "activity")]
+    for doc in docs:
+        with zipfile.ZipFile(io.BytesIO(doc.content)) as z:
+            for name in z.namelist():
+                if name.startswith("xl/worksheets/"):
+                    assert b"<f>" not in z.read(name), name
+        values = {c.value for ws in _book(doc).worksheets for row in ws.iter_rows() for c in row}
+        assert evil in values
+    assert "=1+1" in {c.value for row in _book(docs[0])["评分明细"].iter_rows() for c in row}

@@ -22,7 +22,7 @@ def world(app):
 
 def settings_form(rnd: Round, **kw) -> dict:
     data = {
-        "name": rnd.name, "deadline": "2024-10-08", "approval_date": "", "slots_unit": "40", "slots_activity": "35",
+        "name": rnd.name, "deadline": "2024-10-08", "slots_unit": "40", "slots_activity": "35",
         "method": "trimmed", "assignment_mode": "all", "reviewers_per_nomination": "",
         "opinion_approve_template": "经专家评审、会议审定，同意推荐为{year}年全国科普日{category}。",
         "opinion_decline_template": "经审定，不予推荐。", "list_unordered": "1",
@@ -85,6 +85,18 @@ def test_settings_are_read_only_once_final(app, world):
     with pytest.raises(UserError) as exc:
         round_settings.update_settings(rnd.id, settings_form(rnd))
     assert exc.value.status == 409
+
+
+def test_templates_lock_once_publicized_but_other_settings_do_not(app, world):
+    rnd = db.session.get(Round, world.round_id)
+    rnd.phase = "publicizing"
+    db.session.commit()
+    with pytest.raises(UserError) as exc:
+        round_settings.update_settings(rnd.id, settings_form(rnd, opinion_decline_template="经审定，暂不推荐。"))
+    assert exc.value.status == 409 and "审定意见模板不能再修改" in exc.value.message
+    db.session.rollback()
+    round_settings.update_settings(rnd.id, settings_form(rnd, slots_unit="41"))
+    assert db.session.get(Round, world.round_id).slots_unit == 41
 
 
 def test_template_placeholders():

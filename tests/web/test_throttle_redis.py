@@ -62,10 +62,6 @@ def test_bad_logins_one_after_another_stop_at_the_limit(fresh_window):
     assert any("LIMITER/" in k for k in bench.limiter_keys(REDIS_URL))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "flask-limiter's deduct_when tests before and deducts after the response, so attempts in flight all "
-    "pass (measured 9-10 of 40 through); fixed by reserving atomically in app/auth/views.py — "
-    "see the ops report (patch /tmp/kepu-ops-login-throttle.patch). Remove this marker once applied."))
 def test_concurrent_bad_logins_stop_at_the_limit(fresh_window):
     statuses = bench.bad_logins(fresh_window, ATTEMPTS, concurrency=8)
     assert set(statuses) <= {401, 429}

@@ -38,6 +38,11 @@ def _write_table(ws, headers: list[str], rows: list[list], number_columns: set[i
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
     for row in rows:
         ws.append(row)
+        for cell in ws[ws.max_row]:
+            # openpyxl stores any string starting with "=" as a formula; user text (titles, comments)
+            # must stay text, or a comment like =HYPERLINK(...) would run in the reader's Excel.
+            if cell.data_type == "f":
+                cell.data_type = "s"
     ws.freeze_panes = "A2"
     widths = [_display_width(h) for h in headers]
     for row in rows:
