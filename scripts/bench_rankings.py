@@ -38,7 +38,15 @@ from werkzeug.security import generate_password_hash  # noqa: E402
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import (  # noqa: E402
-    Assignment, Criterion, Nomination, Nominator, RankingCounter, ReviewSheet, Round, Score, User,
+    Assignment,
+    Criterion,
+    Nomination,
+    Nominator,
+    RankingCounter,
+    ReviewSheet,
+    Round,
+    Score,
+    User,
 )
 from app.services import ranking, ranking_sql  # noqa: E402
 from app.web.authz import staff_required  # noqa: E402

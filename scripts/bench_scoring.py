@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -234,14 +235,17 @@ def run_phase(reviewers: list[Reviewer], kind: str, per_user: int, think_s: floa
 
     def work(r: Reviewer):
         nonlocal errors
+        rng = random.Random(r.spec["user_id"])
         barrier.wait()
+        if think_s:
+            time.sleep(rng.uniform(0, think_s))  # reviewers do not type in lockstep
         mine, bad = [], 0
         for _ in range(per_user):
             elapsed, ok = getattr(r, kind)()
             mine.append(elapsed)
             bad += 0 if ok else 1
             if think_s:
-                time.sleep(think_s)
+                time.sleep(think_s * rng.uniform(0.5, 1.5))
         with lock:
             latencies.extend(mine)
             errors += bad

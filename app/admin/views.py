@@ -17,10 +17,12 @@ from . import bp
 def _dashboard(status: int = 200, errors: dict | None = None, message: str = "", form: dict | None = None):
     rnd = rounds.current_round()
     ctx = {"round": rnd, "errors": errors or {}, "message": message, "form": form or {},
-           "action_labels": audit_log.ACTION_LABELS, "object_labels": audit_log.OBJECT_LABELS}
+           "recent": audit_log.recent(8)}
     if rnd is not None:
         ctx.update(stats=round_settings.overview(rnd.id), moves=round_settings.phase_moves(rnd),
-                   coverage=assignments.summary(rnd.id))
+                   coverage=assignments.summary(rnd.id),
+                   blocking_now=round_settings.live_blocking_problems(rnd) if rnd.phase in ("setup", "collecting")
+                   else None)
     return render("admin/index.html", "admin", status=status, **ctx)
 
 

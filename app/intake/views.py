@@ -3,7 +3,9 @@ imports with a preview, and 形式审查. Views parse, authorize, call one servi
 
 from __future__ import annotations
 
-from flask import Response, abort, current_app, flash, redirect, request, url_for
+import io
+
+from flask import abort, current_app, flash, redirect, request, send_file, url_for
 from flask_login import current_user
 
 from ..models import CATEGORIES
@@ -67,7 +69,8 @@ def index():
                   total=total, over=[q for q in quota if q.over], counts=nominations.open_finding_counts(rnd.id),
                   filters={"nominator": nominator_id, "status": status, "findings": findings},
                   nominators=nominations.nominators(), FINDING_FILTERS=FINDING_FILTERS,
-                  STATUS_FILTERS=STATUS_FILTERS, editable=rnd.phase in nominations.EDITABLE_PHASES)
+                  STATUS_FILTERS=STATUS_FILTERS, editable=rnd.phase in nominations.EDITABLE_PHASES,
+                  checked=form_check.last_run(rnd.id))
 
 
 # --- create / edit ------------------------------------------------------------------------------------
@@ -82,7 +85,8 @@ def _form_page(rnd, category, form, errors, *, nom=None, status=200, message=Non
 def _form_from(nom) -> dict:
     data = {name: getattr(nom, name) for name in nominations.FIELDS}
     data["recommendation_date"] = nom.recommendation_date.isoformat() if nom.recommendation_date else ""
-    data["received_date"] = (nominations.local_date(nom.received_at) or "").__str__()
+    received = nominations.local_date(nom.received_at)
+    data["received_date"] = received.isoformat() if received else ""
     data["nominator_id"] = nom.nominator_id
     data["version"] = nominations.version_of(nom)
     return data
@@ -217,11 +221,8 @@ def delete_attachment(nomination_id: int, attachment_id: int):
 @admin_required
 def template():
     data = build_template([n.name for n in nominations.nominators()])
-    resp = Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    resp.headers["Content-Disposition"] = ("attachment; filename=import-template.xlsx; "
-                                           "filename*=UTF-8''%E6%8E%A8%E8%8D%90%E5%AF%B9%E8%B1%A1%E5%AF%BC%E5%85%A5"
-                                           "%E6%A8%A1%E6%9D%BF.xlsx")
-    return resp
+    return send_file(io.BytesIO(data), as_attachment=True, download_name="推荐对象导入模板.xlsx",
+                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", max_age=0)
 
 
 def _import_page(rnd, *, form=None, errors=None, status=200, message=None):
@@ -348,7 +349,8 @@ def check():
     problems = form_check.blocking_problems(rnd) if rnd.phase == "collecting" else None
     return render("intake/check.html", "results", rnd=rnd, rows=rows, summary=form_check.rule_summary(rnd.id),
                   RULES=form_check.RULES, STATUS_LABELS=form_check.STATUS_LABELS,
-                  filters={"status": status, "rule": rule, "category": category}, problems=problems)
+                  filters={"status": status, "rule": rule, "category": category}, problems=problems,
+                  checked=form_check.last_run(rnd.id))
 
 
 @bp.route("/check/run", methods=["POST"])

@@ -169,6 +169,11 @@ def search(f: Filters, page: int = 1, per_page: int = PER_PAGE) -> Page:
     return Page(rows=[Row(e, _actor_name(d, u)) for e, d, u in result], total=total, page=page, pages=pages)
 
 
+def recent(limit: int = 8) -> list[Row]:
+    """The newest events, for the dashboard."""
+    return [Row(e, _actor_name(d, u)) for e, d, u in db.session.execute(_select(Filters()).limit(limit))]
+
+
 def choices() -> dict[str, list]:
     """What the filter selects offer: actions and object types present, and every account."""
     actions = list(db.session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)))

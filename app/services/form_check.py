@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from ..database import locked, write_transaction
 from ..extensions import db
-from ..models import Attachment, FormFinding, Nomination, Nominator, Round
+from ..models import Attachment, AuditEvent, FormFinding, Nomination, Nominator, Round
 from ..models.nomination import SUMMARY_MAX
 from ..web.errors import Conflict, UserError
 from . import audit
@@ -261,9 +261,18 @@ def run(round_id: int, *, actor=None) -> dict:
                 resolved += 1
         db.session.flush()
         result = {"added": added, "reopened": reopened, "auto_resolved": resolved, **_counts(rnd.id)}
-        if added or reopened or resolved:
+        # Automatic re-checks after each edit are logged only when they change something; a check the
+        # admin asked for is always logged (it also tells the pages the round has been checked).
+        if added or reopened or resolved or actor is not None or last_run(rnd.id) is None:
             audit.record("form_check.run", "round", rnd.id, after=result, round_id=rnd.id, actor=actor)
     return result
+
+
+def last_run(round_id: int):
+    """When findings were last brought up to date (None: never — e.g. data loaded straight into the
+    database), so the pages can say so instead of showing an empty, reassuring list."""
+    return db.session.scalar(select(func.max(AuditEvent.at)).where(
+        AuditEvent.action == "form_check.run", AuditEvent.round_id == round_id))
 
 
 def _counts(round_id: int) -> dict:

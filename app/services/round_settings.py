@@ -20,7 +20,6 @@ from ..models import (
     PHASE_LABELS,
     PHASES,
     Assignment,
-    AuditEvent,
     Criterion,
     FormFinding,
     Nomination,
@@ -416,6 +415,19 @@ def _form_check_guard():
     return getattr(form_check, "guard_reviewing", None)
 
 
+def live_blocking_problems(rnd: Round) -> int | None:
+    """How many 形式审查 problems would block the move to reviewing right now (computed from the data,
+    as the guard does), or None when the intake area's module is not installed."""
+    try:
+        from . import form_check
+    except ModuleNotFoundError as e:
+        if e.name and e.name.endswith("form_check"):
+            return None
+        raise
+    problems = getattr(form_check, "blocking_problems", None)
+    return len(problems(rnd)) if problems else None
+
+
 def move_phase(round_id: int, target: str, *, reason: str = "", actor=None) -> Round:
     """The admin's phase moves: forward up to 会议审定, or back one phase with a reason."""
     rnd = get_round(round_id)
@@ -475,6 +487,4 @@ def overview(round_id: int) -> dict:
         "progress": round(100 * submitted / assignments) if assignments else 0,
         "findings_open": findings.get("open", 0),
         "findings_blocking": blocking,
-        "recent": list(db.session.scalars(select(AuditEvent).where(AuditEvent.round_id == round_id)
-                                          .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(8))),
     }

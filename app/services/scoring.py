@@ -19,7 +19,8 @@ from decimal import Decimal, InvalidOperation
 from types import SimpleNamespace
 
 from flask import g, has_app_context
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.orm import make_transient_to_detached
 
 from ..database import locked, write_transaction
 from ..extensions import db
@@ -29,6 +30,56 @@ from ..models.review import COMMENT_MAX
 from ..web.errors import Conflict, UserError
 from . import audit, rounds
 from .recusals import affiliation_conflict, not_recused_clause
+
+# --- statements of the save path, built once ---------------------------------------------------
+# Building a SQLAlchemy statement costs more Python time than SQLite takes to run it; the autosave
+# is the hottest path of the system, so its statements are Core, prebuilt, and take bound values.
+_rounds, _nominations, _criteria = Round.__table__, Nomination.__table__, Criterion.__table__
+_sheets, _scores = ReviewSheet.__table__, Score.__table__
+_assignments, _recusals = Assignment.__table__, Recusal.__table__
+
+_TARGET = (
+    select(_nominations.c.round_id, _nominations.c.category, _nominations.c.nominator_id, _nominations.c.status,
+           _criteria.c.id.label("cid"), _criteria.c.code, _criteria.c.name, _criteria.c.max_score,
+           _criteria.c.step, _criteria.c.guidance, _criteria.c.position)
+    .select_from(_nominations.outerjoin(_criteria, and_(_criteria.c.round_id == _nominations.c.round_id,
+                                                        _criteria.c.category == _nominations.c.category)))
+    .where(_nominations.c.id == bindparam("nomination_id"))
+    .order_by(_criteria.c.position, _criteria.c.id)
+)
+# What database.locked(Round, id, shared=True) emits (FOR SHARE on PostgreSQL; SQLite's BEGIN
+# IMMEDIATE already excludes the phase change), prebuilt: a phase change holds the row FOR UPDATE.
+_ROUND_PHASE_SHARED = select(_rounds.c.phase).where(_rounds.c.id == bindparam("round_id")).with_for_update(read=True)
+# The assignment row is what two windows saving the same sheet take turns on (FOR UPDATE).
+_ACCESS = (
+    select(_assignments.c.id, _recusals.c.id.label("recusal_id"))
+    .select_from(_assignments.outerjoin(_recusals, and_(_recusals.c.reviewer_id == _assignments.c.reviewer_id,
+                                                        _recusals.c.nomination_id == _assignments.c.nomination_id)))
+    .where(_assignments.c.reviewer_id == bindparam("reviewer_id"),
+           _assignments.c.nomination_id == bindparam("nomination_id"))
+    .with_for_update(of=_assignments)
+)
+_SHEET = (
+    select(_sheets.c.id, _sheets.c.version, _sheets.c.status, _sheets.c.comment, _sheets.c.submitted_at,
+           _sheets.c.updated_at, _scores.c.criterion_id, _scores.c.value)
+    .select_from(_sheets.outerjoin(_scores, _scores.c.sheet_id == _sheets.c.id))
+    .where(_sheets.c.reviewer_id == bindparam("reviewer_id"), _sheets.c.nomination_id == bindparam("nomination_id"))
+)
+_UPDATE_SHEET = (
+    _sheets.update()
+    .where(_sheets.c.id == bindparam("of_sheet"))
+    .values(version=bindparam("new_version"), comment=bindparam("new_comment"), status=bindparam("new_status"),
+            submitted_at=bindparam("new_submitted_at"), updated_at=bindparam("now"))
+)
+_INSERT_SCORES = _scores.insert()
+_UPDATE_SCORES = (
+    _scores.update()
+    .where(_scores.c.sheet_id == bindparam("of_sheet"), _scores.c.criterion_id == bindparam("of_criterion"))
+    .values(value=bindparam("new_value"))
+)
+_DELETE_SCORES = _scores.delete().where(
+    _scores.c.sheet_id == bindparam("of_sheet"), _scores.c.criterion_id.in_(bindparam("gone", expanding=True))
+)
 
 PHASE_CLOSED = "评审阶段已结束，评分未保存。"
 PHASE_NOT_OPEN = "评审尚未开始，评分未保存。"
@@ -73,17 +124,7 @@ def target(nomination_id: int) -> Target:
     memo = g.setdefault("_scoring_targets", {}) if has_app_context() else {}
     if nomination_id in memo:
         return memo[nomination_id]
-    rows = db.session.execute(
-        select(
-            Nomination.round_id, Nomination.category, Nomination.nominator_id, Nomination.status,
-            Criterion.id.label("cid"), Criterion.code, Criterion.name, Criterion.max_score, Criterion.step,
-            Criterion.guidance, Criterion.position,
-        )
-        .outerjoin(Criterion, and_(Criterion.round_id == Nomination.round_id,
-                                   Criterion.category == Nomination.category))
-        .where(Nomination.id == nomination_id)
-        .order_by(Criterion.position, Criterion.id)
-    ).all()
+    rows = db.session.execute(_TARGET, {"nomination_id": nomination_id}).all()
     if not rows:
         raise UserError("找不到该推荐对象。", status=404)
     first = rows[0]
@@ -172,12 +213,7 @@ class SheetState:
 
 def sheet_state(reviewer_id: int, nomination_id: int) -> SheetState:
     """The sheet and its scores in one query (the outer join yields one row per score)."""
-    rows = db.session.execute(
-        select(ReviewSheet.id, ReviewSheet.version, ReviewSheet.status, ReviewSheet.comment,
-               ReviewSheet.submitted_at, ReviewSheet.updated_at, Score.criterion_id, Score.value)
-        .outerjoin(Score, Score.sheet_id == ReviewSheet.id)
-        .where(ReviewSheet.reviewer_id == reviewer_id, ReviewSheet.nomination_id == nomination_id)
-    ).all()
+    rows = db.session.execute(_SHEET, {"reviewer_id": reviewer_id, "nomination_id": nomination_id}).all()
     if not rows:
         return SheetState()
     r = rows[0]
@@ -236,17 +272,10 @@ def save_sheet(reviewer, nomination_id: int, values: dict, comment: str | None, 
     new_values = {cid: float(v) for cid, v in parsed.items() if v is not None}
 
     with write_transaction():
-        rnd = locked(Round, tgt.round_id, shared=True)
-        if rnd.phase != "reviewing":
-            raise UserError(PHASE_NOT_OPEN if rnd.phase in ("setup", "collecting") else PHASE_CLOSED,
-                            status=409)
-        access = db.session.execute(
-            select(Assignment.id, Recusal.id.label("recusal_id"))
-            .outerjoin(Recusal, and_(Recusal.reviewer_id == Assignment.reviewer_id,
-                                     Recusal.nomination_id == Assignment.nomination_id))
-            .where(Assignment.reviewer_id == reviewer_id, Assignment.nomination_id == nomination_id)
-            .with_for_update(of=Assignment)
-        ).first()
+        phase = db.session.execute(_ROUND_PHASE_SHARED, {"round_id": tgt.round_id}).scalar_one()
+        if phase != "reviewing":
+            raise UserError(PHASE_NOT_OPEN if phase in ("setup", "collecting") else PHASE_CLOSED, status=409)
+        access = db.session.execute(_ACCESS, {"reviewer_id": reviewer_id, "nomination_id": nomination_id}).first()
         if access is None:
             raise UserError("该推荐对象未分配给您，不能评分。", status=403)
         if access.recusal_id is not None:
@@ -261,35 +290,30 @@ def save_sheet(reviewer, nomination_id: int, values: dict, comment: str | None, 
             raise SheetConflict(STALE, current)
         if current.submitted:
             raise SheetConflict(ALREADY_SUBMITTED, current)
-        status = "submitted" if submit else "draft"
-        if not unchanged:
-            sheet_id = _write_sheet(tgt, reviewer_id, nomination_id, current, new_values, comment, status)
+        if unchanged:
+            written = current
         else:
-            sheet_id = current.id
-    # One primary-key read after the commit, outside the write lock, gives the caller a fresh sheet.
-    return db.session.get(ReviewSheet, sheet_id)
+            written = _write_sheet(tgt, reviewer_id, nomination_id, current, new_values, comment,
+                                   "submitted" if submit else "draft")
+    return _as_persistent(reviewer_id, nomination_id, written)
 
 
 def _write_sheet(tgt: Target, reviewer_id: int, nomination_id: int, current: SheetState,
-                 new_values: dict[int, float], comment: str, status: str) -> int:
+                 new_values: dict[int, float], comment: str, status: str) -> SheetState:
     now = utcnow()
     submitted_at = now if status == "submitted" else None
+    conn = db.session.connection()
     if current.id is None:
-        sheet = ReviewSheet(reviewer_id=reviewer_id, nomination_id=nomination_id, comment=comment,
-                            status=status, version=1, submitted_at=submitted_at, updated_at=now)
-        db.session.add(sheet)
-        db.session.flush()
-        sheet_id = sheet.id
+        sheet_id = conn.execute(_sheets.insert().values(
+            reviewer_id=reviewer_id, nomination_id=nomination_id, comment=comment, status=status, version=1,
+            submitted_at=submitted_at, created_at=now, updated_at=now,
+        )).inserted_primary_key[0]
     else:
         sheet_id = current.id
-        db.session.execute(
-            update(ReviewSheet)
-            .where(ReviewSheet.id == sheet_id)
-            .values(version=current.version + 1, comment=comment, status=status, submitted_at=submitted_at,
-                    updated_at=now),
-            execution_options={"synchronize_session": False},
-        )
-    _write_scores(sheet_id, current.values, new_values)
+        conn.execute(_UPDATE_SHEET, {"of_sheet": sheet_id, "new_version": current.version + 1,
+                                     "new_comment": comment, "new_status": status,
+                                     "new_submitted_at": submitted_at, "now": now})
+    _write_scores(conn, sheet_id, current.values, new_values)
     audit.record(
         "sheet.submit" if status == "submitted" else "sheet.save", "review_sheet", sheet_id,
         before=_audit_view(tgt, current.values, current.comment, current.status) if current.id else None,
@@ -299,24 +323,31 @@ def _write_sheet(tgt: Target, reviewer_id: int, nomination_id: int, current: She
     db.session.flush()
     # The live ranking's ETag: a hot row on PostgreSQL, so its lock is taken last and held briefly.
     rounds.bump_ranking(tgt.round_id, tgt.category)
-    return sheet_id
+    return SheetState(sheet_id, current.version + 1, status, comment, new_values, submitted_at, now)
 
 
-def _write_scores(sheet_id: int, stored: dict[int, float], wanted: dict[int, float]) -> None:
+def _write_scores(conn, sheet_id: int, stored: dict[int, float], wanted: dict[int, float]) -> None:
     gone = [cid for cid in stored if cid not in wanted]
     added = [{"sheet_id": sheet_id, "criterion_id": cid, "value": v} for cid, v in wanted.items()
              if cid not in stored]
-    changed = [(cid, v) for cid, v in wanted.items() if cid in stored and stored[cid] != v]
+    changed = [{"of_sheet": sheet_id, "of_criterion": cid, "new_value": v} for cid, v in wanted.items()
+               if cid in stored and stored[cid] != v]
     if gone:
-        db.session.execute(delete(Score).where(Score.sheet_id == sheet_id, Score.criterion_id.in_(gone)),
-                           execution_options={"synchronize_session": False})
+        conn.execute(_DELETE_SCORES, {"of_sheet": sheet_id, "gone": gone})
     if added:
-        db.session.execute(insert(Score), added)
-    for cid, value in changed:
-        db.session.execute(
-            update(Score).where(Score.sheet_id == sheet_id, Score.criterion_id == cid).values(value=value),
-            execution_options={"synchronize_session": False},
-        )
+        conn.execute(_INSERT_SCORES, added)
+    if changed:
+        conn.execute(_UPDATE_SCORES, changed)
+
+
+def _as_persistent(reviewer_id: int, nomination_id: int, state: SheetState) -> ReviewSheet:
+    """The sheet as just written, handed back without reading it again (the commit expired whatever
+    the session held): merge(load=False) attaches these known column values to the session."""
+    sheet = ReviewSheet(id=state.id, reviewer_id=reviewer_id, nomination_id=nomination_id, comment=state.comment,
+                        status=state.status, version=state.version, submitted_at=state.submitted_at,
+                        updated_at=state.updated_at)
+    make_transient_to_detached(sheet)
+    return db.session.merge(sheet, load=False)
 
 
 def reopen_sheet(sheet_id: int, reason: str, actor) -> ReviewSheet:

@@ -9,6 +9,7 @@ import re
 import shutil
 
 import pytest
+from playwright.sync_api import expect
 from pypdf import PdfReader
 
 from app import create_app
@@ -54,7 +55,7 @@ def test_chair_deliberates_finalizes_and_downloads_the_list(deliberating_server,
     page.click("#prefill")
     page.wait_for_selector("#workspace .flash-success")
     assert "已按分数线预填" in page.inner_text("#workspace .flash-success")
-    assert page.locator("#summary dd").nth(4).inner_text() == "0"  # 未审定
+    expect(page.locator("#summary [data-figure=undecided]")).to_have_text("0", timeout=30_000)
 
     rows = page.locator("#deliberation-table tbody tr")
     first, second = rows.nth(0), rows.nth(1)
@@ -71,7 +72,7 @@ def test_chair_deliberates_finalizes_and_downloads_the_list(deliberating_server,
     page.wait_for_selector(f"#{first_id} .badge-warn:has-text('跨线')")
     assert "不通过" in page.inner_text(f"#{first_id} .outcome")
     # The summary refreshes itself after the row changed (HX-Trigger).
-    page.wait_for_function("document.querySelector('#summary').innerText.includes('跨线调整\\n1')")
+    expect(page.locator("#summary [data-figure=crossing]")).to_have_text("1", timeout=30_000)
 
     # Edit one 审定意见 inline.
     page.click(f"#{second_id} details summary")

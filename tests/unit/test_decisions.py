@@ -167,7 +167,8 @@ def test_fill_opinions_fills_empty_ones_or_overwrites_on_request(small):
     assert _decision(a1).opinion == APPROVE_TEXT
 
 
-def test_quota_warning_when_a_nominator_gets_more_approvals_than_its_quota(small):
+@BOTH
+def test_quota_warning_when_a_nominator_gets_more_approvals_than_its_quota(small, backend):
     rnd = small.round()
     decisions.prefill_from_cut_line(small.round_id, "activity")
     assert decisions.quota_warnings(rnd, "activity") == []

@@ -22,6 +22,7 @@ from tests.chair_fixtures import ACTIVITIES, build_small_round
 
 SUBSET_FONT_RE = re.compile(r"^/[A-Z]{6}\+Noto-?Serif-?SC(-Bold)?$")
 TIMINGS: dict[str, float] = {}
+BOTH = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 
 
 def _reader(pdf: bytes) -> PdfReader:
@@ -149,7 +150,8 @@ def test_batch_forms_put_each_opinion_on_its_own_form(final_small):
 # ----------------------------------------------------------------------------- public list
 
 
-def test_public_list_groups_in_official_order_without_personal_data(final_small):
+@BOTH
+def test_public_list_groups_in_official_order_without_personal_data(final_small, backend):
     doc = _timed("list_small", lambda: documents.public_list_pdf(final_small.round_id, "activity"))
     assert doc.filename == "2024年全国科普日优秀活动名单.pdf"
     text = _flat("\n".join(_pages(doc.content)))
@@ -208,7 +210,8 @@ def test_result_report_has_ranks_aggregates_method_and_signatures(final_small):
 # ----------------------------------------------------------------------------- 专家评分表
 
 
-def test_reviewer_sheet_shows_only_that_reviewers_scores_and_comments(final_small):
+@BOTH
+def test_reviewer_sheet_shows_only_that_reviewers_scores_and_comments(final_small, backend):
     r2 = final_small.user("r2")
     doc = _timed("sheet_one", lambda: documents.reviewer_sheets_pdf(final_small.round_id, "activity", [r2.id]))
     text = _flat("\n".join(_pages(doc.content)))

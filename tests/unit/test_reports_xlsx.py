@@ -101,7 +101,8 @@ def test_ranking_xlsx_shows_decisions(app):
     assert [r["主办单位"] for r in records][0] == "长沙市科协主办"
 
 
-def test_approved_list_xlsx_in_published_order_without_personal_data(app):
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_approved_list_xlsx_in_published_order_without_personal_data(app, backend):
     with app.app_context():
         small = build_small_round()
         for category in ("activity", "unit"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from openpyxl import Workbook
@@ -105,7 +106,9 @@ def test_phase_forward_blocked_then_done_and_back_with_reason(app, world, admin,
     monkeypatch.setattr(round_settings, "_form_check_guard", lambda: None)
     resp = admin.post("/admin/phase", {"target": "reviewing"})
     assert resp.status_code == 303
-    assert "已进入「专家评审」阶段" in admin.get("/admin/").get_data(as_text=True)
+    dashboard = admin.get("/admin/").get_data(as_text=True)
+    assert "已进入「专家评审」阶段" in dashboard
+    assert "ADMIN1（admin1） · 推进阶段 · 评选批次" in dashboard  # the recent-activity list
 
     resp = admin.post("/admin/phase", {"target": "collecting", "reason": ""})
     assert resp.status_code == 422
@@ -117,6 +120,13 @@ def test_phase_forward_blocked_then_done_and_back_with_reason(app, world, admin,
         assert db.session.get(Round, world.round_id).phase == "collecting"
         [back] = events("round.phase_back")
         assert back.reason == "有两份材料需要补充" and back.actor_id is not None
+
+
+def test_dashboard_shows_live_form_check_problems(admin):
+    pytest.importorskip("app.services.form_check")
+    html = admin.get("/admin/").get_data(as_text=True)
+    # The test nominations have no photos, which the intake area's 形式审查 counts as blocking.
+    assert re.search(r"按当前材料有 \d+ 项阻断性问题", html)
 
 
 def test_dashboard_links_to_chair_after_deliberating(app, world, admin):

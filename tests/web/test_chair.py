@@ -208,7 +208,8 @@ def test_missing_csrf_token_is_refused(app, chair, small):
     assert _decision(app, small.noms["A1"]) is None
 
 
-def test_after_finalize_nothing_changes_through_the_app(app, chair, admin, small):
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_after_finalize_nothing_changes_through_the_app(app, chair, admin, small, backend):
     for category in ("activity", "unit"):
         assert _post(chair, f"/chair/{category}/prefill").status_code == 303
     assert _post(chair, "/chair/publicize").status_code == 303

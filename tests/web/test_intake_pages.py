@@ -143,7 +143,8 @@ def test_photo_and_video_uploads_with_refusals(intake_app, admin):
 
 def test_the_xlsx_template_downloads(intake_app, admin):
     resp = admin.get("/intake/template.xlsx")
-    assert resp.status_code == 200 and "attachment" in resp.headers["Content-Disposition"]
+    disposition = resp.headers["Content-Disposition"]
+    assert resp.status_code == 200 and "attachment" in disposition and "%E6%A8%A1%E6%9D%BF.xlsx" in disposition
     wb = load_workbook(io.BytesIO(resp.data))
     assert wb["推荐对象"]["C1"].value == "单位名称/活动名称"
     assert wb["推荐单位名单"]["A1"].value == "长沙市科协"
@@ -250,3 +251,15 @@ def test_pages_answer_404_for_another_rounds_nomination(intake_app, admin):
         db.session.commit()
         nid = nom.id
     assert admin.get(f"/intake/{nid}").status_code == 404
+
+
+def test_a_round_loaded_without_checks_says_so_until_checked(demo_client):
+    login(demo_client, "admin")
+    listing = demo_client.get("/intake/?category=unit").get_data(as_text=True)
+    assert "还没有做过形式审查" in listing and "未检查" in listing
+    token = csrf_token_from(listing)
+    assert demo_client.post("/intake/check/run", data={"csrf_token": token}).status_code == 303
+    listing = demo_client.get("/intake/?category=unit").get_data(as_text=True)
+    assert "还没有做过形式审查" not in listing and "未检查" not in listing
+    check = demo_client.get("/intake/check?status=open").get_data(as_text=True)
+    assert "上次检查" in check and "缺少活动视频" in check

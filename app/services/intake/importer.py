@@ -141,7 +141,10 @@ def read_sources(sources: list[Source]) -> Reading:
                         ref.file_index = i
                 reading.forms.extend(forms)
             elif kind == "xlsx":
-                reading.forms.extend(read_xlsx(_small(src.path, src.name), src.name, file_index=i))
+                rows = read_xlsx(_small(src.path, src.name), src.name, file_index=i)
+                for f in rows:
+                    f.hints = _hints_for(src.name)  # "长沙市科协推荐汇总.xlsx" names the nominator of every row
+                reading.forms.extend(rows)
             else:
                 _read_zip(reading, i, src)
         except ReadError as e:
