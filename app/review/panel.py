@@ -37,8 +37,12 @@ class Panel:
         return self.stored.submitted
 
     @property
+    def withdrawn(self) -> bool:
+        return self.target.status != "active"
+
+    @property
     def editable(self) -> bool:
-        return self.phase == "reviewing" and not self.stored.submitted
+        return self.phase == "reviewing" and not self.stored.submitted and not self.withdrawn
 
     @property
     def saved_at(self) -> datetime | None:

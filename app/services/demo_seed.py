@@ -54,6 +54,10 @@ def seed(stage: str = "reviewing", *, photos: bool = True, seed_value: int = YEA
         summary = {"stage": stage, "nominators": len(nominators), "nominations": len(noms),
                    "assignments": n_assign, "submitted_sheets": scored, "users": len(users)}
         audit.record("demo.seed", "round", rnd.id, after=summary, round_id=rnd.id)
+    # The 形式审查 page shows real findings right after set-up (missing videos, late arrivals...).
+    from . import form_check
+
+    form_check.run(rnd.id)
     if stage == "final":
         # Through the real services (decisions, opinions, date, seal, 公示, 定稿), each in its own
         # transaction, exactly as the chair and admin would do it.

@@ -207,3 +207,20 @@ def test_reading_a_member_stops_at_the_limit(app):
         with pytest.raises(ReadError, match="超过"):
             zip_reader.read_member(zf, member, 4000)
         assert len(zip_reader.read_member(zf, member, 5000)) == 5000
+
+
+def test_a_row_of_labels_over_a_row_of_values():
+    d = docx.Document()
+    t = d.add_table(rows=4, cols=3)
+    for col, text in enumerate(("单位名称", "联系人", "联系电话")):
+        t.cell(0, col).text = text
+    for col, text in enumerate(("湘潭市科技馆", "刘七", "0731-58581234")):
+        t.cell(1, col).text = text
+    t.cell(2, 0).text, t.cell(2, 1).text, t.cell(2, 2).text = "服务人数", "5000", ""
+    buf = io.BytesIO()
+    d.save(buf)
+    [form], _ = read_docx(buf.getvalue(), "表.docx")
+    assert form.category == "unit"
+    assert (form.raw["title"], form.raw["contact_name"], form.raw["contact_phone"]) == ("湘潭市科技馆", "刘七",
+                                                                                        "0731-58581234")
+    assert form.raw["people_served"] == "5000"

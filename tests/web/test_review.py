@@ -414,3 +414,18 @@ def test_an_autosave_costs_few_statements(app, world):
     writes = [s for s in statements if s in ("INSERT", "UPDATE", "DELETE")]
     assert len(reads) <= 6, statements
     assert len(writes) <= 6, statements
+
+
+def test_a_withdrawn_nomination_is_not_scored(app, world):
+    client = signed_in(app, "rev1")
+    token = page_token(client, world.act_b)
+    with app.app_context():
+        db.session.execute(db.text("UPDATE nominations SET status = 'withdrawn' WHERE id = :n"), {"n": world.act_b})
+        db.session.commit()
+    html = client.get(f"/review/nominations/{world.act_b}").get_data(as_text=True)
+    assert "已撤回" in html and 'id="score-form"' not in html
+    assert world.act_b not in _ids(client.get("/review/").get_data(as_text=True))
+    resp = post_sheet(client, world.act_b, form_data(token, world.criteria["activity"], [1, None, None, None]))
+    assert resp.status_code == 409 and "已撤回" in resp.get_data(as_text=True)
+    with app.app_context():
+        assert stored_sheet(world.rev1, world.act_b) == (None, {})

@@ -126,6 +126,15 @@ def _read_rows(rows: list[tuple[list[str], list[str]]], collector: _Collector) -
             continue
         if len(cells) == 1 and not _split_label(cells[0]):
             collector.title_paragraph(cells[0])
+        labels = [_split_label(c) for c in cells]
+        below = rows[r + 1][0] if r + 1 < len(rows) else []
+        if (len(cells) >= 2 and all(f and f[2] is None for f in labels) and len(below) == len(cells)
+                and not any(_split_label(c) for c in below)):
+            # A header row of labels over a row of values ("联系人 | 职务" above "张三 | 科长").
+            for (name, hint, _inline), value in zip(labels, below, strict=True):
+                collector.put(name, hint, value)
+            used_next = True
+            continue
         i = 0
         while i < len(cells):
             found = _split_label(cells[i])

@@ -1,0 +1,1 @@
+"""Reading nominations from files: .docx forms, the .xlsx template, .zip bundles (see importer.py)."""
