@@ -33,6 +33,15 @@ class Scenario:
             .order_by(Criterion.position))}
         self._n_users = 0
 
+    @classmethod
+    def existing(cls, rnd, category: str = "activity") -> Scenario:
+        """Builders over a round that already exists (to add sheets in the middle of a test)."""
+        s = cls.__new__(cls)
+        s.round, s.category, s.nominator, s._n_users = rnd, category, None, 1000
+        s.criteria = {c.code: c for c in db.session.scalars(
+            select(Criterion).where(Criterion.round_id == rnd.id, Criterion.category == category))}
+        return s
+
     def add_nominator(self, name: str, kind: str = "city", position: int = 1) -> Nominator:
         n = Nominator(name=name, kind=kind, position=position)
         db.session.add(n)

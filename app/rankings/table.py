@@ -32,6 +32,9 @@ class Params:
 
     @classmethod
     def parse(cls, args, default_method: str) -> Params:
+        # A plain dict: MultiDict.get builds (and swallows) an exception per missing key, and this runs
+        # on every poll, 304 or not.
+        args = args.to_dict() if hasattr(args, "to_dict") else dict(args)
         method = (args.get("method") or "").strip()
         if method and method not in METHODS:
             raise UserError("未知的排名方法。", status=400)

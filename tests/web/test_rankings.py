@@ -318,3 +318,31 @@ def test_pages_of_five_with_a_jump_to_the_cut_line(paged):
     last = region_of(paged.get("/rankings/unit?page=99").get_data(as_text=True))  # clamped
     assert [r for _, r in ranks_in(last)] == [16, 17]
     assert 'hx-get="/rankings/unit?page=2"' in first
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_etag_cycle_and_query_budget_on_both_engines(paged, backend):
+    app = paged.application
+    first = paged.get("/rankings/unit?method=zscore", headers=HX)
+    assert first.status_code == 200 and ranks_in(first.get_data(as_text=True))
+    with app.app_context():
+        engine = db.engine
+    with QueryCounter(engine) as counted:
+        again = paged.get("/rankings/unit?method=zscore", headers={**HX, "If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and len(counted.statements) <= 2
+
+    def add_sheet():
+        s = Scenario.existing(db.session.scalar(select(Round)), "unit")
+        nom = db.session.scalar(select(Nomination).order_by(Nomination.id.desc()).limit(1))
+        s.sheet(s.reviewer("late"), nom, 100)
+        with write_transaction():
+            rounds.bump_ranking(s.round.id, "unit")
+        return nom.id
+
+    nom_id = in_app(app, add_sheet)
+    with QueryCounter(engine) as counted:
+        changed = paged.get("/rankings/unit?method=zscore", headers={**HX, "If-None-Match": first.headers["ETag"]})
+    assert changed.status_code == 200 and changed.headers["ETag"] != first.headers["ETag"]
+    assert len(counted.statements) <= 5, counted.statements
+    assert row_counts(first.get_data(as_text=True))[nom_id] == (3, 3)
+    assert row_counts(changed.get_data(as_text=True))[nom_id] == (4, 4)
