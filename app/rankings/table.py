@@ -54,10 +54,6 @@ class Params:
         values.update(override)
         return {k: v for k, v in values.items() if v not in (None, "")}
 
-    def fingerprint(self, *extra) -> str:
-        raw = "|".join(str(p) for p in (self.method, self.drafts, self.kind, self.nominator, self.page,
-                                        RENDER_REVISION, *extra))
-        return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
 def _positive_int(value, label: str) -> int | None:
@@ -72,9 +68,28 @@ def _positive_int(value, label: str) -> int | None:
     return number
 
 
+def fingerprint(query_string: bytes | str, *context) -> str:
+    """Everything the fragment depends on besides the ranking data: the query string as requested (not
+    parsed: an idle poll should not pay for parsing; an equivalent but differently spelled query merely
+    misses once) and the round settings / config passed as context."""
+    if isinstance(query_string, str):
+        query_string = query_string.encode()
+    digest = hashlib.sha1(query_string)
+    digest.update("|".join(str(c) for c in (RENDER_REVISION, *context)).encode())
+    return digest.hexdigest()[:12]
+
+
 def etag(round_id: int, category: str, version: int, fingerprint: str, user_id: int) -> str:
     """Computed from the ranking version, never from the ranking itself: a match costs no aggregate query."""
     return f"{round_id}-{category}-{version}-{fingerprint}-{user_id}"
+
+
+def matches(if_none_match: str | None, tag: str) -> bool:
+    """Does an If-None-Match header name this (unquoted) tag? Weak comparison, as RFC 9110 specifies for
+    If-None-Match. Quotes delimit every tag, so a substring test is an exact token test."""
+    if not if_none_match:
+        return False
+    return if_none_match.strip() == "*" or f'"{tag}"' in if_none_match
 
 
 @dataclass(frozen=True)

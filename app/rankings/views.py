@@ -14,7 +14,7 @@ from ..web.authz import staff_required
 from ..web.errors import UserError
 from ..web.htmx import is_partial_request, render
 from . import bp, charts
-from .table import TRUE_VALUES, Params, build, etag
+from .table import TRUE_VALUES, Params, build, etag, fingerprint, matches
 
 CACHE_CONTROL = "private, no-cache"
 
@@ -35,26 +35,29 @@ def _no_store_between_users(resp: Response) -> Response:
 @staff_required
 def category(category: str):
     rnd = ranking.live_state(category)
-    params = Params.parse(request.args, rnd.method)
-    live = not rnd.is_final
-    page_size = int(current_app.config["RANKING_PAGE_SIZE"])
-    poll_seconds = int(current_app.config["RANKING_POLL_SECONDS"])
-    tag = etag(rnd.id, category, rnd.version,
-               params.fingerprint(rnd.slots(category), rnd.phase, rnd.method, page_size, poll_seconds),
-               current_user.id)
+    config = current_app.config
+    page_size, poll_seconds = int(config["RANKING_PAGE_SIZE"]), int(config["RANKING_POLL_SECONDS"])
+    context = (rnd.slots(category), rnd.phase, rnd.method, page_size, poll_seconds)
+    user_id = current_user.id
     partial = is_partial_request()
-    if partial and request.if_none_match.contains(tag):
+    tag = etag(rnd.id, category, rnd.version, fingerprint(request.query_string, *context), user_id)
+    if partial and matches(request.headers.get("If-None-Match"), tag):
+        # The idle poll: one small query after loading the user, no parsing, no ranking.
         resp = Response(status=304)
         resp.set_etag(tag)
         return _no_store_between_users(resp)
 
+    params = Params.parse(request.args, rnd.method)
+    live = not rnd.is_final
+    poll_url = url_for(".category", category=category, **params.query())
+    poll_tag = etag(rnd.id, category, rnd.version, fingerprint(poll_url.partition("?")[2], *context), user_id)
     criteria = ranking.criteria_of(rnd.id, category)
     rows = ranking.compute(rnd.id, category, method=params.method, include_drafts=params.drafts,
                            criteria=criteria)
     table = build(rows, params, rnd.slots(category), page_size)
     resp = render("rankings/category.html", "ranking_region", round=rnd, category=category, params=params,
                   table=table, criteria=criteria, version=rnd.version, live=live, poll_seconds=poll_seconds,
-                  etag_value=f'"{tag}"')
+                  poll_url=poll_url, etag_value=f'"{poll_tag}"')
     if partial:
         resp.set_etag(tag)  # only the fragment: the full page is another representation of this URL
     return _no_store_between_users(resp)
@@ -67,7 +70,7 @@ def panel(category: str):
     drafts = (request.args.get("drafts") or "").lower() in TRUE_VALUES
     criteria = ranking.criteria_of(rnd.id, category)
     full = ranking.max_total(criteria)
-    severity = ranking.severity(rnd.id, category, include_drafts=drafts)
+    severity = ranking.severity(rnd.id, category, include_drafts=drafts, criteria=criteria)
     progress = ranking.progress(rnd.id, category)
     resp = render("rankings/panel.html", "panel_region", round=rnd, category=category, drafts=drafts,
                   severity=severity, progress=progress, full_marks=full,
@@ -84,7 +87,7 @@ def nomination(nomination_id: int):
     drafts = (request.args.get("drafts") or "").lower() in TRUE_VALUES
     method = request.args.get("method") or None
     criteria = ranking.criteria_of(nom.round_id, nom.category)
-    totals = ranking.reviewer_totals(nom.round_id, nom.id, include_drafts=drafts)
+    totals = ranking.reviewer_totals(nom.round_id, nom.id, include_drafts=drafts, criteria=criteria)
     rnd = db.session.get(Round, nom.round_id)
     if method is not None and method not in METHODS:
         raise UserError("未知的排名方法。", status=400)

@@ -112,8 +112,9 @@ def save_sheet(nomination_id: int):
     action = request.form.get("action", "save")
     if action not in ("save", "submit", "next"):
         action = "save"
-    tgt = scoring.target(nomination_id)
-    raw = {c.id: request.form.get(f"score-{c.id}") for c in tgt.rubric}
+    # Every "score-<criterion id>" field; the service keeps those of the nomination's rubric.
+    raw = {int(key[6:]): value for key, value in request.form.items()
+           if key.startswith("score-") and key[6:].isdigit() and len(key) < 20}
     comment = request.form.get("comment", "")
     try:
         version = int(request.form.get("version", ""))
@@ -123,18 +124,21 @@ def save_sheet(nomination_id: int):
     try:
         sheet = scoring.save_sheet(current_user, nomination_id, raw, comment, version, submit=action == "submit")
     except scoring.SheetConflict as e:
+        tgt = scoring.target(nomination_id)  # memoised by the save itself
         phase = _phase(tgt.round_id)
         panel = panels.conflict(tgt, e.current, phase, raw, comment, e.message)
         return _panel_response("score_panel", panel, nomination_id, status=409)
     except UserError as e:
         if e.status not in (409, 422):
             raise
+        tgt = scoring.target(nomination_id)
         stored = scoring.sheet_state(current_user.id, nomination_id)
         phase = _phase(tgt.round_id) if e.status == 409 else "reviewing"
         panel = panels.from_input(tgt, stored, phase, raw, comment, errors=e.field_errors, message=e.message,
                                   tone="error")
         return _panel_response("sheet_status", panel, nomination_id, status=e.status)
 
+    tgt = scoring.target(nomination_id)
     if action == "next":
         next_id = review_queue.next_unsubmitted(current_user, tgt.round_id, nomination_id)
         if next_id is None:

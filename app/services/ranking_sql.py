@@ -5,11 +5,11 @@ Portability notes, because "the same ranking on both engines" is a requirement:
 
 * No STDDEV/PERCENTILE (SQLite has neither): variance is AVG(x*x) - AVG(x)^2, clamped at 0; the median
   uses ROW_NUMBER over the reviewer totals of one nomination.
-* Scores are multiples of the criterion step (0.5), so sums and sums of squares are exact doubles and
-  every mean, median, trimmed mean and standard deviation is the same IEEE result on both engines.
-  Only the z-score average sums inexact terms in an engine-specific order; the ORDER BY of every rank
-  therefore compares values rounded to 9 decimals (order_value), so a last-bit difference never
-  reorders a tie. SQRT needs SQLite's math functions (built in since 3.35; Debian's build has them).
+* Scores are multiples of the criterion step; with a binary step (0.5, 0.25, 1) sums and sums of
+  squares are exact doubles and every mean, median, trimmed mean and standard deviation is the same
+  IEEE result on both engines. The z-score average (and any sum of a decimal step such as 0.1) adds
+  inexact terms in an engine-specific order; the ORDER BY of every rank therefore compares values
+  rounded to 9 decimals (order_value), so a last-bit difference never reorders a tie. SQRT needs SQLite's math functions (built in since 3.35; Debian's build has them).
 * Integer division ((n + 1) / 2 for the median position) truncates on both engines.
 """
 

@@ -1,12 +1,12 @@
 """Score sheets: validate, save, submit, reopen.
 
-A save is one short write transaction: the round's phase is read under a shared lock (a phase change
-holds it exclusively, so no save commits on the wrong side of it), the reviewer × nomination
-assignment row is locked (so two windows saving the same sheet take turns and the second one sees
-the first one's version), then the sheet and its scores are written and the live ranking's counter,
-a hot row on PostgreSQL, is bumped as the very last statement.
-
-Everything that needs no lock — parsing, validation, the rubric — happens before the transaction.
+A save is one short write transaction. Its first statement reads, in one go, the round's phase under
+a shared lock (a phase change holds the row exclusively, so no save commits on the wrong side of
+it), the nomination, its rubric, and whether this reviewer is assigned and has not declared a
+conflict. Then the sheet is read, written only if its version is still the one the reviewer saw
+(two windows on one sheet: the second gets a 409, never a silent overwrite), its scores written, the
+change audited, and the live ranking's counter, a hot row on PostgreSQL, bumped as the very last
+statement.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 from flask import g, has_app_context
 from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
 from ..database import locked, write_transaction
@@ -33,31 +34,40 @@ from .recusals import affiliation_conflict, not_recused_clause
 
 # --- statements of the save path, built once ---------------------------------------------------
 # Building a SQLAlchemy statement costs more Python time than SQLite takes to run it; the autosave
-# is the hottest path of the system, so its statements are Core, prebuilt, and take bound values.
+# is the hottest path of the system, so its statements are Core, prebuilt, take bound values, and
+# run on the session's connection (the ORM layer has nothing to add to them).
 _rounds, _nominations, _criteria = Round.__table__, Nomination.__table__, Criterion.__table__
 _sheets, _scores = ReviewSheet.__table__, Score.__table__
 _assignments, _recusals = Assignment.__table__, Recusal.__table__
 
+_TARGET_COLUMNS = (
+    _nominations.c.round_id, _nominations.c.category, _nominations.c.nominator_id, _nominations.c.status,
+    _criteria.c.id.label("cid"), _criteria.c.code, _criteria.c.name, _criteria.c.max_score, _criteria.c.step,
+    _criteria.c.guidance, _criteria.c.position,
+)
+_WITH_RUBRIC = _nominations.outerjoin(_criteria, and_(_criteria.c.round_id == _nominations.c.round_id,
+                                                      _criteria.c.category == _nominations.c.category))
 _TARGET = (
-    select(_nominations.c.round_id, _nominations.c.category, _nominations.c.nominator_id, _nominations.c.status,
-           _criteria.c.id.label("cid"), _criteria.c.code, _criteria.c.name, _criteria.c.max_score,
-           _criteria.c.step, _criteria.c.guidance, _criteria.c.position)
-    .select_from(_nominations.outerjoin(_criteria, and_(_criteria.c.round_id == _nominations.c.round_id,
-                                                        _criteria.c.category == _nominations.c.category)))
+    select(*_TARGET_COLUMNS).select_from(_WITH_RUBRIC)
     .where(_nominations.c.id == bindparam("nomination_id"))
     .order_by(_criteria.c.position, _criteria.c.id)
 )
-# What database.locked(Round, id, shared=True) emits (FOR SHARE on PostgreSQL; SQLite's BEGIN
-# IMMEDIATE already excludes the phase change), prebuilt: a phase change holds the row FOR UPDATE.
-_ROUND_PHASE_SHARED = select(_rounds.c.phase).where(_rounds.c.id == bindparam("round_id")).with_for_update(read=True)
-# The assignment row is what two windows saving the same sheet take turns on (FOR UPDATE).
-_ACCESS = (
-    select(_assignments.c.id, _recusals.c.id.label("recusal_id"))
-    .select_from(_assignments.outerjoin(_recusals, and_(_recusals.c.reviewer_id == _assignments.c.reviewer_id,
-                                                        _recusals.c.nomination_id == _assignments.c.nomination_id)))
-    .where(_assignments.c.reviewer_id == bindparam("reviewer_id"),
-           _assignments.c.nomination_id == bindparam("nomination_id"))
-    .with_for_update(of=_assignments)
+# The save's first statement: the target as above, plus the round's phase read FOR SHARE (what
+# database.locked(Round, id, shared=True) takes; on SQLite BEGIN IMMEDIATE already excludes the
+# phase change) and this reviewer's assignment and declared recusal.
+_GATE = (
+    select(*_TARGET_COLUMNS, _rounds.c.phase, _assignments.c.id.label("assignment_id"),
+           _recusals.c.id.label("recusal_id"))
+    .select_from(
+        _WITH_RUBRIC.join(_rounds, _rounds.c.id == _nominations.c.round_id)
+        .outerjoin(_assignments, and_(_assignments.c.nomination_id == _nominations.c.id,
+                                      _assignments.c.reviewer_id == bindparam("reviewer_id")))
+        .outerjoin(_recusals, and_(_recusals.c.nomination_id == _nominations.c.id,
+                                   _recusals.c.reviewer_id == bindparam("reviewer_id")))
+    )
+    .where(_nominations.c.id == bindparam("nomination_id"))
+    .order_by(_criteria.c.position, _criteria.c.id)
+    .with_for_update(read=True, of=_rounds)
 )
 _SHEET = (
     select(_sheets.c.id, _sheets.c.version, _sheets.c.status, _sheets.c.comment, _sheets.c.submitted_at,
@@ -67,7 +77,7 @@ _SHEET = (
 )
 _UPDATE_SHEET = (
     _sheets.update()
-    .where(_sheets.c.id == bindparam("of_sheet"))
+    .where(_sheets.c.id == bindparam("of_sheet"), _sheets.c.version == bindparam("of_version"))
     .values(version=bindparam("new_version"), comment=bindparam("new_comment"), status=bindparam("new_status"),
             submitted_at=bindparam("new_submitted_at"), updated_at=bindparam("now"))
 )
@@ -119,12 +129,11 @@ class Target:
         return sum(c.max_score for c in self.rubric)
 
 
-def target(nomination_id: int) -> Target:
-    """The nomination's round, category and rubric in one query, memoised for the request."""
-    memo = g.setdefault("_scoring_targets", {}) if has_app_context() else {}
-    if nomination_id in memo:
-        return memo[nomination_id]
-    rows = db.session.execute(_TARGET, {"nomination_id": nomination_id}).all()
+def _memo() -> dict:
+    return g.setdefault("_scoring_targets", {}) if has_app_context() else {}
+
+
+def _target_from(nomination_id: int, rows) -> Target:
     if not rows:
         raise UserError("找不到该推荐对象。", status=404)
     first = rows[0]
@@ -132,9 +141,18 @@ def target(nomination_id: int) -> Target:
         RubricItem(r.cid, r.code, r.name, float(r.max_score), float(r.step), r.guidance or "", r.position)
         for r in rows if r.cid is not None
     )
-    memo[nomination_id] = Target(nomination_id, first.round_id, first.category, first.nominator_id,
-                                 first.status, rubric)
-    return memo[nomination_id]
+    tgt = Target(nomination_id, first.round_id, first.category, first.nominator_id, first.status, rubric)
+    _memo()[nomination_id] = tgt
+    return tgt
+
+
+def target(nomination_id: int) -> Target:
+    """The nomination's round, category and rubric in one query, memoised for the request (a save
+    fills the memo from its own first statement, so rendering its answer costs no query)."""
+    memo = _memo()
+    if nomination_id in memo:
+        return memo[nomination_id]
+    return _target_from(nomination_id, db.session.connection().execute(_TARGET, {"nomination_id": nomination_id}).all())
 
 
 # --- parsing and validation (pure) ------------------------------------------------------------
@@ -213,7 +231,7 @@ class SheetState:
 
 def sheet_state(reviewer_id: int, nomination_id: int) -> SheetState:
     """The sheet and its scores in one query (the outer join yields one row per score)."""
-    rows = db.session.execute(_SHEET, {"reviewer_id": reviewer_id, "nomination_id": nomination_id}).all()
+    rows = db.session.connection().execute(_SHEET, {"reviewer_id": reviewer_id, "nomination_id": nomination_id}).all()
     if not rows:
         return SheetState()
     r = rows[0]
@@ -241,14 +259,44 @@ def save_sheet(reviewer, nomination_id: int, values: dict, comment: str | None, 
                submit: bool = False) -> ReviewSheet:
     """Save (and optionally submit) one reviewer's sheet from the posted absolute values.
 
-    `values` maps criterion id → the raw text of its field (blank/None/absent = not scored yet).
-    Raises UserError (422 with field_errors keyed by criterion id or "comment"; 403; 404; 409 when
-    the round is not in reviewing) or SheetConflict (409 with the stored state) — and then nothing
-    was stored.
+    `values` maps criterion id → the raw text of its field (blank/None/absent = not scored yet; ids
+    outside the nomination's rubric are ignored). Raises UserError (422 with field_errors keyed by
+    criterion id or "comment"; 403; 404; 409 when the round is not in reviewing) or SheetConflict
+    (409 with the stored state) — and then nothing was stored.
     """
-    tgt = target(nomination_id)
-    parsed, errors = parse_values(tgt.rubric, values)
     comment = normalize_comment(comment)
+    # Plain ids, read now: write_transaction() ends the request's read transaction, which expires
+    # every loaded object, and re-reading the user inside the write lock would be wasted time.
+    reviewer_id, affiliation_id = reviewer.id, reviewer.affiliation_id
+    try:
+        with write_transaction():
+            gate = db.session.connection().execute(
+                _GATE, {"nomination_id": nomination_id, "reviewer_id": reviewer_id}).all()
+            tgt = _target_from(nomination_id, gate)
+            new_values = _validated(tgt, values, comment, submit)
+            _check_gate(gate[0], tgt, affiliation_id)
+            current = sheet_state(reviewer_id, nomination_id)
+            # Posting exactly what is stored writes nothing and is no conflict whatever the version:
+            # a blur right after the delayed autosave, or a retry whose first answer was lost.
+            unchanged = (current.id is not None and not submit and new_values == current.values
+                         and comment == current.comment)
+            if version != current.version and not unchanged:
+                raise SheetConflict(STALE, current)
+            if current.submitted:
+                raise SheetConflict(ALREADY_SUBMITTED, current)
+            if unchanged:
+                written = current
+            else:
+                written = _write_sheet(tgt, reviewer_id, nomination_id, current, new_values, comment,
+                                       "submitted" if submit else "draft")
+    except IntegrityError:
+        # PostgreSQL: another window created this sheet at the same moment and committed first.
+        raise SheetConflict(STALE, sheet_state(reviewer_id, nomination_id)) from None
+    return _as_persistent(reviewer_id, nomination_id, written)
+
+
+def _validated(tgt: Target, values: dict, comment: str, submit: bool) -> dict[int, float]:
+    parsed, errors = parse_values(tgt.rubric, values)
     if (err := comment_error(comment)) is not None:
         errors["comment"] = err
     if errors:
@@ -260,42 +308,22 @@ def save_sheet(reviewer, nomination_id: int, values: dict, comment: str | None, 
                 f"尚不能提交：{'、'.join(c.name for c in missing)}还没有评分。",
                 {c.id: "提交前必须评分" for c in missing},
             )
-    # Plain ids, read now: write_transaction() ends the request's read transaction, which expires
-    # every loaded object, and re-reading the user inside the write lock would be wasted time.
-    reviewer_id, affiliation_id = reviewer.id, reviewer.affiliation_id
+    return {cid: float(v) for cid, v in parsed.items() if v is not None}
+
+
+def _check_gate(row, tgt: Target, affiliation_id: int | None) -> None:
     if affiliation_conflict(affiliation_id, tgt.nominator_id):
         raise UserError("该推荐对象由您所在单位推荐，您已回避，不能评分。", status=403)
+    if row.assignment_id is None:
+        raise UserError("该推荐对象未分配给您，不能评分。", status=403)
+    if row.recusal_id is not None:
+        raise UserError("您已声明回避该推荐对象，不能评分。", status=403)
     if tgt.status != "active":
         raise UserError("该推荐对象已撤回，无需评分。", status=409)
     if not tgt.rubric:
         raise UserError("本类别尚未设置评分指标，请联系管理员。", status=409)
-    new_values = {cid: float(v) for cid, v in parsed.items() if v is not None}
-
-    with write_transaction():
-        phase = db.session.execute(_ROUND_PHASE_SHARED, {"round_id": tgt.round_id}).scalar_one()
-        if phase != "reviewing":
-            raise UserError(PHASE_NOT_OPEN if phase in ("setup", "collecting") else PHASE_CLOSED, status=409)
-        access = db.session.execute(_ACCESS, {"reviewer_id": reviewer_id, "nomination_id": nomination_id}).first()
-        if access is None:
-            raise UserError("该推荐对象未分配给您，不能评分。", status=403)
-        if access.recusal_id is not None:
-            raise UserError("您已声明回避该推荐对象，不能评分。", status=403)
-
-        current = sheet_state(reviewer_id, nomination_id)
-        # Posting exactly what is stored writes nothing and is no conflict whatever the version: a
-        # blur right after the delayed autosave, or a retry whose first answer the network lost.
-        unchanged = (current.id is not None and not submit and new_values == current.values
-                     and comment == current.comment)
-        if version != current.version and not unchanged:
-            raise SheetConflict(STALE, current)
-        if current.submitted:
-            raise SheetConflict(ALREADY_SUBMITTED, current)
-        if unchanged:
-            written = current
-        else:
-            written = _write_sheet(tgt, reviewer_id, nomination_id, current, new_values, comment,
-                                   "submitted" if submit else "draft")
-    return _as_persistent(reviewer_id, nomination_id, written)
+    if row.phase != "reviewing":
+        raise UserError(PHASE_NOT_OPEN if row.phase in ("setup", "collecting") else PHASE_CLOSED, status=409)
 
 
 def _write_sheet(tgt: Target, reviewer_id: int, nomination_id: int, current: SheetState,
@@ -310,9 +338,13 @@ def _write_sheet(tgt: Target, reviewer_id: int, nomination_id: int, current: She
         )).inserted_primary_key[0]
     else:
         sheet_id = current.id
-        conn.execute(_UPDATE_SHEET, {"of_sheet": sheet_id, "new_version": current.version + 1,
-                                     "new_comment": comment, "new_status": status,
-                                     "new_submitted_at": submitted_at, "now": now})
+        updated = conn.execute(_UPDATE_SHEET, {
+            "of_sheet": sheet_id, "of_version": current.version, "new_version": current.version + 1,
+            "new_comment": comment, "new_status": status, "new_submitted_at": submitted_at, "now": now,
+        }).rowcount
+        if updated != 1:
+            # PostgreSQL: another window's save committed between our read and this write.
+            raise SheetConflict(STALE, sheet_state(reviewer_id, nomination_id))
     _write_scores(conn, sheet_id, current.values, new_values)
     audit.record(
         "sheet.submit" if status == "submitted" else "sheet.save", "review_sheet", sheet_id,
@@ -366,12 +398,7 @@ def reopen_sheet(sheet_id: int, reason: str, actor) -> ReviewSheet:
         rnd = locked(Round, tgt.round_id, shared=True)
         if rnd.phase != "reviewing":
             raise UserError("只有在专家评审阶段才能退回评分表。", status=409)
-        # The same lock a save takes, so a reopen and the reviewer's own save take turns.
-        db.session.execute(
-            select(Assignment.id)
-            .where(Assignment.reviewer_id == sheet.reviewer_id, Assignment.nomination_id == sheet.nomination_id)
-            .with_for_update()
-        )
+        # The row lock makes a save racing this reopen wait, then find the version moved on (409).
         sheet = locked(ReviewSheet, sheet_id)
         if sheet.status != "submitted":
             raise UserError("该评分表尚未提交，无需退回。", status=409)

@@ -6,7 +6,7 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from app.rankings import charts
-from app.rankings.table import Params, build, etag
+from app.rankings.table import Params, build, etag, fingerprint, matches
 from app.services.ranking import RankRow, ReviewerSeverity, ReviewerTotal
 from app.web.errors import UserError
 
@@ -40,17 +40,25 @@ def test_bad_params_are_400(args):
 
 
 def test_fingerprint_changes_with_every_input():
-    base = Params.parse(MultiDict(), "mean")
     prints = {
-        base.fingerprint(40, "reviewing"),
-        base.fingerprint(41, "reviewing"),
-        base.fingerprint(40, "deliberating"),
-        Params.parse(MultiDict({"drafts": "1"}), "mean").fingerprint(40, "reviewing"),
-        Params.parse(MultiDict({"page": "2"}), "mean").fingerprint(40, "reviewing"),
-        Params.parse(MultiDict({"method": "median"}), "mean").fingerprint(40, "reviewing"),
+        fingerprint(b"", 40, "reviewing", "trimmed"),
+        fingerprint(b"", 41, "reviewing", "trimmed"),
+        fingerprint(b"", 40, "deliberating", "trimmed"),
+        fingerprint(b"", 40, "reviewing", "mean"),
+        fingerprint(b"drafts=1", 40, "reviewing", "trimmed"),
+        fingerprint(b"page=2", 40, "reviewing", "trimmed"),
     }
     assert len(prints) == 6
+    assert fingerprint("page=2", 1) == fingerprint(b"page=2", 1)
     assert etag(1, "unit", 7, "abc", 3) == "1-unit-7-abc-3"
+
+
+def test_if_none_match_is_an_exact_token_test():
+    assert matches('"1-unit-7-abc-3"', "1-unit-7-abc-3")
+    assert matches('W/"1-unit-7-abc-3"', "1-unit-7-abc-3")  # weak comparison for If-None-Match
+    assert matches('"x", "1-unit-7-abc-3"', "1-unit-7-abc-3") and matches("*", "1-unit-7-abc-3")
+    assert not matches('"1-unit-7-abc-33"', "1-unit-7-abc-3")
+    assert not matches('"1-unit-7-abc-3', "1-unit-7-abc-3x") and not matches(None, "t") and not matches("", "t")
 
 
 def test_paging_and_the_cut_line_over_the_whole_list():

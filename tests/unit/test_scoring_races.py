@@ -1,6 +1,6 @@
-"""A save racing a phase change: the phase is read inside the save's own write transaction, under a
-lock the phase change holds exclusively, so the save waits and then refuses — it can never commit
-after the round left `reviewing`. Proven on SQLite (BEGIN IMMEDIATE) and PostgreSQL (FOR SHARE)."""
+"""Races, proven on SQLite (BEGIN IMMEDIATE) and PostgreSQL (row locks): a save against a phase
+change (the phase is read inside the save's own write transaction, under a lock the phase change holds
+exclusively, so the save waits and then refuses) and two windows saving one sheet at once."""
 
 from __future__ import annotations
 
@@ -94,3 +94,54 @@ def test_a_save_holding_the_round_finishes_before_the_phase_changes(app, backend
     with app.app_context():
         with pytest.raises(UserError):
             scoring.save_sheet(db.session.get(User, w.rev1), w.act_b, {c: "10" for c in crit}, "", 0)
+
+
+@BOTH
+@pytest.mark.parametrize("existing", [False, True], ids=["create", "update"])
+def test_two_windows_racing_on_one_sheet_one_wins_one_conflicts(app, backend, existing, monkeypatch):
+    """Window A holds its transaction open at its last statement; window B saves meanwhile with the
+    same version. B must get a 409 carrying A's values, never overwrite them, never fail."""
+    from app.services import rounds
+
+    with app.app_context():
+        w = build_world(with_files=False)
+        crit = w.criteria["activity"]
+        if existing:
+            scoring.save_sheet(db.session.get(User, w.rev1), w.act_b, {crit[0]: "1"}, "", 0)
+    version = 1 if existing else 0
+    real_bump = rounds.bump_ranking
+    a_in_bump = threading.Event()
+
+    def slow_bump(*args, **kwargs):
+        if threading.current_thread().name == "A":
+            a_in_bump.set()
+            time.sleep(0.8)
+        return real_bump(*args, **kwargs)
+
+    monkeypatch.setattr(rounds, "bump_ranking", slow_bump)
+    outcome = {}
+
+    def save(name, value):
+        with app.app_context():
+            try:
+                sheet = scoring.save_sheet(db.session.get(User, w.rev1), w.act_b, {crit[0]: value}, name, version)
+                outcome[name] = ("saved", sheet.version)
+            except scoring.SheetConflict as e:
+                outcome[name] = ("conflict", e.current.version, e.current.values, e.current.comment)
+            except Exception as e:  # noqa: BLE001 - the test reports anything else as a failure
+                outcome[name] = ("error", repr(e))
+            finally:
+                db.session.remove()
+
+    a = threading.Thread(target=save, args=("A", "20"), name="A")
+    b = threading.Thread(target=save, args=("B", "5"), name="B")
+    a.start()
+    assert a_in_bump.wait(10)
+    b.start()
+    a.join(20)
+    b.join(20)
+    assert outcome["A"] == ("saved", version + 1)
+    assert outcome["B"] == ("conflict", version + 1, {crit[0]: 20.0}, "A")
+    with app.app_context():
+        sheet, values = stored_sheet(w.rev1, w.act_b)
+        assert (sheet.version, sheet.comment, values) == (version + 1, "A", {crit[0]: 20.0})
