@@ -9,6 +9,14 @@ and drives their autosaves (the htmx request the score panel sends, with new val
 from N threads, then the bare write from the same N threads, in alternating phases so that noise
 from anything else on the machine falls on both alike.
 
+By default every reviewer fires the next request as soon as the last one is answered (think time 0):
+the server is saturated and the figures measure cost per request. --think-ms 800 paces each reviewer
+like the score panel itself can at most (its autosave waits 800 ms after the last keystroke; the
+pause is jittered ±50 % so the reviewers do not type in lockstep).
+
+At the end the database is compared with what the reviewers were told: every acknowledged save
+must be there (each sheet's version equals its count of acknowledged saves).
+
 Usage:
   .venv/bin/python scripts/bench_scoring.py [--users 50] [--rounds 3] [--per-round 10]
       [--workers 2] [--threads 8] [--think-ms 0] [--pg postgresql+psycopg://postgres@127.0.0.1/kepu_bench]

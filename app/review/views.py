@@ -114,7 +114,7 @@ def save_sheet(nomination_id: int):
         action = "save"
     # Every "score-<criterion id>" field; the service keeps those of the nomination's rubric.
     raw = {int(key[6:]): value for key, value in request.form.items()
-           if key.startswith("score-") and key[6:].isdigit() and len(key) < 20}
+           if key.startswith("score-") and key[6:].isascii() and key[6:].isdigit() and len(key) < 20}
     comment = request.form.get("comment", "")
     try:
         version = int(request.form.get("version", ""))
@@ -171,12 +171,14 @@ def _phase(round_id: int) -> str:
 @reviewer_required
 def declare_recusal(nomination_id: int):
     reason = request.form.get("reason", "")
+    # Authorize first: the answer to a bad reason is the nomination page itself.
+    nomination = _nomination_or_404(nomination_id)
+    _authorize(nomination)
     try:
         recusals.declare(current_user, nomination_id, reason)
     except UserError as e:
         if not e.field_errors:
             raise
-        nomination = _nomination_or_404(nomination_id)
         flash(e.message, "error")
         return _page(nomination, status=e.status, recusal_errors=e.field_errors, recusal_reason=reason[:600],
                      recusal_open=True)

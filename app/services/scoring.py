@@ -273,8 +273,9 @@ def save_sheet(reviewer, nomination_id: int, values: dict, comment: str | None, 
             gate = db.session.connection().execute(
                 _GATE, {"nomination_id": nomination_id, "reviewer_id": reviewer_id}).all()
             tgt = _target_from(nomination_id, gate)
-            new_values = _validated(tgt, values, comment, submit)
+            # Who may write before what they wrote: a refusal must not echo someone else's page.
             _check_gate(gate[0], tgt, affiliation_id)
+            new_values = _validated(tgt, values, comment, submit)
             current = sheet_state(reviewer_id, nomination_id)
             # Posting exactly what is stored writes nothing and is no conflict whatever the version:
             # a blur right after the delayed autosave, or a retry whose first answer was lost.

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 17:31:17.756297
+Create Date: 2026-11-28 18:37:25.477315
 
 """
 from alembic import op
@@ -98,6 +98,7 @@ def upgrade():
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('source_key', sa.String(length=80), nullable=True),
+    sa.Column('summary_original', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("category IN ('unit','activity')", name=op.f('ck_nominations_category')),

@@ -98,11 +98,6 @@ FOREIGN = {
 # The general checks skip these hits; test_known_issue_is_still_present asserts each one on its own with
 # xfail(strict=True), so the day it is fixed that test fails and asks for the entry to be removed.
 KNOWN_ISSUES: dict[tuple[str, str, str, bool], str] = {
-    ("reviewer", "POST", "/review/nominations/<int:nomination_id>/recusal", False):
-        "review.declare_recusal validates the reason before authorizing: an empty or too long reason for "
-        "ANY nomination id (own-unit 回避, unassigned, declared) answers 422 with the full nomination page "
-        "(title, contact, address, 简介, 推荐意见, photos, score panel). Fix in app/review/views.py: call "
-        "_authorize(nomination) before recusals.declare / before re-rendering the page.",
     ("admin", "GET", "/intake/<int:nomination_id>", True):
         "htmx GET renders block 'page' of intake/detail.html, which calls csrf() imported only at the top "
         "of the template (jinja2-fragments renders the block alone): UndefinedError → 500.",
@@ -362,6 +357,7 @@ def test_every_rule_was_walked_for_every_role(get_walk, post_walk):
 
 def test_policy_names_no_route_that_does_not_exist(get_walk):
     """A stale pattern would silently allow whatever route later takes its name."""
+    assert set(get_walk.world.foreign) == set(FOREIGN), "FOREIGN must describe every role World.foreign covers"
     keys = [f"{m} {r.rule}" for r in walkable_rules(get_walk.app) for m in methods_of(r)]
     for role, spec in POLICY.items():
         for pattern in spec["allow"] + spec["except"]:
@@ -578,3 +574,30 @@ def test_csrf_protection_is_on_in_the_test_configuration(demo_app):
     # No view may opt out with @csrf.exempt unless it is listed (and justified) here.
     exempt = set(getattr(csrf, "_exempt_views", set())) | set(getattr(csrf, "_exempt_blueprints", set()))
     assert exempt == set(), f"CSRF-exempt views: {sorted(exempt)}"
+
+
+# ----------------------------------------------------------------------------------- odds and ends
+
+@pytest.mark.parametrize("path", ["/static/../app/config.py", "/static/..%2f..%2fapp%2fconfig.py",
+                                  "/static/%2e%2e/%2e%2e/instance/kepu.sqlite3", "/static//etc/passwd",
+                                  "/static/..\\app\\config.py"])
+def test_static_serves_nothing_outside_static(demo_client, path):
+    resp = demo_client.get(path, follow_redirects=True)  # "//" is first merged by a 308 redirect
+    assert resp.status_code in (400, 404), f"{path} → {resp.status_code}"
+    assert b"SECRET_KEY" not in resp.data and b"SQLite format" not in resp.data
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example",
+                                    "\\\\evil.example", "javascript:alert(1)", "/%2F%2Fevil.example",
+                                    " //evil.example", "http:evil.example"])
+def test_sign_in_never_redirects_off_site(demo_app, target):
+    client = demo_app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    from tests.conftest import csrf_token_from
+
+    resp = client.post("/login", query_string={"next": target}, data={
+        "username": "expert1", "password": "kepu2024", "csrf_token": csrf_token_from(page)})
+    assert resp.status_code == 303
+    location = urlsplit(resp.headers["Location"])
+    assert location.netloc in ("", "localhost") and location.scheme in ("", "http"), resp.headers["Location"]
+    assert not resp.headers["Location"].lstrip().startswith(("//", "\\", "javascript:")), resp.headers["Location"]

@@ -429,3 +429,33 @@ def test_a_withdrawn_nomination_is_not_scored(app, world):
     assert resp.status_code == 409 and "已撤回" in resp.get_data(as_text=True)
     with app.app_context():
         assert stored_sheet(world.rev1, world.act_b) == (None, {})
+
+
+def test_refusals_never_echo_a_page_the_reviewer_may_not_see(app, world):
+    """Bad input to someone else's nomination is answered 403, not with a 422 re-render of its page."""
+    client = signed_in(app, "rev2")  # 长沙 nominations are recused for rev2
+    token = page_token(client, world.act_b)
+    for htmx in (True, False):
+        resp = post_sheet(client, world.unit_a, form_data(token, world.criteria["unit"], [99, "x", None, None],
+                                                           comment="长" * 1001), htmx=htmx)
+        assert resp.status_code == 403
+        assert "长沙市第一中学" not in resp.get_data(as_text=True)
+    for reason in ("", "长" * 600):
+        resp = client.post(f"/review/nominations/{world.unit_a}/recusal", data={"csrf_token": token, "reason": reason})
+        assert resp.status_code == 403 and "长沙市第一中学" not in resp.get_data(as_text=True)
+
+
+def test_odd_field_names_and_versions_are_refused_cleanly(app, world):
+    client = signed_in(app, "rev1")
+    token = page_token(client, world.act_b)
+    crit = world.criteria["activity"]
+    data = form_data(token, crit, [10, None, None, None])
+    data.update({"score-²": "5", "score-": "5", "score-999999": "5", "score-" + "9" * 30: "1"})
+    resp = post_sheet(client, world.act_b, data)
+    assert resp.status_code == 200
+    with app.app_context():
+        assert stored_sheet(world.rev1, world.act_b)[1] == {crit[0]: 10}
+    for version in ("²", "-1", "", "1e3"):
+        data = form_data(token, crit, [11, None, None, None])
+        data["version"] = version
+        assert post_sheet(client, world.act_b, data).status_code in (400, 409)

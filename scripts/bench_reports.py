@@ -1,6 +1,6 @@
 """Render timings of the real report documents (issue 5), next to WeasyPrint alone on the same HTML.
 
-    .venv/bin/python -m tests.chair_bench [--rows 500] [--forms 100] [--out DIR]
+    .venv/bin/python scripts/bench_reports.py [--rows 500] [--forms 100] [--out DIR]
 
 Builds a throw-away SQLite round with `rows` approved activities (500-character summaries, spread
 over the 14 市州, 省直单位 and 省级学会), then times, in this order and in one process:
