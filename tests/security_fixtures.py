@@ -19,6 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import date
 from html.parser import HTMLParser
+from pathlib import Path
 from unittest import mock
 from urllib.parse import urljoin, urlsplit
 
@@ -109,8 +110,6 @@ def demo_copy(template_path, folder) -> Flask:
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, "kepu.sqlite3")
     shutil.copy(template_path, target)
-    from pathlib import Path
-
     return create_app(_base_config(Path(folder), "sqlite:///" + target))
 
 
@@ -403,7 +402,7 @@ def concrete_urls(app: Flask, rule: Rule, world: World, variants=VARIANTS) -> li
             choices = [_candidates(n, rule._converters.get(n), values) for n in names]
             for combo in itertools.product(*choices):
                 params = dict(zip(names, combo, strict=True))
-                url = _build(rule, params)
+                url = build_url(rule, params)
                 if url not in seen:
                     seen.add(url)
                     out.append((variant, url, params))
@@ -411,7 +410,7 @@ def concrete_urls(app: Flask, rule: Rule, world: World, variants=VARIANTS) -> li
     return out
 
 
-def _build(rule: Rule, params: dict) -> str:
+def build_url(rule: Rule, params: dict) -> str:
     # Built from the rule text rather than url_for: several rules may share one endpoint.
     def sub(m):
         return str(params[m.group("name")])

@@ -140,3 +140,20 @@ def test_score_and_submit_without_javascript(live_server, browser_context):
     expect(page.locator("#flash-region")).to_contain_text("评分表已提交")
     expect(page.locator("#score-panel input[name^=score-]")).to_have_count(0)
     assert _stored(live_server, "expert3", nid)[0] == "submitted"
+
+
+def test_network_failure_keeps_the_input_and_retries(live_server, browser_context):
+    page = browser_context().new_page()
+    (nid, rubric), _ = _unscored(live_server, "expert2")
+    sign_in(page, live_server, "expert2")
+    page.wait_for_url("**/review/")
+    page.goto(f"{live_server.url}/review/nominations/{nid}")
+    page.route("**/sheet", lambda route: route.abort())
+    page.fill(f"#score-{rubric[0][0]}", "12")
+    expect(page.locator("#sheet-net")).to_contain_text("保存失败：网络连接中断")
+    expect(page.locator(f"#score-{rubric[0][0]}")).to_have_value("12")
+    assert _stored(live_server, "expert2", nid) is None
+    page.unroute("**/sheet")
+    expect(page.locator("#sheet-status")).to_contain_text("已保存", timeout=15_000)  # the automatic retry
+    expect(page.locator("#sheet-net")).to_be_hidden()
+    assert _stored(live_server, "expert2", nid)[2] == 12

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
+from werkzeug.routing.converters import IntegerConverter
 
 from app.extensions import db
 from app.models import ReviewSheet, Score
@@ -33,6 +34,7 @@ from tests.security_fixtures import (
     ROLES,
     VARIANTS,
     audit_count,
+    build_url,
     concrete_urls,
     demo_copy,
     dispose,
@@ -601,3 +603,47 @@ def test_sign_in_never_redirects_off_site(demo_app, target):
     location = urlsplit(resp.headers["Location"])
     assert location.netloc in ("", "localhost") and location.scheme in ("", "http"), resp.headers["Location"]
     assert not resp.headers["Location"].lstrip().startswith(("//", "\\", "javascript:")), resp.headers["Location"]
+
+
+# Just past PostgreSQL's INTEGER ids, and past SQLite's 64-bit integers.
+BIG_IDS = ("2147483648", "18446744073709551616")
+BIG_ID_REASON = (
+    "werkzeug's <int:> converter has no upper bound: an id ≥ 2**31 reaches PostgreSQL's INTEGER columns "
+    "(DataError: integer out of range) and one ≥ 2**63 SQLite (OverflowError) → 500 on every such route. "
+    "Fix (app factory, the lead's): register a bounded int converter (app.url_map.converters['int'] = a "
+    "subclass with max=2**31-1) so routing answers 404, and use the same bound in query/form id parsers.")
+
+
+@pytest.mark.parametrize("backend", [
+    pytest.param("sqlite", marks=pytest.mark.xfail(strict=True, reason=BIG_ID_REASON)),
+    pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.xfail(strict=True, reason=BIG_ID_REASON)]),
+])
+def test_ids_beyond_the_column_range_are_not_found(app_factory, backend):
+    from tests.factories import make_round, make_user
+
+    app = app_factory()
+    APP_ERRORS.listen(app)
+    with app.app_context():
+        make_round("reviewing")
+        for role in ("admin", "chair", "reviewer"):
+            make_user(f"big-{role}", role)
+    clients = {role: signed_in(app, f"big-{role}") for role in ("admin", "chair", "reviewer")}
+    failures = []
+    for rule in walkable_rules(app):
+        ints = [n for n, c in rule._converters.items() if isinstance(c, IntegerConverter)]
+        if not ints:
+            continue
+        for method in methods_of(rule):
+            role = next((r for r in ("admin", "chair", "reviewer") if allowed(r, method, rule.rule)), None)
+            if role is None:
+                continue
+            client, token = clients[role]
+            for big in BIG_IDS:
+                params = {n: big if n in ints else sorted(getattr(c, "items", ["1"]))[0]
+                          for n, c in rule._converters.items()}
+                url = build_url(rule, params)
+                resp = client.open(url, method=method, data={"csrf_token": token} if method != "GET" else None)
+                if resp.status_code >= 500:
+                    failures.append(f"  {role} {method} {url} → {resp.status_code}: {APP_ERRORS.take()[-100:]}")
+                resp.close()
+    assert not failures, f"{len(failures)} requests with out-of-range ids answered 500:\n" + "\n".join(failures)
