@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from .web.errors import UserError
@@ -81,6 +81,8 @@ def demo_seed(stage, no_photos, if_empty):
     from .demo import data as demo_data
     from .services import demo_seed as service
 
+    if current_app.config.get("PRODUCTION"):
+        raise click.ClickException("生产模式下不能生成演示数据（演示账号的密码是公开的）。")
     if if_empty and not service.database_is_empty():
         click.echo("数据库已有数据，跳过演示数据。")
         return

@@ -651,7 +651,7 @@ def verify(db_url: str, log: list[dict], workload: Workload) -> dict:
         expected_action = "sheet.submit" if entry["action"] == "submit" else "sheet.save"
         if (after.get("values") != want or ev.action != expected_action or ev.object_type != "review_sheet"
                 or sheet is None or ev.object_id != sheet.id
-                or (entry["version"] == 1) != (ev.before is None)):
+                or (entry["version"] == 1) != (_as_json(ev.before) is None)):
             audit_mismatch += 1
     chain_breaks = 0
     per_sheet: dict[int, list] = defaultdict(list)

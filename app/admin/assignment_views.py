@@ -11,6 +11,7 @@ from ..services import assignments, rounds
 from ..web.authz import admin_required
 from ..web.errors import UserError
 from ..web.htmx import is_partial_request, render
+from ..web.params import MAX_ID, parse_id, parse_int
 from . import bp
 
 PER_PAGE = 40
@@ -22,7 +23,7 @@ def _category(value: str | None) -> str:
 
 def _int(value, default: int = 0) -> int:
     text = str(value or "").strip()
-    return int(text) if text.isdigit() and len(text) < 10 else default
+    return parse_int(text, lo=0, hi=MAX_ID, default=default)
 
 
 def _matrix(status: int = 200, errors: dict | None = None, message: str = "", form: dict | None = None):
@@ -74,7 +75,7 @@ def assignment_run():
 
 def _pair(value: str) -> tuple[int, int]:
     left, _, right = (value or "").partition("-")
-    if not (left.isdigit() and right.isdigit()):
+    if parse_id(left) is None or parse_id(right) is None:
         raise UserError("请求无效。", status=400)
     return int(left), int(right)
 

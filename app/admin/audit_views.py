@@ -9,12 +9,13 @@ from flask import Response, request, stream_with_context
 from ..services import audit_log
 from ..web.authz import admin_required
 from ..web.htmx import render
+from ..web.params import parse_int
 from . import bp
 
 
 def _page_number() -> int:
     text = request.args.get("page", "1")
-    return int(text) if text.isdigit() and len(text) < 7 else 1
+    return parse_int(text, lo=1, hi=999_999, default=1)
 
 
 @bp.route("/audit")

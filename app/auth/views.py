@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..extensions import db, login_manager
@@ -14,6 +14,19 @@ from . import bp
 login_manager.login_view = "auth.login"
 login_manager.login_message = "请先登录。"
 login_manager.login_message_category = "info"
+
+
+@login_manager.unauthorized_handler
+def _unauthorized():
+    """A page asks the browser to sign in; an htmx request (an autosave after the session expired, say)
+    gets 401 plus HX-Redirect, so the score panel never swaps the login page into itself."""
+    target = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+    if request.headers.get("HX-Request") == "true":
+        resp = make_response("", 401)
+        resp.headers["HX-Redirect"] = target
+        return resp
+    flash("请先登录。", "info")
+    return redirect(target)
 
 
 @login_manager.user_loader

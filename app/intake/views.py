@@ -16,6 +16,7 @@ from ..services.intake.xlsx_reader import build_template
 from ..web.authz import admin_required
 from ..web.errors import UserError
 from ..web.htmx import is_partial_request, render
+from ..web.params import parse_id
 from . import bp
 
 FINDING_FILTERS = {"": "全部", "open": "有待处理问题", "blocking": "有阻断性问题", "none": "无待处理问题"}
@@ -31,10 +32,7 @@ def _category(value: str | None) -> str:
 
 
 def _int(value) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
+    return parse_id(value)
 
 
 def _nomination_in_round(nomination_id: int):

@@ -14,6 +14,7 @@ from ..models import KIND_LABELS
 from ..models.round import METHODS
 from ..services.ranking import RankRow
 from ..web.errors import UserError
+from ..web.params import parse_id
 
 # Bump when the partial's markup changes in a way a cached copy must not survive.
 RENDER_REVISION = "1"
@@ -59,11 +60,8 @@ class Params:
 def _positive_int(value, label: str) -> int | None:
     if value in (None, ""):
         return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{label}参数无效。", status=400) from None
-    if number < 1:
+    number = parse_id(value)
+    if number is None:
         raise UserError(f"{label}参数无效。", status=400)
     return number
 
@@ -74,7 +72,7 @@ def fingerprint(query_string: bytes | str, *context) -> str:
     misses once) and the round settings / config passed as context."""
     if isinstance(query_string, str):
         query_string = query_string.encode()
-    digest = hashlib.sha1(query_string)
+    digest = hashlib.sha1(query_string, usedforsecurity=False)
     digest.update("|".join(str(c) for c in (RENDER_REVISION, *context)).encode())
     return digest.hexdigest()[:12]
 

@@ -16,6 +16,7 @@ from ..services import recusals, review_queue, rounds, scoring
 from ..web import htmx
 from ..web.authz import admin_required, reviewer_required
 from ..web.errors import UserError
+from ..web.params import parse_id
 from . import bp
 from . import panel as panels
 
@@ -30,7 +31,7 @@ def queue():
     rnd = rounds.current_round()
     filters = {
         "category": request.args.get("category") if request.args.get("category") in CATEGORIES else "",
-        "nominator": request.args.get("nominator", type=int) or "",
+        "nominator": parse_id(request.args.get("nominator")) or "",
         "state": request.args.get("state") if request.args.get("state") in review_queue.STATES else "",
     }
     ctx = {"rnd": rnd, "filters": filters, "states": review_queue.STATES}

@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import AuditEvent, User
+from ..web.params import parse_id
 
 PER_PAGE = 50
 EXPORT_MAX_ROWS = 100_000
@@ -67,7 +68,7 @@ def parse_filters(args: Mapping) -> tuple[Filters, dict[str, str]]:
                 object_type=str(args.get("object_type", "")).strip()[:30])
     raw_id = str(args.get("object_id", "")).strip()
     if raw_id:
-        if raw_id.isdigit() and len(raw_id) < 12:
+        if parse_id(raw_id) is not None:
             f.object_id = int(raw_id)
         else:
             errors["object_id"] = "对象编号应为整数"

@@ -14,7 +14,16 @@ from ..database import write_transaction
 from ..demo import data as demo_data
 from ..extensions import db
 from ..models import (
-    Assignment, Attachment, Criterion, Nomination, Nominator, RankingCounter, ReviewSheet, Round, Score, User,
+    Assignment,
+    Attachment,
+    Criterion,
+    Nomination,
+    Nominator,
+    RankingCounter,
+    ReviewSheet,
+    Round,
+    Score,
+    User,
 )
 from ..models._base import CATEGORIES, CATEGORY_LABELS, utcnow
 from ..web.errors import UserError

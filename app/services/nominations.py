@@ -22,6 +22,7 @@ from ..models import CATEGORIES, CATEGORY_LABELS, PHASE_LABELS, FormFinding, Nom
 from ..models._base import utcnow
 from ..models.nomination import ADDRESS_MAX, RECOMMENDATION_MAX, SHORT_MAX, SUMMARY_MAX, TITLE_MAX
 from ..web.errors import Conflict, UserError
+from ..web.params import parse_id
 from . import audit, rounds
 from .intake.text import clean_text, norm_key, one_line, parse_count, parse_date
 
@@ -162,7 +163,7 @@ def version_of(nom: Nomination) -> str:
     """An edit form carries this; a save against a different one is stale (someone else saved first)."""
     data = snapshot(nom)
     data["summary_original"] = nom.summary_original
-    return hashlib.sha1(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+    return hashlib.sha1(json.dumps(data, sort_keys=True, ensure_ascii=False).encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 def received_at_from(day: date | None) -> datetime:
@@ -278,10 +279,8 @@ def ensure_editable(round_id: int) -> Round:
 
 
 def _nominator(nominator_id) -> Nominator:
-    try:
-        nominator = db.session.get(Nominator, int(nominator_id)) if nominator_id not in (None, "") else None
-    except (TypeError, ValueError):
-        nominator = None
+    ident = nominator_id if isinstance(nominator_id, int) else parse_id(nominator_id)
+    nominator = db.session.get(Nominator, ident) if ident else None
     if nominator is None:
         raise UserError("请选择推荐单位。", {"nominator_id": "请选择推荐单位"})
     return nominator

@@ -3,7 +3,7 @@ commit on the wrong side of it."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select
 
 from ..database import locked, write_transaction
 from ..extensions import db
@@ -65,9 +65,18 @@ def change_phase(round_id: int, target: str, *, reason: str = "", actor=None, gu
     return rnd
 
 
+_counters = RankingCounter.__table__
+_BUMP_ALL = _counters.update().where(_counters.c.round_id == bindparam("rid")).values(
+    version=_counters.c.version + 1)
+_BUMP_ONE = _BUMP_ALL.where(_counters.c.category == bindparam("cat"))
+
+
 def bump_ranking(round_id: int, category: str | None = None) -> None:
-    """Invalidate the live ranking's ETag; called inside the writer's transaction."""
-    stmt = update(RankingCounter).where(RankingCounter.round_id == round_id)
+    """Invalidate the live ranking's ETag; called inside the writer's transaction.
+
+    Prebuilt Core statements: this runs on every score save, as the last statement before commit
+    (on PostgreSQL the counter row is hot, so it is held for as short a time as possible)."""
     if category:
-        stmt = stmt.where(RankingCounter.category == category)
-    db.session.execute(stmt.values(version=RankingCounter.version + 1))
+        db.session.execute(_BUMP_ONE, {"rid": round_id, "cat": category})
+    else:
+        db.session.execute(_BUMP_ALL, {"rid": round_id})

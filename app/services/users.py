@@ -11,6 +11,7 @@ from ..models import ROLE_LABELS, Nominator, User
 from ..models._base import utcnow
 from ..models.people import new_session_token
 from ..web.errors import UserError
+from ..web.params import parse_id
 from . import audit
 
 USERNAME_MAX = 50
@@ -159,7 +160,7 @@ def validate_new_user(form) -> dict[str, str]:
     elif len(password) > PASSWORD_MAX:
         errors["password"] = f"密码不能超过 {PASSWORD_MAX} 个字符"
     aff = (form.get("affiliation_id") or "").strip()
-    if aff and (not aff.isdigit() or db.session.get(Nominator, int(aff)) is None):
+    if aff and (parse_id(aff) is None or db.session.get(Nominator, parse_id(aff)) is None):
         errors["affiliation_id"] = "找不到该推荐单位"
     return errors
 
@@ -194,7 +195,7 @@ def update_user(user_id: int, form, *, actor=None) -> User:
     aff = (form.get("affiliation_id") or "").strip()
     affiliation_id = None
     if aff:
-        if not aff.isdigit() or db.session.get(Nominator, int(aff)) is None:
+        if parse_id(aff) is None or db.session.get(Nominator, parse_id(aff)) is None:
             errors["affiliation_id"] = "找不到该推荐单位"
         else:
             affiliation_id = int(aff)

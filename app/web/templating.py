@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 
 from flask import Flask
 
@@ -31,11 +31,16 @@ def cn_date(value: date | datetime | None) -> str:
     return f"{value.year}年{value.month}月{value.day}日"
 
 
+BEIJING = timezone(timedelta(hours=8))
+
+
 def cn_datetime(value: datetime | None) -> str:
+    """Beijing time; SQLite hands back naive datetimes, which we always store as UTC."""
     if not value:
         return ""
-    local = value.astimezone() if value.tzinfo else value
-    return local.strftime("%Y-%m-%d %H:%M")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
 
 
 def fmt_score(value) -> str:

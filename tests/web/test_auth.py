@@ -133,3 +133,19 @@ def test_passwords_are_hashed(people):
     with people.app_context():
         user = db.session.query(User).filter_by(username="reviewer1").one()
         assert "kepu2024" not in user.password_hash and user.password_hash.startswith(("scrypt:", "pbkdf2:"))
+
+
+def test_expired_session_on_htmx_request_gets_401_with_redirect(people):
+    client = people.test_client()
+    resp = client.get("/review/", headers={"HX-Request": "true"})
+    assert resp.status_code == 401
+    assert resp.headers["HX-Redirect"].startswith("/login")
+    plain = client.get("/review/")
+    assert plain.status_code == 302 and "/login" in plain.headers["Location"]
+
+
+def test_huge_ids_in_urls_are_404_not_500(people):
+    client = people.test_client()
+    login(client, "admin1")
+    assert client.get("/review/nominations/2147483648").status_code == 404
+    assert client.get("/review/nominations/99999999999999999999999").status_code == 404
