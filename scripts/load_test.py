@@ -44,6 +44,8 @@ VENV_BIN = Path(sys.executable).parent
 PASSWORD = "kepu2024"  # nosec B105 — the demo password of a throwaway database
 DEFAULT_PG_DB = "kepu_load_run"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
+LOGIN_LIMIT = "5 per minute"  # app/config.py Defaults.LOGIN_RATE_LIMIT, pinned for the run
+LIMIT_COUNT = 5
 REQUEST_TIMEOUT = (5, 30)  # connect, read: a hung server shows up as a timeout, never as a hang
 KINDS = ("login", "open", "save", "submit", "poll")
 SAVE_ACTIONS = ("sheet.save", "sheet.submit")
@@ -92,6 +94,7 @@ def app_env(db_url: str, work: Path, secret: str, ratelimit_storage: str) -> dic
         "FLASK_APP": "wsgi.py",
         "KEPU_DATABASE_URL": db_url,
         "KEPU_RATELIMIT_STORAGE": ratelimit_storage,
+        "KEPU_LOGIN_RATE_LIMIT": LOGIN_LIMIT,
         # Fixed for the run: sessions and CSRF tokens must survive a server restart.
         "KEPU_SECRET_KEY": secret,
         # A private instance folder: the developer's instance/config.py must not leak into the run.
@@ -471,6 +474,27 @@ class ChairSession:
                 self.etags[category] = resp.headers["ETag"]
 
 
+def bad_login_probe(base: str, username: str, attempts: int, concurrency: int = 8) -> dict:
+    """`attempts` wrong-password sign-ins, `concurrency` in flight, each on a new connection (so the
+    kernel spreads them over the workers): how many got through to the password check (401)."""
+    def one(_):
+        with requests.Session() as s:
+            try:
+                page = s.get(f"{base}/login", timeout=REQUEST_TIMEOUT)
+                resp = s.post(f"{base}/login", timeout=REQUEST_TIMEOUT, allow_redirects=False,
+                              data={"username": username, "password": "wrong-password",  # nosec B105
+                                    "csrf_token": _CSRF.search(page.text).group(1)})
+                return str(resp.status_code)
+            except requests.RequestException:
+                return "conn_error"
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        statuses = Counter(pool.map(one, range(attempts)))
+    return {"attempts": attempts, "concurrency": concurrency, "allowed_401": statuses.get("401", 0),
+            "throttled_429": statuses.get("429", 0),
+            "other": {k: v for k, v in statuses.items() if k not in ("401", "429")}}
+
+
 @dataclass
 class LoadRun:
     recorder: Recorder
@@ -498,6 +522,7 @@ def run_load(base: str, workload: Workload, duration: float, recorder: Recorder,
     stop = threading.Event()
     threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in [*reviewers, *chairs]]
     t_start = time.monotonic()
+    recorder.t0 = t_start  # times in the log and the figures count from the start of the load
     for t in threads:
         t.start()
     results: dict = {}
@@ -700,6 +725,11 @@ def print_report(summary: dict) -> None:
     print(f"  acknowledged saves {summary['acknowledged_saves']} (submits {summary['acknowledged_submits']}), "
           f"{summary['saves_per_second']} /s; 409 {summary['conflicts_409']}; 422 {summary['rejected_422']}; "
           f"unknown outcome {summary['unknown_outcome']}")
+    if summary.get("bad_logins"):
+        b = summary["bad_logins"]
+        print(f"  bad logins during the load: {b['attempts']} attempts, {b['allowed_401']} reached the password "
+              f"check (401), {b['throttled_429']} throttled (429), other {b['other']} "
+              f"[limit {LOGIN_LIMIT}, storage {summary['ratelimit_storage']}]")
     print(f"  missing saves {summary['missing_saves']}; audit missing {summary['audit_missing']}, "
           f"mismatched {summary['audit_mismatch']}, chain breaks {summary['audit_chain_breaks']}; "
           f"5xx {summary['errors_5xx']}")
@@ -707,6 +737,7 @@ def print_report(summary: dict) -> None:
 
 def summarize(engine: str, args, run: LoadRun, log: list[dict], check: dict) -> dict:
     figs = figures(run.recorder.requests)
+    probe = (run.schedule_results.get("bad_logins") or {}).get("result")
     outcomes = save_outcomes(log)
     return {
         "engine": engine, "workers": args.workers, "threads": args.threads, "duration": round(run.duration, 1),
@@ -717,6 +748,10 @@ def summarize(engine: str, args, run: LoadRun, log: list[dict], check: dict) -> 
         "clean_5xx": run.recorder.clean_5xx,
         "login_seconds": round(run.login_seconds, 2),
         **{k: v for k, v in check.items() if k != "missing_examples"},
+        "bad_logins": probe,
+        # Shared storage must hold the limit across workers; memory:// counts per worker (not a failure).
+        "throttle_held": (probe["allowed_401"] <= LIMIT_COUNT and not probe["other"])
+        if probe and args.redis else None,
         "missing_examples": check["missing_examples"],
     }
 
@@ -732,6 +767,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--chairs", type=int, default=5)
     p.add_argument("--redis", nargs="?", const=DEFAULT_REDIS, default=None, metavar="URL",
                    help=f"login throttle storage on Redis (default URL {DEFAULT_REDIS})")
+    p.add_argument("--bad-logins", type=int, default=40,
+                   help="wrong-password sign-ins fired in the middle of the load (0: none)")
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite file)")
     return p
@@ -767,9 +804,14 @@ def main() -> int:
         db_url, env, workload = setup(args, work)
         server = Server(env, args.workers, args.threads, work)
         recorder = Recorder(work / "saves.jsonl")
+        schedule = []
+        if args.bad_logins:
+            # In the middle of the load, from outside the sessions: does the throttle hold?
+            schedule.append((args.duration / 2, "bad_logins", lambda: bad_login_probe(
+                server.base, workload.reviewers[0].username, args.bad_logins)))
         try:
             server.start()
-            run = run_load(server.base, workload, args.duration, recorder, seed=args.seed)
+            run = run_load(server.base, workload, args.duration, recorder, seed=args.seed, schedule=schedule)
         finally:
             server.stop()
             recorder.close()
@@ -779,7 +821,8 @@ def main() -> int:
         print_report(summary)
     print(json.dumps(summary, ensure_ascii=False), flush=True)
     ok = (summary["errors_5xx"] == 0 and summary["missing_saves"] == 0 and summary["audit_missing"] == 0
-          and summary["audit_mismatch"] == 0 and summary["audit_chain_breaks"] == 0)
+          and summary["audit_mismatch"] == 0 and summary["audit_chain_breaks"] == 0
+          and summary["throttle_held"] is not False)
     return 0 if ok else 1
 
 

@@ -96,9 +96,8 @@ FOREIGN = {
 }
 
 
-# Defects found in other areas' code and reported to the lead: (role, method, rule, htmx) → what is wrong.
-# The general checks skip these hits; test_known_issue_is_still_present asserts each one on its own with
-# xfail(strict=True), so the day it is fixed that test fails and asks for the entry to be removed.
+# Defects this walk found (all fixed since): (role, method, rule, htmx) → what was wrong. Each stays as a
+# regression case asserted on its own by test_reported_issue_stays_fixed.
 KNOWN_ISSUES: dict[tuple[str, str, str, bool], str] = {
     ("admin", "GET", "/intake/<int:nomination_id>", True):
         "htmx GET renders block 'page' of intake/detail.html, which calls csrf() imported only at the top "
@@ -443,10 +442,9 @@ def test_staff_do_see_the_planted_data(get_walk):
     assert B_COMMENT in bodies and PHONE in bodies and FOREIGN_TITLE in bodies
 
 
-@pytest.mark.parametrize("key", [pytest.param(k, id=f"{k[0]} {k[1]} {k[2]}{' htmx' if k[3] else ''}",
-                                                 marks=pytest.mark.xfail(strict=True, reason=why))
-                                 for k, why in KNOWN_ISSUES.items()])
-def test_known_issue_is_still_present(get_walk, post_walk, key):
+@pytest.mark.parametrize("key", [pytest.param(k, id=f"{k[0]} {k[1]} {k[2]}{' htmx' if k[3] else ''}")
+                                 for k in KNOWN_ISSUES])
+def test_reported_issue_stays_fixed(get_walk, post_walk, key):
     hits = [h for w in (get_walk, post_walk) for h in w.hits if known_issue(h) and
             (h.role, h.method, h.rule, h.htmx) == key]
     assert hits, f"no request matched {key}: the route is gone, remove the entry"
@@ -607,16 +605,11 @@ def test_sign_in_never_redirects_off_site(demo_app, target):
 
 # Just past PostgreSQL's INTEGER ids, and past SQLite's 64-bit integers.
 BIG_IDS = ("2147483648", "18446744073709551616")
-BIG_ID_REASON = (
-    "werkzeug's <int:> converter has no upper bound: an id ≥ 2**31 reaches PostgreSQL's INTEGER columns "
-    "(DataError: integer out of range) and one ≥ 2**63 SQLite (OverflowError) → 500 on every such route. "
-    "Fix (app factory, the lead's): register a bounded int converter (app.url_map.converters['int'] = a "
-    "subclass with max=2**31-1) so routing answers 404, and use the same bound in query/form id parsers.")
 
 
 @pytest.mark.parametrize("backend", [
-    pytest.param("sqlite", marks=pytest.mark.xfail(strict=True, reason=BIG_ID_REASON)),
-    pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.xfail(strict=True, reason=BIG_ID_REASON)]),
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
 ])
 def test_ids_beyond_the_column_range_are_not_found(app_factory, backend):
     from tests.factories import make_round, make_user

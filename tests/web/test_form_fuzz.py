@@ -265,10 +265,9 @@ def test_every_form_survives_fuzzed_input(demo_template, tmp_path, role, phase):
     dispose(s.app)
 
 
-@pytest.mark.parametrize("known", [pytest.param(k, id=k.key, marks=pytest.mark.xfail(strict=True, reason=k.why))
-                                   for k in KNOWN_ERRORS])
-def test_known_500_is_still_present(demo_app, known):
-    """Each reported 500, reproduced on its own (see KNOWN_ERRORS in tests/security_fixtures.py)."""
+@pytest.mark.parametrize("known", [pytest.param(k, id=k.key) for k in KNOWN_ERRORS])
+def test_reported_500_stays_fixed(demo_app, known):
+    """Each 500 the walk and the fuzzing once found, replayed on its own (KNOWN_ERRORS in tests/security_fixtures.py)."""
     APP_ERRORS.listen(demo_app)
     world = prepare_world(demo_app)
     client, token = signed_in(demo_app, known.role)
