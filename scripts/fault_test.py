@@ -72,6 +72,10 @@ def kill9(args, engine: str) -> dict:
         marks: dict = {}
 
         def kill_and_restart() -> dict:
+            # Strike while a save is on its way (up to 5 s of waiting for one), not between requests.
+            deadline = time.monotonic() + 5
+            while recorder.in_flight["save"] + recorder.in_flight["submit"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.001)
             marks["killed"] = recorder.now()
             killed = server.kill9()
             wal = _wal_bytes(db_url)

@@ -311,6 +311,7 @@ class Recorder:
         self.t0 = time.monotonic()
         self.requests: list[tuple[float, str, str, float]] = []
         self.clean_5xx = 0
+        self.in_flight: Counter = Counter()
         self.log_path = log_path
         self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 — closed by close()
 
@@ -337,6 +338,8 @@ def _timed(recorder: Recorder, kind: str, session: requests.Session, method: str
     """(response or None, status text); connection failures and timeouts are statuses too."""
     started = recorder.now()
     t = time.perf_counter()
+    with recorder.lock:
+        recorder.in_flight[kind] += 1
     try:
         resp = session.request(method, url, timeout=REQUEST_TIMEOUT, allow_redirects=False, **kw)
         status = str(resp.status_code)
@@ -344,6 +347,9 @@ def _timed(recorder: Recorder, kind: str, session: requests.Session, method: str
         resp, status = None, "timeout"
     except requests.ConnectionError:
         resp, status = None, "conn_error"
+    finally:
+        with recorder.lock:
+            recorder.in_flight[kind] -= 1
     ms = (time.perf_counter() - t) * 1000
     body = resp.text if resp is not None and resp.status_code >= 500 else ""
     recorder.request(kind, status, ms, started, body)

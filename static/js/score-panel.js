@@ -129,8 +129,12 @@
     var trigger = evt.detail.triggeringEvent;
     if (!isPanelRequest(evt) || !trigger || trigger.type !== "submit") return;
     if (!trigger.submitter || trigger.submitter.value !== "submit") return;
+    // A submit queued behind an autosave (hx-sync "queue last") passes through htmx:confirm again
+    // when it is replayed: ask once per click.
+    if (trigger.kepuConfirmed) return;
     evt.preventDefault();
     if (window.confirm("提交后将不能再修改（如需修改须由管理员退回）。确定提交吗？")) {
+      trigger.kepuConfirmed = true;
       evt.detail.issueRequest(true);
     }
   });

@@ -459,3 +459,13 @@ def test_odd_field_names_and_versions_are_refused_cleanly(app, world):
         data = form_data(token, crit, [11, None, None, None])
         data["version"] = version
         assert post_sheet(client, world.act_b, data).status_code in (400, 409)
+
+
+def test_queue_links_to_my_own_expert_sheet(demo_client):
+    from tests.conftest import login
+
+    login(demo_client, "expert1")
+    html = demo_client.get("/review/").get_data(as_text=True)
+    assert "/reports/sheets/mine/unit.pdf" in html
+    pdf = demo_client.get("/reports/sheets/mine/unit.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
