@@ -85,6 +85,7 @@ def demo_seed(stage, no_photos, if_empty):
         raise click.ClickException("生产模式下不能生成演示数据（演示账号的密码是公开的）。")
     if if_empty and not service.database_is_empty():
         click.echo("数据库已有数据，跳过演示数据。")
+        print_demo_logins(demo_data)
         return
     try:
         summary = service.seed(stage, photos=not no_photos)

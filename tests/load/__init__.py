@@ -1,0 +1,43 @@
+"""Load and fault tests: they drive scripts/load_test.py and scripts/fault_test.py as a user would,
+in a short mode, and read the JSON object each script prints as its last line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess  # nosec B404 — runs our own scripts with argument lists
+import sys
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts"
+
+
+def pg_server_url() -> str:
+    """The PostgreSQL server of KEPU_TEST_PG_URL; the scripts create their own kepu_load_* databases."""
+    url = os.environ.get("KEPU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/kepu_test")
+    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
+
+
+def run_script(name: str, *args: str, timeout: float = 150) -> tuple[int, dict, str]:
+    """(exit status, the last line's JSON, the whole output)."""
+    done = subprocess.run([sys.executable, str(SCRIPTS / name), *args], cwd=ROOT, capture_output=True,  # nosec B603
+                          text=True, timeout=timeout, check=False)
+    output = done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert lines, f"{name} printed nothing:\n{output[-3000:]}"
+    try:
+        summary = json.loads(lines[-1])
+    except json.JSONDecodeError as e:
+        raise AssertionError(f"{name}: last line is not JSON:\n{output[-3000:]}") from e
+    return done.returncode, summary, output
+
+
+def load_test_module():
+    spec = importlib.util.spec_from_file_location("kepu_load_test_script", SCRIPTS / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
