@@ -12,7 +12,7 @@ pg-restart: restart the PostgreSQL server (`pg_ctlcluster --skip-systemctl-redir
 
 Usage: .venv/bin/python scripts/fault_test.py [--scenario kill9|pg-restart|all] [--engine sqlite|pg|both]
   [--pg postgresql+psycopg://postgres@127.0.0.1:5432] [--duration 30] [--reviewers 50] [--chairs 5]
-  [--workers 2] [--threads 8] [--kill-at 0.4] [--down 1.0] [--pre-ping] [--keep]
+  [--workers 2] [--threads 8] [--kill-at 0.4] [--down 1.0] [--pre-ping default|on|off] [--keep]
 Prints one JSON object as its last line; exit status 1 when a check failed.
 """
 
@@ -45,9 +45,12 @@ def load_args(args, engine: str, pg_db: str) -> argparse.Namespace:
     return lt.parser("").parse_args(argv)
 
 
-def _pre_ping(work: Path) -> None:
-    # The run's private instance/config.py: the same switch an operator would flip.
-    (work / "instance" / "config.py").write_text('SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}\n')
+def _pre_ping(work: Path, choice: str) -> None:
+    """on/off: pin pool_pre_ping in the run's private instance/config.py (the file an operator would
+    edit); default: leave app/config.py's Defaults in force."""
+    if choice != "default":
+        (work / "instance" / "config.py").write_text(
+            f'SQLALCHEMY_ENGINE_OPTIONS = {{"pool_pre_ping": {choice == "on"}}}\n')
 
 
 def _wal_bytes(db_url: str) -> int | None:
@@ -65,8 +68,7 @@ def kill9(args, engine: str) -> dict:
     ns = load_args(args, engine, f"kepu_load_fault_kill9{args.db_suffix}")
     with lt.work_dir(args.keep, "kepu-fault-kill9-") as work:
         db_url, env, workload = lt.setup(ns, work)
-        if args.pre_ping:
-            _pre_ping(work)
+        _pre_ping(work, args.pre_ping)
         server = lt.Server(env, ns.workers, ns.threads, work)
         recorder = lt.Recorder(work / "saves.jsonl")
         marks: dict = {}
@@ -164,8 +166,7 @@ def pg_restart(args) -> dict:
     try:
         with lt.work_dir(args.keep, "kepu-fault-pgrestart-") as work:
             db_url, env, workload = lt.setup(ns, work)
-            if args.pre_ping:
-                _pre_ping(work)
+            _pre_ping(work, args.pre_ping)
             server = lt.Server(env, ns.workers, ns.threads, work)
             recorder = lt.Recorder(work / "saves.jsonl")
             marks: dict = {}
@@ -215,7 +216,10 @@ def _pg_restart_summary(ns, args, run, recorder, log, check, marks, same_process
         "restart_began_at_s": round(begin, 2) if begin is not None else None,
         "failed_requests": len(failed), "failed_by_status": statuses,
         "failed_outside_restart_window": len(failed) - len(window),
-        "errors_5xx": fivexx, "clean_5xx": recorder.clean_5xx,
+        # Failures of requests that began once pg_ctlcluster had returned (PostgreSQL answering):
+        # dead pooled connections being found out one request at a time.
+        "failed_after_pg_back": sum(1 for r in failed if end is not None and r[0] >= end),
+        "errors_5xx": fivexx, "clean_5xx": recorder.clean_5xx, "pages_5xx": dict(recorder.bodies_5xx),
         "timeouts": statuses.get("timeout", 0),
         "max_latency_ms": round(max((r[3] for r in reqs), default=0), 1),
         "first_ack_after_restart_s": first_ok_save,
@@ -225,10 +229,15 @@ def _pg_restart_summary(ns, args, run, recorder, log, check, marks, same_process
         **{k: v for k, v in check.items() if k != "missing_examples"},
         "missing_examples": check["missing_examples"],
     }
-    out["ok"] = bool(fault.get("returncode") == 0 and same_process and pg_running and out["timeouts"] == 0
-                     and out["clean_5xx"] == out["errors_5xx"] and first_ok_save is not None
-                     and out["failed_after_recovery"] == 0 and out["missing_saves"] == 0
-                     and out["audit_missing"] == 0)
+    ends = [r[0] + r[3] / 1000 - end for r in failed if end is not None]
+    out["last_failure_after_pg_back_s"] = round(max(ends), 2) if ends else None
+    # Cleanly: every failure is the Chinese 500 page or a refused/cut connection, none a hang.
+    out["failed_cleanly"] = bool(out["timeouts"] == 0 and out["clean_5xx"] == out["errors_5xx"]
+                                 and set(statuses) <= {"500", "502", "503", "conn_error"})
+    out["recovered"] = bool(fault.get("returncode") == 0 and not out["app_restarted"] and pg_running
+                            and first_ok_save is not None and out["failed_after_recovery"] == 0)
+    out["ok"] = bool(out["failed_cleanly"] and out["recovered"] and out["missing_saves"] == 0
+                     and out["audit_missing"] == 0 and out["audit_chain_breaks"] == 0)
     return out
 
 
@@ -249,8 +258,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--kill-at", type=float, default=0.4, help="fault at this fraction of the duration")
     p.add_argument("--down", type=float, default=1.0, help="seconds between kill -9 and the restart")
-    p.add_argument("--pre-ping", action="store_true",
-                   help="run the app with SQLALCHEMY_ENGINE_OPTIONS = {'pool_pre_ping': True} in its instance config")
+    p.add_argument("--pre-ping", choices=("default", "on", "off"), default="default",
+                   help="pin SQLALCHEMY_ENGINE_OPTIONS = {'pool_pre_ping': ...} in the run's instance config")
     p.add_argument("--db-suffix", default="", help="appended to the kepu_load_fault_* database names")
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--keep", action="store_true")
@@ -279,7 +288,8 @@ def main() -> int:
               f"first acknowledged save {result['first_ack_after_restart_s']} s after PostgreSQL was back; "
               f"failed after recovery {result['failed_after_recovery']} of {result['requests_after_recovery']}; "
               f"max latency {result['max_latency_ms']} ms; app restarted: {result['app_restarted']}; "
-              f"missing {result['missing_saves']}; ok={result['ok']}", flush=True)
+              f"5xx pages {result['pages_5xx']}; failed cleanly: {result['failed_cleanly']}; "
+              f"recovered: {result['recovered']}; missing {result['missing_saves']}; ok={result['ok']}", flush=True)
     ok = all(r["ok"] for r in summary.get("kill9", {}).values()) and summary.get("pg_restart", {}).get("ok", True)
     summary["ok"] = ok
     print(json.dumps(summary, ensure_ascii=False), flush=True)

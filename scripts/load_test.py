@@ -312,6 +312,7 @@ class Recorder:
         self.requests: list[tuple[float, str, str, float]] = []
         self.clean_5xx = 0
         self.in_flight: Counter = Counter()
+        self.bodies_5xx: Counter = Counter()  # the title of each 5xx page: which error page answered
         self.log_path = log_path
         self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 — closed by close()
 
@@ -321,8 +322,12 @@ class Recorder:
     def request(self, kind: str, status: str, ms: float, started: float, body: str = "") -> None:
         with self.lock:
             self.requests.append((started, kind, status, ms))
-            if status.isdigit() and int(status) >= 500 and CLEAN_500 in body:
-                self.clean_5xx += 1
+            if status.isdigit() and int(status) >= 500:
+                if CLEAN_500 in body:
+                    self.clean_5xx += 1
+                title = re.search(r"<title>(.*?)</title>|<h1>(.*?)</h1>", body, re.S)
+                label = " ".join((title.group(1) or title.group(2)).split()) if title else body[:80]
+                self.bodies_5xx[label] += 1
 
     def attempt(self, entry: dict) -> None:
         line = json.dumps(entry, ensure_ascii=False)
@@ -383,6 +388,9 @@ class ReviewerSession:
         login(self.session, self.base, self.account.username, self.recorder)
 
     def run(self, stop: threading.Event) -> None:
+        # People do not all click at the same instant: each starts within the first think interval.
+        if stop.wait(self.rng.uniform(0, self.think[1])):
+            return
         while not stop.is_set() and self.open_items:
             nomination_id = self.rng.choice(list(self.open_items))
             page = self._open(nomination_id)

@@ -39,5 +39,6 @@ def run_script(name: str, *args: str, timeout: float = 150) -> tuple[int, dict, 
 def load_test_module():
     spec = importlib.util.spec_from_file_location("kepu_load_test_script", SCRIPTS / "load_test.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module

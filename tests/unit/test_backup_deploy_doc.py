@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "deploy.md"
 DB = ROLE = "kepu_test_ops_deploy"
 DRILL_DB = "kepu_test_ops_drill"
-REDIS_DB = 13
+REDIS_DB = 12  # 13: scripts/load_test.py, 14: test_throttle_redis, 15: bench_throttle
 BLOCK = re.compile(r"<!-- (run|env|unit|nginx): ([\w.-]+) -->\n```[\w]*\n(.*?)```", re.S)
 
 
@@ -180,8 +180,11 @@ def test_the_deploy_guide_runs_as_written(tmp_path):
         out = dep.run(blocks[("run", "migrate")], stdin="admin-password-1\nadmin-password-1\n")
         assert "已创建用户 admin" in out
 
-        # 5. Redis
+        # 5. Redis (a clean counter database: a previous run's attempts must not count against this one)
         assert "PONG" in dep.run(blocks[("run", "redis-check")])
+        import redis
+
+        redis.Redis.from_url(f"redis://127.0.0.1:6379/{REDIS_DB}").flushdb()
 
         # 6. gunicorn exactly as the systemd unit starts it, in production mode behind a (simulated) proxy
         _serve_and_check(dep, blocks[("unit", "kepu.service")], {**dep.base_env, **values})
