@@ -8,9 +8,12 @@ pg-restart: restart the PostgreSQL server (`pg_ctlcluster --skip-systemctl-redir
             in the middle of the load WITHOUT touching the app: requests must fail cleanly (a 5xx with
             the Chinese error page, or a connection error; nothing hangs beyond the client timeouts)
             and saves must succeed again afterwards. PostgreSQL is started again whatever happens.
-            It disturbs everything else using that server: keep it out of pytest.
+            It disturbs everything else using that server: keep it out of pytest. Afterwards, with the
+            app idle, the server closes every connection of the app's database (pg_terminate_backend)
+            and 20 page loads must succeed: what an idle pool meets after a restart or failover.
+idle-pool:  that last probe alone, after a short load, without restarting anything (safe for pytest).
 
-Usage: .venv/bin/python scripts/fault_test.py [--scenario kill9|pg-restart|all] [--engine sqlite|pg|both]
+Usage: .venv/bin/python scripts/fault_test.py [--scenario kill9|pg-restart|idle-pool|all] [--engine sqlite|pg|both]
   [--pg postgresql+psycopg://postgres@127.0.0.1:5432] [--duration 30] [--reviewers 50] [--chairs 5]
   [--workers 2] [--threads 8] [--kill-at 0.4] [--down 1.0] [--pre-ping default|on|off] [--keep]
 Prints one JSON object as its last line; exit status 1 when a check failed.
@@ -160,6 +163,58 @@ def ensure_pg_running(version: str, cluster: str, server_url: str) -> bool:
     return wait_for_pg(server_url)
 
 
+def idle_pool_probe(server, workload, server_url: str, db_name: str, requests_n: int = 20) -> dict:
+    """After the load, with the app idle: the server closes every connection of the app's database
+    (what an idle pool finds after a PostgreSQL restart or failover, without disturbing the other
+    databases on the server), then one reviewer makes `requests_n` page loads one after another."""
+    import psycopg
+    import requests
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(server_url).set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False)
+    session = requests.Session()
+    recorder = lt.Recorder(server.log_dir / "idle-probe.jsonl")
+    try:
+        lt.login(session, server.base, workload.reviewers[0].username, recorder)
+        nomination_id = min(workload.reviewers[0].items)
+        time.sleep(1)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            closed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE datname = %s AND pid <> pg_backend_pid()", (db_name,)).fetchone()[0]
+        statuses = []
+        for _ in range(requests_n):
+            _, status = lt._timed(recorder, "open", session, "GET",
+                                  f"{server.base}/review/nominations/{nomination_id}")
+            statuses.append(status)
+    finally:
+        session.close()
+        recorder.close()
+    return {"connections_closed": closed, "requests": requests_n,
+            "failed": sum(1 for st in statuses if st != "200"), "statuses": statuses}
+
+
+def idle_pool(args) -> dict:
+    """The idle-pool half of pg-restart on its own (no server restart, safe next to other users of
+    the server): a short load fills the pools, then the app's connections are closed under it."""
+    ns = load_args(args, "pg", f"kepu_load_fault_idle{args.db_suffix}")
+    with lt.work_dir(args.keep, "kepu-fault-idle-") as work:
+        db_url, env, workload = lt.setup(ns, work)
+        _pre_ping(work, args.pre_ping)
+        server = lt.Server(env, ns.workers, ns.threads, work)
+        recorder = lt.Recorder(work / "saves.jsonl")
+        try:
+            server.start()
+            lt.run_load(server.base, workload, ns.duration, recorder, seed=ns.seed)
+            probe = idle_pool_probe(server, workload, args.pg, ns.pg_db)
+            alive = server.proc.poll() is None
+        finally:
+            server.stop()
+            recorder.close()
+    return {"engine": "postgresql", "workers": ns.workers, "pre_ping": args.pre_ping, **probe,
+            "app_restarted": not alive, "ok": probe["failed"] == 0 and alive}
+
+
 def pg_restart(args) -> dict:
     version, cluster = pg_cluster(args.pg_cluster)
     ns = load_args(args, "pg", f"kepu_load_fault_pgrestart{args.db_suffix}")
@@ -184,6 +239,7 @@ def pg_restart(args) -> dict:
                 run = lt.run_load(server.base, workload, ns.duration, recorder, seed=ns.seed,
                                   schedule=[(ns.duration * args.kill_at, "pg_restart", restart)])
                 same_process = server.proc.pid == pid and server.proc.poll() is None and server.starts == 1
+                idle = idle_pool_probe(server, workload, args.pg, ns.pg_db)
             finally:
                 server.stop()
                 recorder.close()
@@ -191,10 +247,10 @@ def pg_restart(args) -> dict:
             check = lt.verify(db_url, log, workload)
     finally:
         pg_running = ensure_pg_running(version, cluster, args.pg)
-    return _pg_restart_summary(ns, args, run, recorder, log, check, marks, same_process, pg_running)
+    return _pg_restart_summary(ns, args, run, recorder, log, check, marks, same_process, pg_running, idle)
 
 
-def _pg_restart_summary(ns, args, run, recorder, log, check, marks, same_process, pg_running) -> dict:
+def _pg_restart_summary(ns, args, run, recorder, log, check, marks, same_process, pg_running, idle) -> dict:
     begin, end = marks.get("begin"), marks.get("end")
     fault = (run.schedule_results.get("pg_restart") or {}).get("result") or {}
     reqs = recorder.requests
@@ -225,6 +281,7 @@ def _pg_restart_summary(ns, args, run, recorder, log, check, marks, same_process
         "first_ack_after_restart_s": first_ok_save,
         "requests_after_recovery": len(late), "failed_after_recovery": len(late_failed),
         "app_restarted": not same_process, "pg_running_at_end": pg_running,
+        "idle_pool": idle,
         **lt.save_outcomes(log),
         **{k: v for k, v in check.items() if k != "missing_examples"},
         "missing_examples": check["missing_examples"],
@@ -235,7 +292,8 @@ def _pg_restart_summary(ns, args, run, recorder, log, check, marks, same_process
     out["failed_cleanly"] = bool(out["timeouts"] == 0 and out["clean_5xx"] == out["errors_5xx"]
                                  and set(statuses) <= {"500", "502", "503", "conn_error"})
     out["recovered"] = bool(fault.get("returncode") == 0 and not out["app_restarted"] and pg_running
-                            and first_ok_save is not None and out["failed_after_recovery"] == 0)
+                            and first_ok_save is not None and out["failed_after_recovery"] == 0
+                            and idle["failed"] == 0)
     out["ok"] = bool(out["failed_cleanly"] and out["recovered"] and out["missing_saves"] == 0
                      and out["audit_missing"] == 0 and out["audit_chain_breaks"] == 0)
     return out
@@ -247,7 +305,8 @@ def _ok_status(status: str) -> bool:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--scenario", choices=("kill9", "pg-restart", "all"), default="all")
+    p.add_argument("--scenario", choices=("kill9", "pg-restart", "idle-pool", "all"), default="all",
+                   help="all = kill9 and pg-restart (pg-restart includes the idle-pool probe)")
     p.add_argument("--engine", choices=("sqlite", "pg", "both"), default="both", help="for kill9")
     p.add_argument("--pg", default=DEFAULT_PG, metavar="URL", help="PostgreSQL server URL")
     p.add_argument("--pg-cluster", default=None, help="VERSION/NAME for pg_ctlcluster (default: newest/main)")
@@ -288,9 +347,17 @@ def main() -> int:
               f"first acknowledged save {result['first_ack_after_restart_s']} s after PostgreSQL was back; "
               f"failed after recovery {result['failed_after_recovery']} of {result['requests_after_recovery']}; "
               f"max latency {result['max_latency_ms']} ms; app restarted: {result['app_restarted']}; "
-              f"5xx pages {result['pages_5xx']}; failed cleanly: {result['failed_cleanly']}; "
+              f"5xx pages {result['pages_5xx']}; idle pool after its connections were closed: "
+              f"{result['idle_pool']['failed']} of {result['idle_pool']['requests']} page loads failed; failed cleanly: {result['failed_cleanly']}; "
               f"recovered: {result['recovered']}; missing {result['missing_saves']}; ok={result['ok']}", flush=True)
-    ok = all(r["ok"] for r in summary.get("kill9", {}).values()) and summary.get("pg_restart", {}).get("ok", True)
+    if args.scenario == "idle-pool":
+        result = idle_pool(args)
+        summary["idle_pool"] = result
+        print(f"idle-pool: {result['connections_closed']} connections closed under the idle app; "
+              f"{result['failed']} of {result['requests']} page loads failed {result['statuses']}; "
+              f"ok={result['ok']}", flush=True)
+    ok = (all(r["ok"] for r in summary.get("kill9", {}).values())
+          and all(summary.get(k, {}).get("ok", True) for k in ("pg_restart", "idle_pool")))
     summary["ok"] = ok
     print(json.dumps(summary, ensure_ascii=False), flush=True)
     return 0 if ok else 1

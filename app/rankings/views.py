@@ -3,7 +3,7 @@ breakdown, and the progress / reviewer-severity panel. Read-only: nothing here c
 
 from __future__ import annotations
 
-from flask import Response, current_app, redirect, request, url_for
+from flask import Response, current_app, redirect, request, session, url_for
 from flask_login import current_user
 
 from ..extensions import db
@@ -31,21 +31,45 @@ def _no_store_between_users(resp: Response) -> Response:
     return resp
 
 
-@bp.route("/<any(unit, activity):category>")
-@staff_required
-def category(category: str):
-    rnd = ranking.live_state(category)
+def _poll_context(rnd, category: str) -> tuple:
     config = current_app.config
-    page_size, poll_seconds = int(config["RANKING_PAGE_SIZE"]), int(config["RANKING_POLL_SECONDS"])
-    context = (rnd.slots(category), rnd.phase, rnd.method, page_size, poll_seconds)
+    return (rnd.slots(category), rnd.phase, rnd.method, int(config["RANKING_PAGE_SIZE"]),
+            int(config["RANKING_POLL_SECONDS"]))
+
+
+def _not_modified(tag: str) -> Response:
+    resp = Response(status=304)
+    resp.set_etag(tag)
+    return _no_store_between_users(resp)
+
+
+@bp.route("/<any(unit, activity):category>")
+def category(category: str):
+    """The idle poll is answered before flask-login loads the user: one statement checks the session
+    token (active chair/admin, as the user loader would) together with the ranking version. Anything
+    else — no token, a changed ranking, a full page — takes the ordinary authenticated path."""
+    token = session.get("_user_id")
+    if token and is_partial_request() and request.headers.get("If-None-Match"):
+        found = ranking.poll_state(token, category)
+        if found is not None:
+            user_id, rnd = found
+            tag = etag(rnd.id, category, rnd.version,
+                       fingerprint(request.query_string, *_poll_context(rnd, category)), user_id)
+            if matches(request.headers.get("If-None-Match"), tag):
+                return _not_modified(tag)
+    return _category(category)
+
+
+@staff_required
+def _category(category: str):
+    rnd = ranking.live_state(category)
+    context = _poll_context(rnd, category)
+    page_size, poll_seconds = context[3], context[4]
     user_id = current_user.id
     partial = is_partial_request()
     tag = etag(rnd.id, category, rnd.version, fingerprint(request.query_string, *context), user_id)
     if partial and matches(request.headers.get("If-None-Match"), tag):
-        # The idle poll: one small query after loading the user, no parsing, no ranking.
-        resp = Response(status=304)
-        resp.set_etag(tag)
-        return _no_store_between_users(resp)
+        return _not_modified(tag)
 
     params = Params.parse(request.args, rnd.method)
     live = not rnd.is_final

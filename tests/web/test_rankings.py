@@ -207,7 +207,24 @@ def test_partial_uses_at_most_five_queries(chair, demo_app):
     with QueryCounter(engine) as counted:
         again = chair.get("/rankings/unit?method=zscore&drafts=1", headers={**HX, "If-None-Match": resp.headers["ETag"]})
     assert again.status_code == 304
-    assert len(counted.statements) <= 2, counted.statements  # the user, the round with its version
+    # one statement: the session token (active chair/admin) joined with the round and its version
+    assert len(counted.statements) == 1, counted.statements
+
+
+def test_idle_poll_fast_path_still_authorizes(demo_app, chair):
+    """The 304 shortcut checks the session token itself: a reviewer's or a deactivated chair's session
+    never gets a 304 (or anything else) from it."""
+    first = chair.get("/rankings/unit", headers=HX)
+    tag = first.headers["ETag"]
+    reviewer = demo_app.test_client()
+    login(reviewer, "expert1")
+    assert reviewer.get("/rankings/unit", headers={**HX, "If-None-Match": tag}).status_code == 403
+    with demo_app.app_context():
+        from app.services import users
+
+        users.set_active(users.by_username("chair"), False)
+    resp = chair.get("/rankings/unit", headers={**HX, "If-None-Match": tag})
+    assert resp.status_code == 401 and resp.headers["HX-Redirect"].startswith("/login")
 
 
 def test_final_round_renders_no_polling(chair, demo_app):
