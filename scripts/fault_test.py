@@ -76,13 +76,15 @@ def kill9(args, engine: str) -> dict:
         recorder = lt.Recorder(work / "saves.jsonl")
         marks: dict = {}
 
-        def kill_and_restart() -> dict:
+        def save_in_flight() -> None:
             # Strike while a save is on its way (up to 5 s of waiting for one), not between requests.
             deadline = time.monotonic() + 5
             while recorder.in_flight["save"] + recorder.in_flight["submit"] == 0 and time.monotonic() < deadline:
-                time.sleep(0.001)
+                time.sleep(0.0005)
             marks["killed"] = recorder.now()
-            killed = server.kill9()
+
+        def kill_and_restart() -> dict:
+            killed = server.kill9(when=save_in_flight)
             wal = _wal_bytes(db_url)
             time.sleep(args.down)
             first_answer = server.start()

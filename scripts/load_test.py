@@ -5,13 +5,16 @@ compared with the generator's own log of acknowledged saves, and the audit log w
 
 Usage: .venv/bin/python scripts/load_test.py [--pg postgresql+psycopg://postgres@127.0.0.1:5432]
   [--pg-db kepu_load_run] [--workers 2] [--threads 8] [--duration 60] [--reviewers 50] [--chairs 5]
-  [--redis [redis://127.0.0.1:6379/13]] [--seed 2024] [--keep]
+  [--redis [redis://127.0.0.1:6379/13]] [--bad-logins 40] [--seed 2024] [--keep]
+Scale-out: --pg URL --workers 4 --redis (40 wrong-password sign-ins in the middle of the load must
+let at most the limit through).
 
 Prepares the database itself (`flask db upgrade`, `flask demo seed --stage reviewing --no-photos`,
 extra reviewer and chair accounts through the users service, `assignments.assign_all`), serves it on
 a free 127.0.0.1 port, logs every save attempt and its outcome to <work dir>/saves.jsonl, prints
 p50/p95/p99 per request type and the status counts, and as its LAST line one JSON object.
-Exit status 1 when a request got a 5xx, an acknowledged save is missing or lacks its audit event.
+Exit status 1 when a request got a 5xx, an acknowledged save is missing or lacks its audit event,
+or (with --redis) the throttle let more than the limit through. Results: docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -258,10 +261,13 @@ class Server:
                 s.get(f"{self.base}/login", timeout=10)
         return first
 
-    def kill9(self) -> int:
-        """SIGKILL to the whole process group; the number of processes that were in it."""
+    def kill9(self, when=None) -> int:
+        """SIGKILL to the whole process group, as soon as `when()` returns (if given); the number of
+        processes that were in the group."""
         pgid = self.proc.pid
-        members = _group_members(pgid)
+        members = _group_members(pgid)  # read first: scanning /proc takes longer than a save
+        if when is not None:
+            when()
         os.killpg(pgid, signal.SIGKILL)
         self.proc.wait()
         deadline = time.monotonic() + 10

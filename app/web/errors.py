@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from flask import Flask, make_response, render_template
 from flask_wtf.csrf import CSRFError
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
+from ..extensions import db
 from .htmx import is_partial_request
 
 MESSAGES = {
@@ -39,9 +43,22 @@ class Conflict(UserError):
     status = 409
 
 
+_BARE_PAGE = ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{status}</title></head>'
+              '<body><h1>{message}</h1><p>错误代码 {status}</p><p><a href="/">返回首页</a></p></body></html>')
+_BARE_FRAGMENT = '<div class="flash flash-error" role="alert">{message}</div>'
+
+
+def _render(template: str, status: int, message: str) -> str:
+    try:
+        return render_template(template, status=status, message=message)
+    except Exception:  # noqa: BLE001 — the page needs the database (current user), which may be down
+        bare = _BARE_FRAGMENT if template.startswith("errors/_") else _BARE_PAGE
+        return bare.format(status=status, message=escape(message))
+
+
 def _respond(status: int, message: str):
     template = "errors/_message.html" if is_partial_request() else "errors/error.html"
-    resp = make_response(render_template(template, status=status, message=message), status)
+    resp = make_response(_render(template, status, message), status)
     if is_partial_request():
         # Show the message in the page's error region instead of swapping it into the target.
         resp.headers["HX-Retarget"] = "#flash-region"
@@ -66,4 +83,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(e):
         app.logger.exception("unhandled error")
+        # A failed statement leaves the session's transaction unusable; the error page must not inherit it.
+        with contextlib.suppress(Exception):
+            db.session.rollback()
         return _respond(500, MESSAGES[500])

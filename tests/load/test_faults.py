@@ -33,3 +33,17 @@ def test_kill9_on_postgres_loses_no_acknowledged_save():
     code, summary, output = run_script("fault_test.py", *SHORT, "--engine", "pg", "--pg", pg_server_url(),
                                        "--db-suffix", "_test")
     _assert_survived(code, summary["kill9"]["postgresql"], output)
+
+
+@pytest.mark.postgres
+def test_idle_pool_recovers_when_postgres_closes_its_connections():
+    # What the app's pool meets after a PostgreSQL restart, without restarting the shared server:
+    # pool_pre_ping (app/config.py) replaces the dead connections before any request uses them.
+    code, summary, output = run_script("fault_test.py", "--scenario", "idle-pool", "--duration", "3",
+                                       "--reviewers", "5", "--chairs", "1", "--pg", pg_server_url(),
+                                       "--db-suffix", "_test")
+    result = summary["idle_pool"]
+    assert code == 0, output[-3000:]
+    assert result["connections_closed"] >= 1
+    assert result["failed"] == 0 and result["statuses"] == ["200"] * result["requests"]
+    assert result["app_restarted"] is False

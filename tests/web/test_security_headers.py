@@ -183,3 +183,27 @@ def test_behind_one_proxy_each_client_has_its_own_allowance_and_https_is_seen(ap
     assert office_a == [401] * 3 + [429]
     assert office_b == [401, 401]  # another office is not locked out by the first one's mistakes
     assert client.get("/__scheme", headers={"X-Forwarded-Proto": "https"}).get_data(as_text=True) == "https"
+
+
+def test_database_failure_still_answers_a_chinese_error_page(app):
+    """When the database fails under a signed-in user, even the error page cannot load the user:
+    the answer is still a calm Chinese 500 (not the server's English one), with the security headers."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+    from tests.conftest import login
+    from tests.factories import make_user
+
+    with app.app_context():
+        make_user("reviewer1")
+    client = app.test_client()
+    assert login(client, "reviewer1").status_code == 303
+    with app.app_context():
+        db.session.execute(text("ALTER TABLE users RENAME TO users_gone"))
+        db.session.commit()
+    for headers in ({}, {"HX-Request": "true"}):
+        resp = client.get("/review/", headers=headers)
+        body = resp.get_data(as_text=True)
+        assert resp.status_code == 500
+        assert "系统内部错误" in body and "Traceback" not in body
+        assert "unsafe-inline" not in resp.headers["Content-Security-Policy"]
