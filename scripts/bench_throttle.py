@@ -17,7 +17,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess  # nosec B404 — starts our own flask/gunicorn with argument lists
 import sys
 import tempfile
@@ -26,10 +25,11 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg
 import redis
 import requests
-from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _benchlib  # noqa: E402  (scripts/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -40,9 +40,7 @@ LIMIT = "5 per minute"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return _benchlib.free_port()
 
 
 def flush_redis(url: str) -> None:
@@ -63,14 +61,7 @@ def limiter_keys(url: str) -> list[str]:
 
 def recreate_database(server_url: str, name: str) -> str:
     """Drop and create `name` on the server; the SQLAlchemy URL of the new database."""
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise ValueError(f"unsafe database name {name!r}")
-    admin = make_url(server_url).set(drivername="postgresql", database="postgres")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return make_url(server_url).set(drivername="postgresql+psycopg", database=name).render_as_string(
-        hide_password=False)
+    return _benchlib.recreate_pg_database(server_url, name)
 
 
 def app_env(database_url: str, storage: str, instance: Path) -> dict:

@@ -27,7 +27,6 @@ import random
 import re
 import secrets
 import signal
-import socket
 import subprocess  # nosec B404 — starts our own flask/gunicorn with argument lists
 import sys
 import tempfile
@@ -40,7 +39,9 @@ from pathlib import Path
 
 import requests
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _benchlib  # noqa: E402  (scripts/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -62,23 +63,12 @@ _VERSION = re.compile(r'name="version" value="(\d+)"')
 # --- database and environment ------------------------------------------------------------------
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return _benchlib.free_port()
 
 
 def recreate_pg_database(server_url: str, name: str) -> str:
     """Drop and create `name` (only ever a kepu_load_* database); its SQLAlchemy URL."""
-    import psycopg
-
-    if not re.fullmatch(r"kepu_load_[a-z0-9_]+", name):
-        raise ValueError(f"refusing to recreate {name!r}: load-test databases are named kepu_load_*")
-    admin = make_url(server_url).set(drivername="postgresql", database="postgres")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return make_url(server_url).set(drivername="postgresql+psycopg", database=name).render_as_string(
-        hide_password=False)
+    return _benchlib.recreate_pg_database(server_url, name, allowed=r"kepu_load_[a-z0-9_]+")
 
 
 def database_url(pg: str | None, pg_db: str, work: Path) -> str:
