@@ -4,6 +4,8 @@ its extra files so a benchmark can time WeasyPrint alone on exactly the same inp
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,8 +17,10 @@ from ...extensions import db
 from ...models import CATEGORIES, CATEGORY_LABELS, METHOD_LABELS, Nomination, Round, User
 from ...pdf import render_pdf
 from ...web.errors import UserError
-from .. import decisions
+from .. import decisions, storage
 from . import queries
+
+log = logging.getLogger(__name__)
 
 PDF_MIME = "application/pdf"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -75,6 +79,28 @@ def _seal(rnd: Round) -> tuple[dict[str, bytes], str | None]:
     return ({SEAL_NAME: data}, SEAL_SRC) if data else ({}, None)
 
 
+def _photo_pages(noms, *, thumbnails: bool) -> tuple[dict[int, list[str]], dict[str, bytes]]:
+    """The photos of each nomination as kepu-file: sources, and their bytes for the safe fetcher.
+
+    A batch uses the stored thumbnails so a few dozen forms stay a few MB; a single form uses the full
+    image (WeasyPrint caps it at 300 dpi). A file missing from disk is left out, not fatal."""
+    srcs: dict[int, list[str]] = {}
+    files: dict[str, bytes] = {}
+    for nom in noms:
+        srcs[nom.id] = []
+        for photo in nom.photos:
+            stored = (photo.thumb_name if thumbnails else None) or photo.stored_name
+            name = f"photo-{photo.id}{os.path.splitext(stored)[1] or '.jpg'}"
+            try:
+                with open(storage.path_of(stored), "rb") as fh:
+                    files[name] = fh.read()
+            except (OSError, ValueError):
+                log.warning("photo %s of nomination %s is missing from the upload folder", photo.id, nom.id)
+                continue
+            srcs[nom.id].append("kepu-file:" + name)
+    return srcs, files
+
+
 def _now() -> str:
     return datetime.now().strftime("%Y-%m-%d %H:%M")
 
@@ -123,14 +149,15 @@ def nomination_form_source(nomination_id: int) -> Source:
     nom = queries.nomination(nomination_id)
     rnd = load_round(nom.round_id)
     extra, seal_src = _seal(rnd)
+    photo_srcs, photo_files = _photo_pages([nom], thumbnails=False)
     decision = decisions.decision_of(nom.id)
     html = render_template(
         "pdf/nomination_form.html", title=f"{_prefix(rnd, nom.category)}推荐表", nom=nom, rnd=rnd,
         decision=decision, seal_src=seal_src if _stamped(rnd, decision) else None,
-        approval_date=rnd.approval_date if decision else None,
+        approval_date=rnd.approval_date if decision else None, photo_srcs=photo_srcs[nom.id],
     )
     name = f"{CATEGORY_LABELS[nom.category]}推荐表-{nom.id}-{nom.title[:40]}.pdf"
-    return Source(html, extra, safe_filename(name))
+    return Source(html, extra | photo_files, safe_filename(name))
 
 
 def _stamped(rnd: Round, decision) -> bool:
@@ -142,13 +169,15 @@ def batch_forms_source(round_id: int, category: str) -> Source:
     rnd, category = load_round(round_id), check_category(category)
     noms = queries.approved_nominations(rnd.id, category)
     extra, seal_src = _seal(rnd)
+    photo_srcs, photo_files = _photo_pages(noms, thumbnails=True)
     title = f"{_prefix(rnd, category)}推荐表"
     html = render_template(
         "pdf/batch_forms.html", title=title, category_label=CATEGORY_LABELS[category], nominations=noms, rnd=rnd,
         decisions=queries.decisions_for([n.id for n in noms]),
         seal_src=seal_src if rnd.phase == "final" else None, approval_date=rnd.approval_date,
+        photo_srcs=photo_srcs,
     )
-    return Source(html, extra, safe_filename(f"{title}（审定通过，共{len(noms)}份）.pdf"))
+    return Source(html, extra | photo_files, safe_filename(f"{title}（审定通过，共{len(noms)}份）.pdf"))
 
 
 # ----------------------------------------------------------------------------- 5. 专家评分表
