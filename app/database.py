@@ -38,10 +38,6 @@ def configure_engine(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
 
 
-def is_sqlite() -> bool:
-    return db.engine.dialect.name == "sqlite"
-
-
 @contextmanager
 def write_transaction():
     """One short write transaction; commits on success, rolls back on any error.

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import case, delete, func, or_, select
 
-from ..database import locked, write_transaction
+from ..database import write_transaction
 from ..extensions import db
 from ..models import (
     CATEGORY_LABELS,
@@ -37,7 +37,7 @@ from ..models import (
     User,
 )
 from ..web.errors import UserError
-from . import audit
+from . import audit, rounds
 from .rounds import bump_ranking
 
 EDITABLE_PHASES = ("setup", "collecting", "reviewing")
@@ -272,9 +272,7 @@ def _assigned_pairs(round_id: int, category: str | None) -> set[Pair]:
 
 
 def _editable_round(round_id: int) -> Round:
-    rnd = locked(Round, round_id)
-    if rnd is None:
-        raise UserError("找不到评选批次。", status=404)
+    rnd = rounds.get(round_id, lock=True)
     if rnd.phase not in EDITABLE_PHASES:
         raise UserError(f"评选批次已进入「{rnd.phase_label}」阶段，评审分配不能再调整。", status=409)
     return rnd

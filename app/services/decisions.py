@@ -524,9 +524,7 @@ def reopen(round_id: int, reason: str, *, actor=None) -> Round:
     reason = (reason or "").strip()
     if not reason:
         raise UserError("重新开放必须填写理由。", {"reason": "必填"})
-    rnd = db.session.get(Round, round_id)
-    if rnd is None:
-        raise UserError("找不到评选批次。", status=404)
+    rnd = rounds.get(round_id)
     target = {"final": "publicizing", "publicizing": "deliberating"}.get(rnd.phase)
     if target is None:
         raise Conflict(f"评选批次处于「{rnd.phase_label}」阶段，无需重新开放。")

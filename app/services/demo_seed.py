@@ -25,7 +25,7 @@ from ..models import (
     Score,
     User,
 )
-from ..models._base import CATEGORIES, CATEGORY_LABELS, utcnow
+from ..models._base import CATEGORIES, utcnow
 from ..web.errors import UserError
 from . import audit, storage
 
@@ -189,7 +189,3 @@ _COMMENTS = [
     "形式多样，线上线下结合，传播效果明显。",
     "",
 ]
-
-
-def category_label(category: str) -> str:
-    return CATEGORY_LABELS[category]

@@ -23,7 +23,7 @@ from ..extensions import db
 from ..models import Attachment, AuditEvent, FormFinding, Nomination, Nominator, Round
 from ..models.nomination import SUMMARY_MAX
 from ..web.errors import Conflict, UserError
-from . import audit
+from . import audit, rounds
 from .intake.text import clean_text, norm_key
 from .nominations import local_date, quota_for
 
@@ -232,9 +232,7 @@ def compute(rnd: Round) -> dict[tuple[int, str], str]:
 def run(round_id: int, *, actor=None) -> dict:
     """Bring the findings table in line with the data; safe to call any number of times."""
     with write_transaction():
-        rnd = locked(Round, round_id)  # one check at a time per round
-        if rnd is None:
-            raise UserError("找不到评选批次。", status=404)
+        rnd = rounds.get(round_id, lock=True)  # one check at a time per round
         found = compute(rnd)
         existing = {(f.nomination_id, f.rule): f for f in db.session.scalars(
             select(FormFinding).where(FormFinding.round_id == rnd.id))}

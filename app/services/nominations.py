@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from ..database import locked, write_transaction
 from ..extensions import db
-from ..models import CATEGORIES, CATEGORY_LABELS, PHASE_LABELS, FormFinding, Nomination, Nominator, Round
+from ..models import CATEGORIES, PHASE_LABELS, FormFinding, Nomination, Nominator, Round
 from ..models._base import utcnow
 from ..models.nomination import ADDRESS_MAX, RECOMMENDATION_MAX, SHORT_MAX, SUMMARY_MAX, TITLE_MAX
 from ..web.errors import Conflict, UserError
@@ -265,9 +265,7 @@ def nominators() -> list[Nominator]:
 
 
 def _editable_round(round_id: int) -> Round:
-    rnd = locked(Round, round_id, shared=True)
-    if rnd is None:
-        raise UserError("找不到评选批次。", status=404)
+    rnd = rounds.get(round_id, lock=True, shared=True)
     if rnd.phase not in EDITABLE_PHASES:
         raise Conflict(f"评选批次处于「{PHASE_LABELS[rnd.phase]}」阶段，推荐材料已不能修改。")
     return rnd
@@ -399,7 +397,3 @@ def withdraw(nomination_id: int, reason: str, *, actor=None) -> Nomination:
 
 def reinstate(nomination_id: int, reason: str = "", *, actor=None) -> Nomination:
     return _set_status(nomination_id, "active", reason, actor, "nomination.reinstate")
-
-
-def category_label(category: str) -> str:
-    return CATEGORY_LABELS.get(category, category)

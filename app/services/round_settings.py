@@ -11,7 +11,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from ..database import locked, write_transaction
+from ..database import write_transaction
 from ..extensions import db
 from ..models import (
     CATEGORY_LABELS,
@@ -66,13 +66,6 @@ SETTING_LABELS = {
 def _as_dict(stmt) -> dict:
     """Two-column query -> dict (dict(result) would treat the Result as a mapping)."""
     return {a: b for a, b in db.session.execute(stmt)}
-
-
-def get_round(round_id: int) -> Round:
-    rnd = db.session.get(Round, round_id)
-    if rnd is None:
-        raise UserError("找不到评选批次。", status=404)
-    return rnd
 
 
 def _settings(rnd: Round) -> dict:
@@ -174,9 +167,7 @@ def update_settings(round_id: int, form: Mapping, *, actor=None) -> Round:
     if errors:
         raise UserError("；".join(errors.values()) + "。", errors)
     with write_transaction():
-        rnd = locked(Round, round_id)
-        if rnd is None:
-            raise UserError("找不到评选批次。", status=404)
+        rnd = rounds.get(round_id, lock=True)
         if rnd.phase == "final":
             raise UserError("评选批次已定稿，设置不能再修改。", status=409)
         before = _settings(rnd)
@@ -226,9 +217,7 @@ def create_round(year_text: str, name: str, *, actor=None) -> Round:
 
 def _rubric_round(round_id: int) -> Round:
     """The round, locked, if its rubric may still change: scores depend on the criteria."""
-    rnd = locked(Round, round_id)
-    if rnd is None:
-        raise UserError("找不到评选批次。", status=404)
+    rnd = rounds.get(round_id, lock=True)
     if rnd.phase not in RUBRIC_PHASES:
         raise UserError(f"评选批次已进入「{rnd.phase_label}」阶段，评分指标不能再修改（已有评分依赖于它们）。",
                         status=409)
@@ -430,7 +419,7 @@ def live_blocking_problems(rnd: Round) -> int | None:
 
 def move_phase(round_id: int, target: str, *, reason: str = "", actor=None) -> Round:
     """The admin's phase moves: forward up to 会议审定, or back one phase with a reason."""
-    rnd = get_round(round_id)
+    rnd = rounds.get(round_id)
     if target not in PHASES:
         raise UserError(f"未知阶段：{target}。")
     here, there = PHASES.index(rnd.phase), PHASES.index(target)

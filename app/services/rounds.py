@@ -25,6 +25,15 @@ def require_current_round() -> Round:
     return rnd
 
 
+def get(round_id: int, *, lock: bool = False, shared: bool = False) -> Round:
+    """The round, or a 404 UserError. With lock=True it is re-read inside the current write
+    transaction with FOR UPDATE (shared=True: FOR SHARE)."""
+    rnd = locked(Round, round_id, shared=shared) if lock else db.session.get(Round, round_id)
+    if rnd is None:
+        raise UserError("找不到评选批次。", status=404)
+    return rnd
+
+
 def by_year(year: int) -> Round:
     rnd = db.session.scalar(select(Round).where(Round.year == year))
     if rnd is None:
@@ -44,9 +53,7 @@ def change_phase(round_id: int, target: str, *, reason: str = "", actor=None, gu
     if len(reason) > 500:
         raise UserError("理由不能超过 500 个字符。")
     with write_transaction():
-        rnd = locked(Round, round_id)
-        if rnd is None:
-            raise UserError("找不到评选批次。", status=404)
+        rnd = get(round_id, lock=True)
         here, there = PHASES.index(rnd.phase), PHASES.index(target)
         if there == here:
             raise UserError(f"评选批次已处于「{PHASE_LABELS[target]}」阶段。", status=409)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -138,10 +140,18 @@ def get_user(user_id: int) -> User:
     return user
 
 
+def _affiliation(form) -> tuple[Nominator | None, str | None]:
+    """The nominator chosen in a user form's affiliation_id (blank: none), or a field error."""
+    aff = (form.get("affiliation_id") or "").strip()
+    if not aff:
+        return None, None
+    ident = parse_id(aff)
+    nominator = db.session.get(Nominator, ident) if ident else None
+    return (nominator, None) if nominator else (None, "找不到该推荐单位")
+
+
 def validate_new_user(form) -> dict[str, str]:
     """Field errors (Chinese) for the create form; create_user raises the first problem only."""
-    import re
-
     errors: dict[str, str] = {}
     username = (form.get("username") or "").strip()
     if not username:
@@ -159,9 +169,8 @@ def validate_new_user(form) -> dict[str, str]:
         errors["password"] = f"密码至少需要 {PASSWORD_MIN} 个字符"
     elif len(password) > PASSWORD_MAX:
         errors["password"] = f"密码不能超过 {PASSWORD_MAX} 个字符"
-    aff = (form.get("affiliation_id") or "").strip()
-    if aff and (parse_id(aff) is None or db.session.get(Nominator, parse_id(aff)) is None):
-        errors["affiliation_id"] = "找不到该推荐单位"
+    if (error := _affiliation(form)[1]) is not None:
+        errors["affiliation_id"] = error
     return errors
 
 
@@ -170,8 +179,8 @@ def create_from_form(form, *, actor=None) -> User:
     errors = validate_new_user(form)
     if errors:
         raise UserError("；".join(errors.values()) + "。", errors)
-    aff = (form.get("affiliation_id") or "").strip()
-    affiliation = db.session.get(Nominator, int(aff)).name if aff else None
+    nominator = _affiliation(form)[0]
+    affiliation = nominator.name if nominator else None
     try:
         return create_user(form.get("username", ""), form.get("display_name", ""), form.get("role", ""),
                            form.get("password", ""), affiliation=affiliation, actor=actor)
@@ -192,13 +201,10 @@ def update_user(user_id: int, form, *, actor=None) -> User:
     role = form.get("role")
     if role not in ROLE_LABELS:
         errors["role"] = "请选择角色"
-    aff = (form.get("affiliation_id") or "").strip()
-    affiliation_id = None
-    if aff:
-        if parse_id(aff) is None or db.session.get(Nominator, parse_id(aff)) is None:
-            errors["affiliation_id"] = "找不到该推荐单位"
-        else:
-            affiliation_id = int(aff)
+    nominator, error = _affiliation(form)
+    if error is not None:
+        errors["affiliation_id"] = error
+    affiliation_id = nominator.id if nominator else None
     if errors:
         raise UserError("；".join(errors.values()) + "。", errors)
     with write_transaction():

@@ -17,7 +17,7 @@ from ...extensions import db
 from ...models import CATEGORIES, CATEGORY_LABELS, METHOD_LABELS, Nomination, Round, User
 from ...pdf import render_pdf
 from ...web.errors import UserError
-from .. import decisions, storage
+from .. import decisions, rounds, storage
 from . import queries
 
 log = logging.getLogger(__name__)
@@ -51,13 +51,6 @@ class Source:
 
 def safe_filename(name: str) -> str:
     return _UNSAFE_FILENAME.sub("_", name).strip(" .") or "document"
-
-
-def load_round(round_id: int) -> Round:
-    rnd = db.session.get(Round, round_id)
-    if rnd is None:
-        raise UserError("找不到评选批次。", status=404)
-    return rnd
 
 
 def check_category(category: str) -> str:
@@ -109,7 +102,7 @@ def _now() -> str:
 
 
 def public_list_source(round_id: int, category: str) -> Source:
-    rnd, category = load_round(round_id), check_category(category)
+    rnd, category = rounds.get(round_id), check_category(category)
     title = f"{_prefix(rnd, category)}名单"
     final = rnd.phase == "final"
     extra, seal_src = _seal(rnd) if final else ({}, None)
@@ -126,7 +119,7 @@ def public_list_source(round_id: int, category: str) -> Source:
 
 
 def result_report_source(round_id: int, category: str) -> Source:
-    rnd, category = load_round(round_id), check_category(category)
+    rnd, category = rounds.get(round_id), check_category(category)
     rows = decisions.standings(rnd, category)
     unranked = [s.nomination_id for s in rows if s.row is None]
     titles = dict(db.session.execute(select(Nomination.id, Nomination.title).where(Nomination.id.in_(unranked)))
@@ -147,7 +140,7 @@ def result_report_source(round_id: int, category: str) -> Source:
 
 def nomination_form_source(nomination_id: int) -> Source:
     nom = queries.nomination(nomination_id)
-    rnd = load_round(nom.round_id)
+    rnd = rounds.get(nom.round_id)
     extra, seal_src = _seal(rnd)
     photo_srcs, photo_files = _photo_pages([nom], thumbnails=False)
     decision = decisions.decision_of(nom.id)
@@ -166,7 +159,7 @@ def _stamped(rnd: Round, decision) -> bool:
 
 
 def batch_forms_source(round_id: int, category: str) -> Source:
-    rnd, category = load_round(round_id), check_category(category)
+    rnd, category = rounds.get(round_id), check_category(category)
     noms = queries.approved_nominations(rnd.id, category)
     extra, seal_src = _seal(rnd)
     photo_srcs, photo_files = _photo_pages(noms, thumbnails=True)
@@ -185,7 +178,7 @@ def batch_forms_source(round_id: int, category: str) -> Source:
 
 def reviewer_sheets_source(round_id: int, category: str, reviewer_ids: list[int] | None = None) -> Source:
     """One reviewer's 专家评分表 (reviewer_ids=[id]) or every reviewer's, one section each."""
-    rnd, category = load_round(round_id), check_category(category)
+    rnd, category = rounds.get(round_id), check_category(category)
     if reviewer_ids is None:
         people = queries.reviewers(rnd.id, category)
     else:

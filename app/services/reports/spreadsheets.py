@@ -12,9 +12,9 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from ...models import CATEGORIES, CATEGORY_LABELS, KIND_LABELS, METHOD_LABELS
-from .. import decisions
+from .. import decisions, rounds
 from . import queries
-from .documents import XLSX_MIME, Document, _prefix, check_category, load_round, safe_filename
+from .documents import XLSX_MIME, Document, _prefix, check_category, safe_filename
 
 _HEADER_FONT = Font(bold=True)
 _HEADER_FILL = PatternFill("solid", fgColor="E8E8E8")
@@ -76,7 +76,7 @@ def ranking_xlsx(round_id: int, category: str, *, include_drafts: bool = False) 
     and each reviewer's total. Sheet 评分明细: one row per reviewer × nomination with every criterion."""
     from .. import ranking
 
-    rnd, category = load_round(round_id), check_category(category)
+    rnd, category = rounds.get(round_id), check_category(category)
     rows = ranking.compute(rnd.id, category, include_drafts=include_drafts)
     crits = queries.criteria(rnd.id, category)
     people, cells = queries.score_matrix(rnd.id, category, include_drafts=include_drafts)
@@ -140,7 +140,7 @@ def ranking_xlsx(round_id: int, category: str, *, include_drafts: bool = False) 
 
 def approved_list_xlsx(round_id: int, category: str | None = None) -> Document:
     """The approved list(s) in the published order; no personal information."""
-    rnd = load_round(round_id)
+    rnd = rounds.get(round_id)
     cats = [check_category(category)] if category else list(CATEGORIES)
     wb = Workbook()
     wb.remove(wb.active)
