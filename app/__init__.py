@@ -6,8 +6,8 @@ import os
 
 from flask import Flask
 
-from . import config as config_module
-from .extensions import csrf, db, limiter, login_manager, migrate
+from app import config as config_module
+from app.extensions import csrf, db, limiter, login_manager, migrate
 
 PROJECT_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
@@ -21,7 +21,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=os.path.join(PROJECT_ROOT, "templates"),
         static_folder=os.path.join(PROJECT_ROOT, "static"),
     )
-    from .web.params import BoundedIntConverter
+    from app.core.params import BoundedIntConverter
 
     app.url_map.converters["int"] = BoundedIntConverter
     app.config.from_object(config_module.Defaults)
@@ -43,15 +43,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     _init_extensions(app)
     _register_blueprints(app)
 
-    from . import cli
+    from app import cli
 
     cli.register(app)
     return app
 
 
 def _init_extensions(app: Flask) -> None:
-    from . import models  # noqa: F401  (registers the tables)
-    from .database import configure_engine
+    from app import models  # noqa: F401  (registers the tables)
+    from app.core.database import configure_engine
 
     db.init_app(app)
     with app.app_context():
@@ -62,7 +62,7 @@ def _init_extensions(app: Flask) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
 
-    from .web import errors, htmx, security, templating
+    from app.core import errors, htmx, security, templating
 
     security.init_app(app)
     errors.init_app(app)
@@ -70,14 +70,28 @@ def _init_extensions(app: Flask) -> None:
     templating.init_app(app)
 
 
-def _register_blueprints(app: Flask) -> None:
-    from .admin import bp as admin_bp
-    from .auth import bp as auth_bp
-    from .chair import bp as chair_bp
-    from .intake import bp as intake_bp
-    from .rankings import bp as rankings_bp
-    from .reports import bp as reports_bp
-    from .review import bp as review_bp
+# Modules whose routes attach to their package's blueprint (app/<area>/blueprint.py).
+VIEW_MODULES = (
+    "accounts.admin_views",
+    "accounts.views",
+    "audit.views",
+    "deliberation.views",
+    "intake.nominator_views",
+    "intake.views",
+    "ranking.views",
+    "reports.views",
+    "review.assignment_views",
+    "review.views",
+    "review.files",
+    "rounds.settings_views",
+    "rounds.views",
+)
 
-    for bp in (auth_bp, review_bp, rankings_bp, chair_bp, admin_bp, intake_bp, reports_bp):
-        app.register_blueprint(bp)
+
+def _register_blueprints(app: Flask) -> None:
+    import importlib
+
+    for name in VIEW_MODULES:
+        importlib.import_module(f"app.{name}")
+    for area in sorted({name.split(".")[0] for name in VIEW_MODULES}):
+        app.register_blueprint(importlib.import_module(f"app.{area}.blueprint").bp)

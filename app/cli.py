@@ -6,7 +6,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from .web.errors import UserError
+from app.core.errors import UserError
 
 users_cli = AppGroup("users", help="管理用户账号。")
 demo_cli = AppGroup("demo", help="演示数据。")
@@ -24,7 +24,7 @@ def _fail(e: UserError):
 @click.password_option("--password", prompt="密码", confirmation_prompt="再次输入密码")
 def users_create(username, display_name, role, affiliation, password):
     """Create an account."""
-    from .services import users
+    from app.accounts import operations as users
 
     try:
         user = users.create_user(username, display_name, role, password, affiliation=affiliation)
@@ -38,7 +38,7 @@ def users_create(username, display_name, role, affiliation, password):
 @click.password_option("--password", prompt="新密码", confirmation_prompt="再次输入新密码")
 def users_set_password(username, password):
     """Set a new password; the user's existing sessions end."""
-    from .services import users
+    from app.accounts import operations as users
 
     try:
         users.set_password(users.by_username(username), password)
@@ -51,7 +51,7 @@ def users_set_password(username, password):
 @click.argument("username")
 def users_deactivate(username):
     """Deactivate an account (it can no longer sign in)."""
-    from .services import users
+    from app.accounts import operations as users
 
     try:
         users.set_active(users.by_username(username), False)
@@ -63,7 +63,7 @@ def users_deactivate(username):
 @users_cli.command("list")
 def users_list():
     """List the accounts."""
-    from .services import users
+    from app.accounts import operations as users
 
     for u in users.list_users():
         state = "" if u.active else "（已停用）"
@@ -78,8 +78,8 @@ def users_list():
 @click.option("--if-empty", is_flag=True, help="数据库已有数据时跳过")
 def demo_seed(stage, no_photos, if_empty):
     """Build the 2024 Hunan demo round and print the demo logins."""
-    from .demo import data as demo_data
-    from .services import demo_seed as service
+    from app.demo import data as demo_data
+    from app.demo import seed as service
 
     if current_app.config.get("PRODUCTION"):
         raise click.ClickException("生产模式下不能生成演示数据（演示账号的密码是公开的）。")
@@ -109,15 +109,15 @@ def print_demo_logins(demo_data) -> None:
 @demo_cli.command("logins")
 def demo_logins():
     """Print the demo logins."""
-    from .demo import data as demo_data
+    from app.demo import data as demo_data
 
     print_demo_logins(demo_data)
 
 
 def register(app: Flask) -> None:
-    from .intake.cli import nominations_cli
-    from .ops.cli import ops_commands
-    from .reports.cli import reports_cli
+    from app.intake.cli import nominations_cli
+    from app.ops.cli import ops_commands
+    from app.reports.cli import reports_cli
 
     for group in (users_cli, demo_cli, nominations_cli, reports_cli, *ops_commands):
         app.cli.add_command(group)

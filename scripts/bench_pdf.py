@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark app.pdf.render_pdf: a 500-row list and a 100-form document.
+"""Benchmark app.reports.pdf.render_pdf: a 500-row list and a 100-form document.
 
 Usage: .venv/bin/python scripts/bench_pdf.py [--out DIR]
 Prints one line per case, then a JSON object as the last line.
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.pdf import render_pdf  # noqa: E402
+from app.reports.pdf import render_pdf  # noqa: E402
 
 
 def _peak_rss_mb() -> float:

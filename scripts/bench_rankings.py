@@ -37,6 +37,7 @@ from sqlalchemy import insert, text  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
 
 from app import create_app  # noqa: E402
+from app.core.authz import staff_required  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import (  # noqa: E402
     Assignment,
@@ -49,8 +50,8 @@ from app.models import (  # noqa: E402
     Score,
     User,
 )
-from app.services import ranking, ranking_sql  # noqa: E402
-from app.web.authz import staff_required  # noqa: E402
+from app.ranking import engine as ranking  # noqa: E402
+from app.ranking import sql as ranking_sql  # noqa: E402
 
 RUBRIC = (("content", "活动内容", 30.0), ("format", "活动形式", 20.0), ("influence", "活动影响力", 30.0),
           ("response", "群众反映", 20.0))

@@ -6,7 +6,7 @@ Builds a throw-away SQLite round with `rows` approved activities (500-character 
 over the 14 市州, 省直单位 and 省级学会), then times, in this order and in one process:
   first_s   the first document of the process (one 推荐表 with the seal: font set-up included)
   warm_s    the same document again
-  list500_s the public list through documents.public_list_pdf (queries + template + app.pdf)
+  list500_s the public list through documents.public_list_pdf (queries + template + app.reports.pdf)
   list500_bare_s   weasyprint.HTML(string=that list's HTML).write_pdf() with pdf.css and a warm
             FontConfiguration of its own, no fetcher, no lock: the ratio is our overhead
   forms100_s the batch of the first `forms` approved 推荐表 (documents.batch_forms_pdf) and
@@ -36,10 +36,10 @@ def _peak_mib() -> float:
 
 
 def _seed(rows: int) -> tuple[int, int]:
+    from app.deliberation import operations as decisions
+    from app.demo.final import make_seal_png
     from app.extensions import db
     from app.models import Decision, Nomination, Nominator
-    from app.services import decisions
-    from app.services.demo_final import make_seal_png
     from tests.factories import make_round
 
     rnd = make_round("deliberating")
@@ -77,7 +77,7 @@ class Bare:
         from weasyprint import CSS
         from weasyprint.text.fonts import FontConfiguration
 
-        from app.pdf.render import STATIC_BASE_URL, STATIC_DIR
+        from app.reports.pdf import STATIC_BASE_URL, STATIC_DIR
 
         self.base = STATIC_BASE_URL
         self.font_config = FontConfiguration()
@@ -118,7 +118,7 @@ def main() -> int:
 
     from app import create_app
     from app.extensions import db
-    from app.services.reports import documents, queries
+    from app.reports import documents, queries
 
     folder = tempfile.mkdtemp(prefix="kepu-bench-")
     app = create_app({"TESTING": True, "SECRET_KEY": "bench", "UPLOAD_FOLDER": os.path.join(folder, "uploads"),
@@ -140,7 +140,7 @@ def main() -> int:
         # The batch document of the first N approved forms (same builder as batch_forms_pdf).
         from flask import render_template
 
-        from app.services import decisions
+        from app.deliberation import operations as decisions
 
         noms = queries.approved_nominations(round_id, "activity")[: args.forms]
         rnd = documents.load_round(round_id)

@@ -59,7 +59,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import update
 
 from app import create_app
-from app.database import write_transaction
+from app.core.database import write_transaction
 from app.extensions import db
 from app.models import ReviewSheet
 from app.models._base import utcnow
@@ -116,9 +116,9 @@ def seed(config: dict, users: int) -> dict:
     """A round in `reviewing`, one nomination per reviewer (half units, half activities), every
     reviewer assigned to their own; reviewers are created through the users service."""
     from app import create_app
+    from app.accounts import operations as users_service
     from app.extensions import db
     from app.models import Assignment, Criterion, Nomination, Nominator, RankingCounter, Round
-    from app.services import users as users_service
 
     app = create_app(config)
     plan = []

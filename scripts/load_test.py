@@ -53,7 +53,7 @@ LIMIT_COUNT = 5
 REQUEST_TIMEOUT = (5, 30)  # connect, read: a hung server shows up as a timeout, never as a hang
 KINDS = ("login", "open", "save", "submit", "poll")
 SAVE_ACTIONS = ("sheet.save", "sheet.submit")
-# The Chinese sentence of the 500 page (app/web/errors.py): a 5xx that carries it failed "cleanly".
+# The Chinese sentence of the 500 page (app/core/errors.py): a 5xx that carries it failed "cleanly".
 CLEAN_500 = "系统内部错误"
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -170,8 +170,10 @@ def prepare(db_url: str, env: dict, n_reviewers: int, n_chairs: int) -> Workload
 
 
 def _accounts_and_plan(db, n_reviewers: int, n_chairs: int) -> Workload:
+    from app.accounts import operations as users
     from app.demo import data as demo_data
-    from app.services import assignments, rounds, users
+    from app.review import assignments
+    from app.rounds import phases as rounds
 
     experts = [r["username"] for r in demo_data.REVIEWERS][:n_reviewers]
     extra = [f"load{i:02d}" for i in range(len(experts) + 1, n_reviewers + 1)]

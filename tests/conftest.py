@@ -85,7 +85,7 @@ def demo_template(tmp_path_factory):
     app = create_app(_base_config(folder, url))
     with app.app_context():
         db.create_all()
-        from app.services import demo_seed
+        from app.demo import seed as demo_seed
 
         demo_seed.seed("reviewing", photos=False)
         db.session.remove()

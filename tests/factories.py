@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from app.accounts import operations as users
 from app.extensions import db
 from app.models import Criterion, Nomination, Nominator, RankingCounter, Round
-from app.services import users
 
 
 def make_round(phase: str = "reviewing", year: int = 2024, rubric=((("content", "活动内容", 30),

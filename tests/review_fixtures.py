@@ -13,9 +13,9 @@ from PIL import Image
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
+from app.core import storage
 from app.extensions import db
 from app.models import Assignment, Attachment, Criterion, ReviewSheet, Score, User
-from app.services import storage
 from tests.conftest import DEMO_PASSWORD, csrf_token_from, login
 from tests.factories import make_nomination, make_nominator, make_round
 

@@ -32,7 +32,10 @@ from werkzeug.routing import Rule
 from werkzeug.routing.converters import AnyConverter, IntegerConverter
 
 from app import create_app
+from app.core import storage
+from app.deliberation import operations as decisions
 from app.extensions import db
+from app.intake import importer
 from app.models import (
     Assignment,
     Attachment,
@@ -47,9 +50,7 @@ from app.models import (
     Round,
     User,
 )
-from app.services import decisions, storage
-from app.services.intake import importer
-from app.services.reports import jobs
+from app.reports import jobs
 from tests.conftest import _base_config, csrf_token_from, login  # one config for every demo copy
 from tests.factories import make_nomination
 
@@ -296,28 +297,28 @@ KNOWN_ERRORS = [
                why="intake/detail.html, import.html, preview.html: block 'page' (rendered alone for htmx) calls "
                    "csrf(), imported at the top of the template only"),
     KnownError("audit-page-number", "admin", "GET", "/admin/audit?page=²", path=r"^/admin/audit",
-               signature=INT_GUARD, why="app/admin/audit_views.py _page_number: isdigit() then int()"),
+               signature=INT_GUARD, why="app/audit/views.py _page_number: isdigit() then int()"),
     KnownError("audit-object-id", "admin", "GET", "/admin/audit?object_id=²", path=r"^/admin/audit",
-               signature=INT_GUARD, why="app/services/audit_log.py parse_filters: isdigit() then int()"),
+               signature=INT_GUARD, why="app/audit/queries.py parse_filters: isdigit() then int()"),
     KnownError("assignments-page-number", "admin", "GET", "/admin/assignments?page=²", path=r"^/admin/assignments",
-               signature=INT_GUARD, why="app/admin/assignment_views.py _int: isdigit() then int()"),
+               signature=INT_GUARD, why="app/review/assignment_views.py _int: isdigit() then int()"),
     KnownError("assignments-cell", "admin", "POST", "/admin/assignments/cell", (("cell", "3-²"),),
                path=r"^/admin/assignments", signature=INT_GUARD,
-               why="app/admin/assignment_views.py _pair: isdigit() then int()"),
+               why="app/review/assignment_views.py _pair: isdigit() then int()"),
     KnownError("assignments-cell-huge", "admin", "POST", "/admin/assignments/cell",
                (("cell", "99999999999999999999-1"),), path=r"^/admin/assignments", signature=SQLITE_INT,
-               why="app/admin/assignment_views.py _pair: no upper bound"),
+               why="app/review/assignment_views.py _pair: no upper bound"),
     KnownError("assignments-page-rows", "admin", "POST", "/admin/assignments/page",
                (("category", "unit"), ("page", "1"), ("row", "²"), ("col", "3")), path=r"^/admin/assignments",
-               signature=INT_GUARD, why="app/admin/assignment_views.py _int: isdigit() then int()"),
+               signature=INT_GUARD, why="app/review/assignment_views.py _int: isdigit() then int()"),
     KnownError("users-affiliation", "admin", "POST", "/admin/users",
                (("username", "fuzz1"), ("display_name", "测试"), ("role", "reviewer"), ("password", "abcdefgh12345"),
                 ("affiliation_id", "²")), path=r"^/admin/users", signature=INT_GUARD,
-               why="app/services/users.py (create and update): aff.isdigit() then int()"),
+               why="app/accounts/operations.py (create and update): aff.isdigit() then int()"),
     KnownError("users-affiliation-huge", "admin", "POST", "/admin/users",
                (("username", "fuzz2"), ("display_name", "测试"), ("role", "reviewer"), ("password", "abcdefgh12345"),
                 ("affiliation_id", "99999999999999999999")), path=r"^/admin/users", signature=SQLITE_INT,
-               why="app/services/users.py: affiliation_id looked up without an upper bound"),
+               why="app/accounts/operations.py: affiliation_id looked up without an upper bound"),
 ]
 
 

@@ -14,7 +14,7 @@ ACTIONS = {"create": "新增", "update": "更新", "skip": "跳过", "reject": "
 
 
 def _round(year):
-    from ..services import rounds
+    from app.rounds import phases as rounds
 
     return rounds.by_year(year) if year else rounds.require_current_round()
 
@@ -22,7 +22,7 @@ def _round(year):
 def _date(value):
     if not value:
         return None
-    from ..services.intake.text import parse_date
+    from app.intake.text import parse_date
 
     try:
         return parse_date(value)
@@ -54,9 +54,8 @@ def _echo_item(item, nominator_names) -> None:
 @click.option("--received", default=None, help="收到日期，如 2024-10-08（默认今天）")
 def import_command(files, dry_run, nominator_name, year, received):
     """Import .docx forms (附件1/附件2), the .xlsx template or .zip bundles with photos and videos."""
-    from ..services import nominations
-    from ..services.intake import importer
-    from ..web.errors import UserError
+    from app.core.errors import UserError
+    from app.intake import importer, nominations
 
     try:
         rnd = _round(year)
@@ -104,8 +103,8 @@ def import_command(files, dry_run, nominator_name, year, received):
 @click.option("--round", "year", type=int, default=None, help="评选批次年份（默认当前批次）")
 def check_command(year):
     """Run 形式审查 and list the open findings."""
-    from ..services import form_check
-    from ..web.errors import UserError
+    from app.core.errors import UserError
+    from app.intake import form_check
 
     try:
         rnd = _round(year)
@@ -125,8 +124,8 @@ def check_command(year):
 @click.argument("output", type=click.Path(dir_okay=False, writable=True))
 def template_command(output):
     """Write the XLSX import template."""
-    from ..services import nominations
-    from ..services.intake.xlsx_reader import build_template
+    from app.intake import nominations
+    from app.intake.xlsx_reader import build_template
 
     data = build_template([n.name for n in nominations.nominators()])
     with open(output, "wb") as fh:

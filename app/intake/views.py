@@ -8,16 +8,16 @@ import io
 from flask import abort, current_app, flash, redirect, request, send_file, url_for
 from flask_login import current_user
 
-from ..models import CATEGORIES
-from ..services import form_check, nominations, rounds, uploads
-from ..services.intake import importer
-from ..services.intake.text import parse_date
-from ..services.intake.xlsx_reader import build_template
-from ..web.authz import admin_required
-from ..web.errors import UserError
-from ..web.htmx import is_partial_request, render
-from ..web.params import parse_id
-from . import bp
+from app.core.authz import admin_required
+from app.core.errors import UserError
+from app.core.htmx import is_partial_request, render
+from app.core.params import parse_id
+from app.intake import form_check, importer, nominations, uploads
+from app.intake.blueprint import bp
+from app.intake.text import parse_date
+from app.intake.xlsx_reader import build_template
+from app.models import CATEGORIES
+from app.rounds import phases as rounds
 
 FINDING_FILTERS = {"": "全部", "open": "有待处理问题", "blocking": "有阻断性问题", "none": "无待处理问题"}
 STATUS_FILTERS = {"active": "有效", "withdrawn": "已撤回", "all": "全部"}
@@ -51,7 +51,7 @@ def _back(default: str) -> str:
 # --- list ---------------------------------------------------------------------------------------------
 
 
-@bp.route("/")
+@bp.route("/intake/")
 @admin_required
 def index():
     rnd = rounds.require_current_round()
@@ -90,7 +90,7 @@ def _form_from(nom) -> dict:
     return data
 
 
-@bp.route("/new", methods=["GET", "POST"])
+@bp.route("/intake/new", methods=["GET", "POST"])
 @admin_required
 def create():
     rnd = rounds.require_current_round()
@@ -106,7 +106,7 @@ def create():
     return redirect(url_for("intake.detail", nomination_id=nom.id), 303)
 
 
-@bp.route("/<int:nomination_id>/edit", methods=["GET", "POST"])
+@bp.route("/intake/<int:nomination_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(nomination_id: int):
     nom, rnd = _nomination_in_round(nomination_id)
@@ -133,14 +133,14 @@ def _detail(nom, rnd, *, status=200, errors=None, message=None, block="page"):
                   summary_max=500)
 
 
-@bp.route("/<int:nomination_id>")
+@bp.route("/intake/<int:nomination_id>")
 @admin_required
 def detail(nomination_id: int):
     nom, rnd = _nomination_in_round(nomination_id)
     return _detail(nom, rnd)
 
 
-@bp.route("/<int:nomination_id>/withdraw", methods=["POST"])
+@bp.route("/intake/<int:nomination_id>/withdraw", methods=["POST"])
 @admin_required
 def withdraw(nomination_id: int):
     nom, rnd = _nomination_in_round(nomination_id)
@@ -152,7 +152,7 @@ def withdraw(nomination_id: int):
     return redirect(url_for("intake.detail", nomination_id=nom.id), 303)
 
 
-@bp.route("/<int:nomination_id>/reinstate", methods=["POST"])
+@bp.route("/intake/<int:nomination_id>/reinstate", methods=["POST"])
 @admin_required
 def reinstate(nomination_id: int):
     nom, rnd = _nomination_in_round(nomination_id)
@@ -172,7 +172,7 @@ def _after_attachment_change(nom, rnd, message: str):
     return redirect(url_for("intake.detail", nomination_id=nom.id) + "#media", 303)
 
 
-@bp.route("/<int:nomination_id>/photos", methods=["POST"])
+@bp.route("/intake/<int:nomination_id>/photos", methods=["POST"])
 @admin_required
 def upload_photos(nomination_id: int):
     nom, rnd = _nomination_in_round(nomination_id)
@@ -188,7 +188,7 @@ def upload_photos(nomination_id: int):
     return _after_attachment_change(nom, rnd, f"已上传 {len(added)} 张照片。")
 
 
-@bp.route("/<int:nomination_id>/video", methods=["POST"])
+@bp.route("/intake/<int:nomination_id>/video", methods=["POST"])
 @admin_required
 def upload_video(nomination_id: int):
     nom, rnd = _nomination_in_round(nomination_id)
@@ -204,7 +204,7 @@ def upload_video(nomination_id: int):
     return _after_attachment_change(nom, rnd, "已上传视频。")
 
 
-@bp.route("/<int:nomination_id>/attachments/<int:attachment_id>/delete", methods=["POST"])
+@bp.route("/intake/<int:nomination_id>/attachments/<int:attachment_id>/delete", methods=["POST"])
 @admin_required
 def delete_attachment(nomination_id: int, attachment_id: int):
     nom, rnd = _nomination_in_round(nomination_id)
@@ -215,7 +215,7 @@ def delete_attachment(nomination_id: int, attachment_id: int):
 # --- imports ------------------------------------------------------------------------------------------
 
 
-@bp.route("/template.xlsx")
+@bp.route("/intake/template.xlsx")
 @admin_required
 def template():
     data = build_template([n.name for n in nominations.nominators()])
@@ -229,7 +229,7 @@ def _import_page(rnd, *, form=None, errors=None, status=200, message=None):
                   editable=rnd.phase in nominations.EDITABLE_PHASES)
 
 
-@bp.route("/import", methods=["GET", "POST"])
+@bp.route("/intake/import", methods=["GET", "POST"])
 @admin_required
 def import_upload():
     rnd = rounds.require_current_round()
@@ -278,7 +278,7 @@ def _choices_from_form(count: int) -> dict:
     return out
 
 
-@bp.route("/import/<token>", methods=["GET", "POST"])
+@bp.route("/intake/import/<token>", methods=["GET", "POST"])
 @admin_required
 def import_preview(token: str):
     rnd = rounds.require_current_round()
@@ -335,7 +335,7 @@ def import_preview(token: str):
 # --- 形式审查 ------------------------------------------------------------------------------------------
 
 
-@bp.route("/check")
+@bp.route("/intake/check")
 @admin_required
 def check():
     rnd = rounds.require_current_round()
@@ -351,7 +351,7 @@ def check():
                   checked=form_check.last_run(rnd.id))
 
 
-@bp.route("/check/run", methods=["POST"])
+@bp.route("/intake/check/run", methods=["POST"])
 @admin_required
 def check_run():
     rnd = rounds.require_current_round()
@@ -362,7 +362,7 @@ def check_run():
     return redirect(url_for("intake.check"), 303)
 
 
-@bp.route("/findings/<int:finding_id>/<any(resolve, waive, reopen):op>", methods=["POST"])
+@bp.route("/intake/findings/<int:finding_id>/<any(resolve, waive, reopen):op>", methods=["POST"])
 @admin_required
 def finding_decide(finding_id: int, op: str):
     rnd = rounds.require_current_round()

@@ -1,11 +1,11 @@
 """All tables; importing this package registers them with the metadata."""
 
-from ._base import CATEGORIES, CATEGORY_LABELS
-from .audit import AuditEvent
-from .nomination import Attachment, FormFinding, Nomination
-from .people import KIND_LABELS, ROLE_LABELS, Nominator, User
-from .review import Assignment, Decision, Recusal, ReviewSheet, Score
-from .round import METHOD_LABELS, PHASE_LABELS, PHASES, Criterion, RankingCounter, Round
+from app.models._base import CATEGORIES, CATEGORY_LABELS
+from app.models.audit import AuditEvent
+from app.models.nomination import Attachment, FormFinding, Nomination
+from app.models.people import KIND_LABELS, ROLE_LABELS, Nominator, User
+from app.models.review import Assignment, Decision, Recusal, ReviewSheet, Score
+from app.models.round import METHOD_LABELS, PHASE_LABELS, PHASES, Criterion, RankingCounter, Round
 
 __all__ = [
     "CATEGORIES", "CATEGORY_LABELS", "KIND_LABELS", "ROLE_LABELS", "METHOD_LABELS", "PHASE_LABELS", "PHASES",

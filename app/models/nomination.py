@@ -15,9 +15,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from ._base import Timestamps, utcnow
-from .people import Nominator
+from app.extensions import db
+from app.models._base import Timestamps, utcnow
+from app.models.people import Nominator
 
 # Field limits shared by forms, imports and database checks.
 SUMMARY_MAX = 500

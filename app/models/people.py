@@ -7,8 +7,8 @@ from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from ._base import Timestamps
+from app.extensions import db
+from app.models._base import Timestamps
 
 ROLES = ("admin", "chair", "reviewer", "nominator")
 ROLE_LABELS = {"admin": "管理员", "chair": "评审委员会主任", "reviewer": "评审专家", "nominator": "推荐单位"}

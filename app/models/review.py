@@ -5,8 +5,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from ._base import Timestamps, utcnow
+from app.extensions import db
+from app.models._base import Timestamps, utcnow
 
 COMMENT_MAX = 1000
 

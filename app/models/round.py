@@ -16,8 +16,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
-from ._base import Timestamps
+from app.extensions import db
+from app.models._base import Timestamps
 
 PHASES = ("setup", "collecting", "reviewing", "deliberating", "publicizing", "final")
 PHASE_LABELS = {

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
-from ..web.errors import UserError
+from app.core.errors import UserError
 
 
 def _fail(e: UserError):
@@ -31,7 +31,7 @@ def _key_counts(counts: dict[str, int]) -> str:
 @with_appcontext
 def backup_command(out: Path | None, force: bool):
     """Back up the database while the server keeps running (SQLite online backup; pg_dump on PostgreSQL)."""
-    from ..services import backup
+    from app.ops import backup
 
     try:
         result = backup.create_backup(out, force=force)
@@ -55,7 +55,7 @@ def backup_command(out: Path | None, force: bool):
 @with_appcontext
 def restore_command(source: Path, yes: bool, no_keep: bool):
     """Replace the database with a backup (stop the server first)."""
-    from ..services import backup
+    from app.ops import backup
 
     if not yes:
         click.echo("恢复会用备份文件替换当前数据库的全部数据。请先停止服务，确认无误后加 --yes 重新执行：", err=True)

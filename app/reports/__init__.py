@@ -1,5 +1,0 @@
-from flask import Blueprint
-
-bp = Blueprint("reports", __name__, url_prefix="/reports")
-
-from . import views  # noqa: E402,F401

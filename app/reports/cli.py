@@ -9,7 +9,7 @@ import time
 import click
 from flask.cli import AppGroup
 
-from ..web.errors import UserError
+from app.core.errors import UserError
 
 reports_cli = AppGroup("reports", help="导出 PDF 与 XLSX。")
 
@@ -25,14 +25,14 @@ def _common(fn):
 
 
 def _round_id(year: int | None) -> int:
-    from ..services import rounds
+    from app.rounds import phases as rounds
 
     rnd = rounds.by_year(year) if year else rounds.require_current_round()
     return rnd.id
 
 
 def _write(kind: str, fmt: str, year, category, out, **kw) -> None:
-    from ..services.reports import catalog
+    from app.reports import catalog
 
     started = time.perf_counter()
     try:
@@ -83,7 +83,7 @@ def sheets_command(year, category, out, fmt, username):
     """专家评分表。"""
     reviewer_ids = None
     if username:
-        from ..services import users
+        from app.accounts import operations as users
 
         try:
             user = users.by_username(username)

@@ -9,14 +9,14 @@ import io
 from flask import abort, redirect, request, send_file, url_for
 from flask_login import current_user, login_required
 
-from ..extensions import db
-from ..models import CATEGORIES, Nomination, User
-from ..services import rounds
-from ..services.reports import catalog, documents, jobs, queries, spreadsheets
-from ..web.authz import staff_required
-from ..web.errors import UserError
-from ..web.htmx import is_partial_request, render
-from . import bp
+from app.core.authz import staff_required
+from app.core.errors import UserError
+from app.core.htmx import is_partial_request, render
+from app.extensions import db
+from app.models import CATEGORIES, Nomination, User
+from app.reports import catalog, documents, jobs, queries, spreadsheets
+from app.reports.blueprint import bp
+from app.rounds import phases as rounds
 
 STAFF = ("chair", "admin")
 

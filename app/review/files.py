@@ -11,18 +11,18 @@ import os
 from flask import abort, request, send_file
 from flask_login import login_required
 
-from ..extensions import db
-from ..models import Attachment, Nomination
-from ..services import storage
-from . import bp
-from .views import _authorize
+from app.core import storage
+from app.extensions import db
+from app.models import Attachment, Nomination
+from app.review.blueprint import bp
+from app.review.views import _authorize
 
 # Types a browser may render inline; anything else is offered as a download.
 INLINE_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif", "video/mp4", "video/webm", "video/ogg"}
 CACHE_SECONDS = 3600
 
 
-@bp.route("/files/<int:attachment_id>")
+@bp.route("/review/files/<int:attachment_id>")
 @login_required
 def attachment(attachment_id: int):
     attachment = db.session.get(Attachment, attachment_id)

@@ -5,10 +5,11 @@ listed beside it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from ..services.scoring import SheetState, Target, parse_value
-from ..web.templating import fmt_score
+from app.core.templating import fmt_score
+from app.core.time import aware, beijing
+from app.review.scoring import SheetState, Target, parse_value
 
 
 @dataclass
@@ -50,12 +51,12 @@ class Panel:
 
     @property
     def saved_iso(self) -> str:
-        return _aware(self.saved_at).isoformat() if self.saved_at else ""
+        return aware(self.saved_at).isoformat() if self.saved_at else ""
 
     @property
     def saved_clock(self) -> str:
-        """HH:MM:SS in the server's time zone (score-panel.js shows the browser's own)."""
-        return _aware(self.saved_at).astimezone().strftime("%H:%M:%S") if self.saved_at else ""
+        """HH:MM:SS in Beijing time (score-panel.js shows the same clock after each save)."""
+        return beijing(self.saved_at).strftime("%H:%M:%S") if self.saved_at else ""
 
     @property
     def total(self) -> float:
@@ -73,11 +74,6 @@ class Panel:
     @property
     def max_total(self) -> float:
         return self.target.max_total
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were written in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def stored_inputs(state: SheetState) -> dict[int, str]:

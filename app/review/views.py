@@ -10,22 +10,24 @@ from __future__ import annotations
 from flask import abort, flash, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from ..extensions import db
-from ..models import CATEGORIES, Nomination, ReviewSheet, Round
-from ..services import recusals, review_queue, rounds, scoring
-from ..web import htmx
-from ..web.authz import admin_required, reviewer_required
-from ..web.errors import UserError
-from ..web.params import parse_id
-from . import bp
-from . import panel as panels
+from app.core import htmx
+from app.core.authz import admin_required, reviewer_required
+from app.core.errors import UserError
+from app.core.params import parse_id
+from app.extensions import db
+from app.models import CATEGORIES, Nomination, ReviewSheet, Round
+from app.review import panel as panels
+from app.review import queue as review_queue
+from app.review import recusals, scoring
+from app.review.blueprint import bp
+from app.rounds import phases as rounds
 
 PAGE = "review/nomination.html"
 
 
 # --- queue ---------------------------------------------------------------------------------------
 
-@bp.route("/")
+@bp.route("/review/")
 @reviewer_required
 def queue():
     rnd = rounds.current_round()
@@ -75,7 +77,7 @@ def _page(nomination: Nomination, *, panel: panels.Panel | None = None, status: 
     return htmx.render(PAGE, "content", status=status, **ctx)
 
 
-@bp.route("/nominations/<int:nomination_id>")
+@bp.route("/review/nominations/<int:nomination_id>")
 @login_required
 def nomination(nomination_id: int):
     nomination = _nomination_or_404(nomination_id)
@@ -107,7 +109,7 @@ def _redirect(url: str):
     return redirect(url, 303)
 
 
-@bp.route("/nominations/<int:nomination_id>/sheet", methods=["POST"])
+@bp.route("/review/nominations/<int:nomination_id>/sheet", methods=["POST"])
 @reviewer_required
 def save_sheet(nomination_id: int):
     action = request.form.get("action", "save")
@@ -168,7 +170,7 @@ def _phase(round_id: int) -> str:
 
 # --- 回避 and reopening ----------------------------------------------------------------------------
 
-@bp.route("/nominations/<int:nomination_id>/recusal", methods=["POST"])
+@bp.route("/review/nominations/<int:nomination_id>/recusal", methods=["POST"])
 @reviewer_required
 def declare_recusal(nomination_id: int):
     reason = request.form.get("reason", "")
@@ -187,7 +189,7 @@ def declare_recusal(nomination_id: int):
     return redirect(url_for("review.queue"), 303)
 
 
-@bp.route("/sheets/<int:sheet_id>/reopen", methods=["POST"])
+@bp.route("/review/sheets/<int:sheet_id>/reopen", methods=["POST"])
 @admin_required
 def reopen_sheet(sheet_id: int):
     sheet = db.session.get(ReviewSheet, sheet_id)
@@ -205,4 +207,3 @@ def reopen_sheet(sheet_id: int):
     return redirect(url_for("review.nomination", nomination_id=nomination_id), 303)
 
 
-from . import files  # noqa: E402,F401  (registers the attachment route)

@@ -14,7 +14,7 @@ from pypdf import PdfReader
 
 from app import create_app
 from app.extensions import db
-from app.services import rounds
+from app.rounds import phases as rounds
 from tests.e2e.conftest import LiveServer, sign_in
 
 pytestmark = pytest.mark.e2e

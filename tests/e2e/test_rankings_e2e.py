@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Assignment, ReviewSheet, Round, User
-from app.services import ranking
+from app.ranking import engine as ranking
 from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.e2e
@@ -122,7 +122,7 @@ def test_polling_pauses_while_hidden_and_a_kepu_changed_event_refreshes_at_once(
 
 def test_final_round_does_not_poll(live_server, browser_context):
     with live_server.app.app_context():
-        from app.database import write_transaction
+        from app.core.database import write_transaction
 
         with write_transaction():
             db.session.execute(Round.__table__.update().values(phase="final"))

@@ -8,7 +8,7 @@ import pytest
 
 from app.extensions import db
 from app.models import User
-from app.services import scoring
+from app.review import scoring
 
 from . import load_test_module, pg_server_url, run_script
 

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
+from app.core.errors import UserError
 from app.extensions import db
 from app.models import (
     Assignment,
@@ -20,8 +21,7 @@ from app.models import (
     Score,
     User,
 )
-from app.services import assignments
-from app.web.errors import UserError
+from app.review import assignments
 from tests.admin_fixtures import add_sheet, build_world, count, events
 
 

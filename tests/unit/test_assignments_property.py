@@ -7,7 +7,7 @@ from collections import deque
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.services.assignments import plan_balanced
+from app.review.assignments import plan_balanced
 
 # ----------------------------------------------------------------------------- the oracle
 

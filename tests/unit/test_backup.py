@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from app.database import write_transaction
+from app.audit import operations as audit
+from app.core.database import write_transaction
+from app.core.errors import UserError
 from app.extensions import db
 from app.models import AuditEvent, RankingCounter, User
-from app.services import audit
-from app.services import backup as backup_service
-from app.web.errors import UserError
+from app.ops import backup as backup_service
 from tests.factories import make_round
 
 WRITERS = 3

@@ -66,7 +66,7 @@ def test_pg_backup_and_restore_round_trip(pg_app, tmp_path):
         # row was written after the dump and so is not in it.
         assert events == ["user.create", "ops.restore"]
         # sequences came back too: a new row gets a fresh id
-        from app.services import users
+        from app.accounts import operations as users
 
         users.create_user("after2", "", "admin", "secret-pass-1")
         assert _usernames(pg_app) == {"before1", "after2"}

@@ -33,7 +33,7 @@ def test_users_create_list_set_password_deactivate(app, runner):
     with app.app_context():
         user = db.session.scalar(select(User).where(User.username == "wang"))
         assert user.session_token != token_before
-        from app.services.users import authenticate
+        from app.accounts.operations import authenticate
 
         assert authenticate("wang", "another-pass-2") is not None
         assert authenticate("wang", "secret-pass-1") is None
@@ -41,7 +41,7 @@ def test_users_create_list_set_password_deactivate(app, runner):
     out = runner.invoke(args=["users", "deactivate", "wang"])
     assert out.exit_code == 0
     with app.app_context():
-        from app.services.users import authenticate
+        from app.accounts.operations import authenticate
 
         assert authenticate("wang", "another-pass-2") is None
         actions = set(db.session.scalars(select(AuditEvent.action)))

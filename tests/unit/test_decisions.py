@@ -10,11 +10,13 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from app.core import storage
+from app.core.errors import UserError
+from app.deliberation import operations as decisions
+from app.demo.final import make_seal_png
 from app.extensions import db
 from app.models import AuditEvent, Decision, Round
-from app.services import decisions, rounds, storage
-from app.services.demo_final import make_seal_png
-from app.web.errors import UserError
+from app.rounds import phases as rounds
 from tests.chair_fixtures import build_small_round
 
 APPROVE_TEXT = "经专家评审、会议审定，同意推荐为2024年全国科普日优秀活动。"

@@ -6,10 +6,11 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
+from app.core.errors import Conflict, UserError
 from app.extensions import db
+from app.intake import form_check, nominations
 from app.models import Attachment, AuditEvent, FormFinding, Round, User
-from app.services import form_check, nominations, rounds
-from app.web.errors import Conflict, UserError
+from app.rounds import phases as rounds
 from tests import intake_fixtures
 from tests.factories import make_nomination
 from tests.intake_fixtures import nominator

@@ -3,10 +3,10 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.services import nominations
-from app.services.intake.docx_reader import read_docx
-from app.services.intake.forms import LABELS, ReadError, label_of
-from app.services.intake.text import parse_count, parse_date
+from app.intake import nominations
+from app.intake.docx_reader import read_docx
+from app.intake.parsed import LABELS, ReadError, label_of
+from app.intake.text import parse_count, parse_date
 
 FIELDS = st.sampled_from(["title", "host", "contact_name", "contact_phone", "address", "event_count",
                           "people_served", "summary", "recommendation", "recommendation_date"])

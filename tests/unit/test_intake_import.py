@@ -7,10 +7,10 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
+from app.core import storage
 from app.extensions import db
+from app.intake import importer
 from app.models import Attachment, AuditEvent, FormFinding, Nomination, Round
-from app.services import storage
-from app.services.intake import importer
 from tests import intake_fixtures
 from tests.intake_fixtures import (
     ACTIVITY_FIELDS,
@@ -193,7 +193,7 @@ def test_cli_saves_reports_rejections_and_uses_the_nominator_option(intake_app, 
     with intake_app.app_context():
         nom = db.session.scalar(select(Nomination))
         assert nom.nominator_id == nominator("湖南省教育厅").id and nom.category == "unit"
-        from app.services.nominations import local_date
+        from app.intake.nominations import local_date
 
         assert local_date(nom.received_at).isoformat() == "2024-10-07"
     again = runner.invoke(args=["nominations", "import", unit, "--nominator", "湖南省教育厅"])

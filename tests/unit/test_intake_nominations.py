@@ -5,11 +5,11 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
+from app.core.errors import Conflict, UserError
 from app.extensions import db
+from app.intake import nominations
+from app.intake.text import parse_count, parse_date
 from app.models import AuditEvent, Nomination, Round
-from app.services import nominations
-from app.services.intake.text import parse_count, parse_date
-from app.web.errors import Conflict, UserError
 from tests import intake_fixtures
 from tests.intake_fixtures import nominator
 

@@ -10,10 +10,10 @@ import docx
 import pytest
 from openpyxl import load_workbook
 
-from app.services.intake import zip_reader
-from app.services.intake.docx_reader import read_docx
-from app.services.intake.forms import ReadError
-from app.services.intake.xlsx_reader import COLUMNS, build_template, read_xlsx
+from app.intake import zip_reader
+from app.intake.docx_reader import read_docx
+from app.intake.parsed import ReadError
+from app.intake.xlsx_reader import COLUMNS, build_template, read_xlsx
 from tests.intake_fixtures import SUMMARY, make_form_docx, make_image, make_xlsx, make_zip
 
 

@@ -7,10 +7,10 @@ import io
 import pytest
 from openpyxl import Workbook, load_workbook
 
+from app.core.errors import UserError
 from app.extensions import db
+from app.intake import nominators
 from app.models import Nominator
-from app.services import nominators
-from app.web.errors import UserError
 from tests.admin_fixtures import count, events
 from tests.factories import make_nomination, make_round, make_user
 

@@ -26,7 +26,7 @@ from flask import Flask  # noqa: E402
 from PIL import Image  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
 
-from app.pdf.render import (  # noqa: E402
+from app.reports.pdf import (  # noqa: E402
     STATIC_BASE_URL,
     STATIC_DIR,
     RefusedURL,

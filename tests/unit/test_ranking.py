@@ -8,7 +8,7 @@ import pytest
 
 from app.extensions import db
 from app.models import Nomination
-from app.services import ranking
+from app.ranking import engine as ranking
 from tests.ranking_fixtures import Scenario
 
 pytestmark = pytest.mark.parametrize(
@@ -198,7 +198,7 @@ def test_categories_are_ranked_separately(ctx):
 
 
 def test_unknown_method_or_category_is_refused(classic):
-    from app.web.errors import UserError
+    from app.core.errors import UserError
 
     with pytest.raises(UserError):
         ranking.compute(classic.round.id, "activity", method="best")
@@ -207,8 +207,8 @@ def test_unknown_method_or_category_is_refused(classic):
 
 
 def test_version_and_live_state(classic):
-    from app.database import write_transaction
-    from app.services import rounds
+    from app.core.database import write_transaction
+    from app.rounds import phases as rounds
 
     v = ranking.version(classic.round.id, "activity")
     with write_transaction():

@@ -9,7 +9,7 @@ import pytest
 
 from app import create_app
 from app.extensions import db
-from app.services import ranking
+from app.ranking import engine as ranking
 from tests.conftest import PG_URL, _base_config, _pg_reset
 from tests.ranking_fixtures import Scenario
 

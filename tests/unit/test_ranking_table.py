@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from app.rankings import charts
-from app.rankings.table import Params, build, etag, fingerprint, matches
-from app.services.ranking import RankRow, ReviewerSeverity, ReviewerTotal
-from app.web.errors import UserError
+from app.core.errors import UserError
+from app.ranking import charts
+from app.ranking.engine import RankRow, ReviewerSeverity, ReviewerTotal
+from app.ranking.table import Params, build, etag, fingerprint, matches
 
 
 def row(rank: int, kind: str = "city", nominator: int = 1, aggregate: float | None = 80.0) -> RankRow:

@@ -13,11 +13,12 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
+from app.core import storage
+from app.core.errors import UserError
+from app.deliberation import operations as decisions
 from app.extensions import db
 from app.models import AuditEvent, Decision, Round
-from app.services import decisions, storage
-from app.services.reports import jobs
-from app.web.errors import UserError
+from app.reports import jobs
 from tests.chair_fixtures import build_small_round
 
 

@@ -13,11 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from pypdf import PdfReader
 
+from app.core.templating import fmt_score
+from app.deliberation import operations as decisions
+from app.demo.final import make_seal_png
 from app.extensions import db
-from app.services import decisions, ranking
-from app.services.demo_final import make_seal_png
-from app.services.reports import documents
-from app.web.templating import fmt_score
+from app.ranking import engine as ranking
+from app.reports import documents
 from tests.chair_fixtures import ACTIVITIES, build_small_round
 
 SUBSET_FONT_RE = re.compile(r"^/[A-Z]{6}\+Noto-?Serif-?SC(-Bold)?$")
@@ -301,7 +302,7 @@ def test_hostile_fields_stay_text_and_fetch_nothing(app, recording_server):
 def test_demo_scale_documents_render_with_sane_page_counts(demo_app):
     """The demo round (150 nominations, 7 reviewers) decided from the cut line: the full-size
     documents render, with page counts in proportion to their content."""
-    from app.services import rounds
+    from app.rounds import phases as rounds
 
     with demo_app.app_context():
         rnd = rounds.require_current_round()

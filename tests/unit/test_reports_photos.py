@@ -11,10 +11,11 @@ from PIL import Image
 from pypdf import PdfReader
 from pypdf.generic import ContentStream
 
+from app.core import storage
+from app.deliberation import operations as decisions
 from app.extensions import db
 from app.models import Attachment
-from app.services import decisions, storage
-from app.services.reports import documents
+from app.reports import documents
 from tests.chair_fixtures import build_small_round
 
 COLOURS = [(200, 30, 30), (30, 160, 40), (30, 60, 200)]

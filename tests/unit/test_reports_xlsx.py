@@ -9,10 +9,12 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from app.deliberation import operations as decisions
 from app.extensions import db
 from app.models import Criterion, ReviewSheet, Score, User
-from app.services import decisions, ranking, rounds
-from app.services.reports import spreadsheets
+from app.ranking import engine as ranking
+from app.reports import spreadsheets
+from app.rounds import phases as rounds
 from tests.chair_fixtures import build_small_round
 
 

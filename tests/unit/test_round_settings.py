@@ -7,10 +7,11 @@ import types
 
 import pytest
 
+from app.core.errors import Conflict, UserError
 from app.extensions import db
 from app.models import AuditEvent, Criterion, FormFinding, RankingCounter, Round
-from app.services import assignments, round_settings
-from app.web.errors import Conflict, UserError
+from app.review import assignments
+from app.rounds import settings as round_settings
 from tests.admin_fixtures import add_sheet, build_world, count, events
 
 
@@ -215,10 +216,10 @@ def test_forward_to_reviewing_runs_the_form_check_guard(app, world, monkeypatch)
         calls.append(rnd.id)
         raise Conflict("形式审查还有 1 项阻断性问题未处理")
 
-    fake = types.ModuleType("app.services.form_check")
+    fake = types.ModuleType("app.intake.form_check")
     fake.guard_reviewing = fake_guard
-    monkeypatch.setitem(sys.modules, "app.services.form_check", fake)
-    import app.services as services_pkg
+    monkeypatch.setitem(sys.modules, "app.intake.form_check", fake)
+    import app.intake as services_pkg
 
     monkeypatch.setattr(services_pkg, "form_check", fake, raising=False)
     with pytest.raises(UserError, match="形式审查"):
@@ -229,7 +230,7 @@ def test_forward_to_reviewing_runs_the_form_check_guard(app, world, monkeypatch)
 
 
 def test_real_form_check_guard_blocks_on_open_blocking_findings(app, world):
-    pytest.importorskip("app.services.form_check")
+    pytest.importorskip("app.intake.form_check")
     assignments.assign_all(world.round_id)
     # The test nominations have no photos: the intake area's 形式审查 finds blocking problems.
     with pytest.raises(UserError) as exc:

@@ -7,11 +7,13 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from app.core.errors import UserError
 from app.extensions import db
 from app.models import AuditEvent, Nomination, RankingCounter, Recusal, ReviewSheet, Score, User
-from app.services import recusals, review_queue, rounds, scoring
-from app.services.scoring import RubricItem, SheetConflict, parse_value
-from app.web.errors import UserError
+from app.review import queue as review_queue
+from app.review import recusals, scoring
+from app.review.scoring import RubricItem, SheetConflict, parse_value
+from app.rounds import phases as rounds
 from tests.review_fixtures import build_world, stored_sheet
 
 ITEM = RubricItem(id=1, code="content", name="活动内容", max_score=30, step=0.5, guidance="", position=0)

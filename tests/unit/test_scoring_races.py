@@ -10,10 +10,10 @@ import time
 import pytest
 from sqlalchemy import text
 
+from app.core.errors import UserError
 from app.extensions import db
 from app.models import User
-from app.services import scoring
-from app.web.errors import UserError
+from app.review import scoring
 from tests.review_fixtures import build_world, stored_sheet
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -76,7 +76,7 @@ def test_a_save_holding_the_round_finishes_before_the_phase_changes(app, backend
 
     def change():
         with app.app_context():
-            from app.services import rounds
+            from app.rounds import phases as rounds
 
             rounds.change_phase(w.round_id, "deliberating")
             changed["at"] = time.monotonic()
@@ -101,7 +101,7 @@ def test_a_save_holding_the_round_finishes_before_the_phase_changes(app, backend
 def test_two_windows_racing_on_one_sheet_one_wins_one_conflicts(app, backend, existing, monkeypatch):
     """Window A holds its transaction open at its last statement; window B saves meanwhile with the
     same version. B must get a 409 carrying A's values, never overwrite them, never fail."""
-    from app.services import rounds
+    from app.rounds import phases as rounds
 
     with app.app_context():
         w = build_world(with_files=False)

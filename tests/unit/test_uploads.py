@@ -7,10 +7,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from app.core import storage
+from app.core.errors import Conflict, UserError
 from app.extensions import db
+from app.intake import nominations, uploads
 from app.models import Attachment, AuditEvent, Round
-from app.services import nominations, storage, uploads
-from app.web.errors import Conflict, UserError
 from tests import intake_fixtures
 from tests.intake_fixtures import make_image, make_mp4, make_webm, nominator
 

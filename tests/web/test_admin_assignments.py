@@ -8,7 +8,7 @@ import pytest
 
 from app.extensions import db
 from app.models import Assignment, Recusal, Round, Score
-from app.services import assignments
+from app.review import assignments
 from tests.admin_fixtures import Browser, add_sheet, build_world, count, events
 
 HX = {"HX-Request": "true"}
@@ -68,7 +68,7 @@ def test_matrix_marks_recused_and_scored_cells(app, world, admin):
 
 
 def test_matrix_pages_through_large_rounds(app, world, admin, monkeypatch):
-    from app.admin import assignment_views
+    from app.review import assignment_views
 
     monkeypatch.setattr(assignment_views, "PER_PAGE", 4)
     html = admin.get("/admin/assignments?category=unit&page=2").get_data(as_text=True)

@@ -10,7 +10,7 @@ from openpyxl import Workbook
 
 from app.extensions import db
 from app.models import Criterion, Nominator, Round
-from app.services import assignments
+from app.review import assignments
 from tests.admin_fixtures import Browser, build_world, count, events
 
 
@@ -97,7 +97,7 @@ def test_dashboard_shows_phase_counts_and_controls(admin):
 
 
 def test_phase_forward_blocked_then_done_and_back_with_reason(app, world, admin, monkeypatch):
-    from app.services import round_settings
+    from app.rounds import settings as round_settings
 
     resp = admin.post("/admin/phase", {"target": "reviewing"})
     assert resp.status_code == 409 and "尚未分配评审专家" in resp.get_data(as_text=True)
@@ -123,7 +123,7 @@ def test_phase_forward_blocked_then_done_and_back_with_reason(app, world, admin,
 
 
 def test_dashboard_shows_live_form_check_problems(admin):
-    pytest.importorskip("app.services.form_check")
+    pytest.importorskip("app.intake.form_check")
     html = admin.get("/admin/").get_data(as_text=True)
     # The test nominations have no photos, which the intake area's 形式审查 counts as blocking.
     assert re.search(r"按当前材料有 \d+ 项阻断性问题", html)

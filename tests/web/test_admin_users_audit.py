@@ -8,10 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from app.accounts import operations as users
+from app.audit import queries as audit_log
+from app.core.errors import UserError
 from app.extensions import db
 from app.models import AuditEvent, User
-from app.services import audit_log, users
-from app.web.errors import UserError
 from tests.admin_fixtures import Browser, build_world, events
 from tests.conftest import login
 

@@ -64,7 +64,7 @@ def test_deactivated_user_cannot_sign_in_and_loses_session(people):
     client = people.test_client()
     assert login(client, "reviewer1").status_code == 303
     with people.app_context():
-        from app.services import users
+        from app.accounts import operations as users
 
         users.set_active(users.by_username("reviewer1"), False)
     assert client.get("/review/").status_code == 302

@@ -9,10 +9,11 @@ import re
 import pytest
 from sqlalchemy import select
 
+from app.deliberation import operations as decisions
+from app.demo.final import make_seal_png
 from app.extensions import db
 from app.models import AuditEvent, Decision, ReviewSheet, Round, Score
-from app.services import decisions, scoring
-from app.services.demo_final import make_seal_png
+from app.review import scoring
 from tests.chair_fixtures import build_small_round
 from tests.conftest import csrf_token_from, login
 

@@ -9,8 +9,8 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.intake import nominations
 from app.models import Attachment, AuditEvent, FormFinding, Nomination, Round
-from app.services import nominations
 from tests import intake_fixtures
 from tests.conftest import csrf_token_from, login
 from tests.factories import make_user

@@ -7,10 +7,11 @@ import re
 import pytest
 from sqlalchemy import event, select
 
-from app.database import write_transaction
+from app.core.database import write_transaction
 from app.extensions import db
 from app.models import Assignment, Nomination, Round, User
-from app.services import ranking, rounds
+from app.ranking import engine as ranking
+from app.rounds import phases as rounds
 from tests.conftest import login
 from tests.factories import make_user
 from tests.ranking_fixtures import Scenario
@@ -142,7 +143,7 @@ def row_counts(html: str) -> dict[int, tuple[int, int]]:
 def submit_perfect_sheet(category: str = "unit") -> int:
     """A reviewer submits full marks for an assigned nomination they had not scored, via the scoring service."""
     from app.models import ReviewSheet
-    from app.services import scoring
+    from app.review import scoring
 
     has_sheet = select(ReviewSheet.id).where(ReviewSheet.reviewer_id == Assignment.reviewer_id,
                                              ReviewSheet.nomination_id == Assignment.nomination_id).exists()
@@ -220,7 +221,7 @@ def test_idle_poll_fast_path_still_authorizes(demo_app, chair):
     login(reviewer, "expert1")
     assert reviewer.get("/rankings/unit", headers={**HX, "If-None-Match": tag}).status_code == 403
     with demo_app.app_context():
-        from app.services import users
+        from app.accounts import operations as users
 
         users.set_active(users.by_username("chair"), False)
     resp = chair.get("/rankings/unit", headers={**HX, "If-None-Match": tag})

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 import pytest
 from pypdf import PdfReader
 
-from app.services import decisions
+from app.deliberation import operations as decisions
 from tests.chair_fixtures import build_small_round
 from tests.conftest import csrf_token_from, login
 

@@ -10,7 +10,8 @@ from sqlalchemy import event, func, select
 
 from app.extensions import db
 from app.models import AuditEvent, ReviewSheet, User
-from app.services import rounds, scoring
+from app.review import scoring
+from app.rounds import phases as rounds
 from tests.conftest import csrf_token_from
 from tests.review_fixtures import (
     HX,

@@ -1,0 +1,243 @@
+"""Accounts: creation, passwords, sign-in checks, deactivation. Sessions die with the session token."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.audit import operations as audit
+from app.core.database import write_transaction
+from app.core.errors import UserError
+from app.core.params import parse_id
+from app.extensions import db
+from app.models import ROLE_LABELS, Nominator, User
+from app.models._base import utcnow
+from app.models.people import new_session_token
+
+USERNAME_MAX = 50
+PASSWORD_MIN = 8
+PASSWORD_MAX = 128
+# A hash of a random password, checked when the username is unknown so timing does not reveal it.
+_DUMMY_HASH = generate_password_hash("kepu-dummy-password")
+
+
+def _public(user: User) -> dict:
+    return {"username": user.username, "display_name": user.display_name, "role": user.role,
+            "active": user.active, "affiliation_id": user.affiliation_id}
+
+
+def validate_password(password: str) -> None:
+    if len(password) < PASSWORD_MIN:
+        raise UserError(f"密码至少需要 {PASSWORD_MIN} 个字符。", {"password": f"至少 {PASSWORD_MIN} 个字符"})
+    if len(password) > PASSWORD_MAX:
+        raise UserError(f"密码不能超过 {PASSWORD_MAX} 个字符。", {"password": "过长"})
+
+
+def create_user(username: str, display_name: str, role: str, password: str, *,
+                affiliation: str | None = None, actor=None) -> User:
+    username = (username or "").strip()
+    display_name = (display_name or "").strip() or username
+    if not username or len(username) > USERNAME_MAX:
+        raise UserError("用户名不能为空，且不超过 50 个字符。")
+    if role not in ROLE_LABELS:
+        raise UserError(f"未知角色：{role}。可选：{', '.join(ROLE_LABELS)}。")
+    validate_password(password)
+    with write_transaction():
+        if db.session.scalar(select(User).where(User.username == username)):
+            raise UserError(f"用户名 {username} 已存在。", status=409)
+        affiliation_id = None
+        if affiliation:
+            nominator = db.session.scalar(select(Nominator).where(Nominator.name == affiliation))
+            if nominator is None:
+                raise UserError(f"找不到推荐单位：{affiliation}。")
+            affiliation_id = nominator.id
+        user = User(username=username, display_name=display_name[:50], role=role,
+                    password_hash=generate_password_hash(password), affiliation_id=affiliation_id)
+        db.session.add(user)
+        db.session.flush()
+        audit.record("user.create", "user", user.id, after=_public(user), actor=actor)
+    return user
+
+
+def authenticate(username: str, password: str) -> User | None:
+    """The user if the credentials are right and the account is active; None otherwise."""
+    user = db.session.scalar(select(User).where(User.username == (username or "").strip()))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or "") or not user.active:
+        return None
+    return user
+
+
+def record_login(user: User) -> None:
+    with write_transaction():
+        user = db.session.get(User, user.id)
+        user.last_login_at = utcnow()
+        audit.record("user.login", "user", user.id, actor=user)
+
+
+def end_sessions(user: User, *, action: str = "user.logout", actor=None) -> None:
+    """Rotate the session token: every cookie issued before now stops working."""
+    with write_transaction():
+        user = db.session.get(User, user.id)
+        user.session_token = new_session_token()
+        audit.record(action, "user", user.id, actor=actor or user)
+
+
+def set_password(user: User, new_password: str, *, actor=None) -> None:
+    validate_password(new_password)
+    with write_transaction():
+        user = db.session.get(User, user.id)
+        user.password_hash = generate_password_hash(new_password)
+        user.session_token = new_session_token()
+        audit.record("user.set_password", "user", user.id, actor=actor)
+
+
+def change_own_password(user: User, current: str, new: str, confirm: str) -> None:
+    if not check_password_hash(user.password_hash, current or ""):
+        raise UserError("当前密码不正确。", {"current": "当前密码不正确"})
+    if new != confirm:
+        raise UserError("两次输入的新密码不一致。", {"confirm": "不一致"})
+    set_password(user, new, actor=user)
+
+
+def set_active(user: User, active: bool, *, actor=None) -> None:
+    with write_transaction():
+        user = db.session.get(User, user.id)
+        before = _public(user)
+        user.active = active
+        if not active:
+            user.session_token = new_session_token()
+        audit.record("user.activate" if active else "user.deactivate", "user", user.id,
+                     before=before, after=_public(user), actor=actor)
+
+
+def by_username(username: str) -> User:
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UserError(f"找不到用户：{username}。", status=404)
+    return user
+
+
+def list_users() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.role, User.username)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Administration (the admin area's users page)
+
+DISPLAY_NAME_MAX = 50
+_USERNAME_RE = r"^[A-Za-z0-9_.\-]+$"
+
+
+def get_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise UserError("找不到该用户。", status=404)
+    return user
+
+
+def _affiliation(form) -> tuple[Nominator | None, str | None]:
+    """The nominator chosen in a user form's affiliation_id (blank: none), or a field error."""
+    aff = (form.get("affiliation_id") or "").strip()
+    if not aff:
+        return None, None
+    ident = parse_id(aff)
+    nominator = db.session.get(Nominator, ident) if ident else None
+    return (nominator, None) if nominator else (None, "找不到该推荐单位")
+
+
+def validate_new_user(form) -> dict[str, str]:
+    """Field errors (Chinese) for the create form; create_user raises the first problem only."""
+    errors: dict[str, str] = {}
+    username = (form.get("username") or "").strip()
+    if not username:
+        errors["username"] = "用户名不能为空"
+    elif len(username) > USERNAME_MAX:
+        errors["username"] = f"用户名不能超过 {USERNAME_MAX} 个字符"
+    elif not re.match(_USERNAME_RE, username):
+        errors["username"] = "用户名只能包含字母、数字、下划线、点和连字符"
+    if len((form.get("display_name") or "").strip()) > DISPLAY_NAME_MAX:
+        errors["display_name"] = f"姓名不能超过 {DISPLAY_NAME_MAX} 个字符"
+    if form.get("role") not in ROLE_LABELS:
+        errors["role"] = "请选择角色"
+    password = form.get("password") or ""
+    if len(password) < PASSWORD_MIN:
+        errors["password"] = f"密码至少需要 {PASSWORD_MIN} 个字符"
+    elif len(password) > PASSWORD_MAX:
+        errors["password"] = f"密码不能超过 {PASSWORD_MAX} 个字符"
+    if (error := _affiliation(form)[1]) is not None:
+        errors["affiliation_id"] = error
+    return errors
+
+
+def create_from_form(form, *, actor=None) -> User:
+    """The admin's create form: username, display_name, role, password, affiliation_id (for 回避)."""
+    errors = validate_new_user(form)
+    if errors:
+        raise UserError("；".join(errors.values()) + "。", errors)
+    nominator = _affiliation(form)[0]
+    affiliation = nominator.name if nominator else None
+    try:
+        return create_user(form.get("username", ""), form.get("display_name", ""), form.get("role", ""),
+                           form.get("password", ""), affiliation=affiliation, actor=actor)
+    except UserError as e:
+        if e.status == 409:
+            e.field_errors = {"username": "已存在"}
+        raise
+
+
+def update_user(user_id: int, form, *, actor=None) -> User:
+    """Display name, role and affiliation (回避). An admin cannot take away their own admin role."""
+    errors: dict[str, str] = {}
+    display_name = (form.get("display_name") or "").strip()
+    if not display_name:
+        errors["display_name"] = "姓名不能为空"
+    elif len(display_name) > DISPLAY_NAME_MAX:
+        errors["display_name"] = f"姓名不能超过 {DISPLAY_NAME_MAX} 个字符"
+    role = form.get("role")
+    if role not in ROLE_LABELS:
+        errors["role"] = "请选择角色"
+    nominator, error = _affiliation(form)
+    if error is not None:
+        errors["affiliation_id"] = error
+    affiliation_id = nominator.id if nominator else None
+    if errors:
+        raise UserError("；".join(errors.values()) + "。", errors)
+    with write_transaction():
+        user = get_user(user_id)
+        if actor is not None and user.id == actor.id and role != "admin":
+            raise UserError("不能取消自己的管理员角色。", {"role": "不能修改自己的角色"}, status=409)
+        before = _public(user)
+        user.display_name, user.role, user.affiliation_id = display_name, role, affiliation_id
+        after = _public(user)
+        if after != before:
+            audit.record("user.update", "user", user.id, before=before, after=after, actor=actor)
+    return user
+
+
+def admin_set_active(user_id: int, active: bool, *, actor=None) -> User:
+    """Activate or deactivate someone else's account (deactivating ends their sessions)."""
+    user = get_user(user_id)
+    if actor is not None and user.id == actor.id and not active:
+        raise UserError("不能停用自己的账号。", status=409)
+    if user.active != active:
+        set_active(user, active, actor=actor)
+    return get_user(user_id)
+
+
+def admin_reset_password(user_id: int, new_password: str, confirm: str, *, actor=None) -> User:
+    """The admin sets a new password; every session of that user ends."""
+    if (new_password or "") != (confirm or ""):
+        raise UserError("两次输入的新密码不一致。", {"confirm": "不一致"})
+    try:
+        validate_password(new_password or "")
+    except UserError as e:
+        e.field_errors = {"password": e.field_errors.get("password", e.message)}
+        raise
+    user = get_user(user_id)
+    set_password(user, new_password, actor=actor)
+    return user

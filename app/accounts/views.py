@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from flask import flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from app.accounts import operations as users
+from app.accounts import throttle
+from app.accounts.blueprint import bp
+from app.core.authz import home_endpoint
+from app.core.errors import UserError
+from app.extensions import db, login_manager
+from app.models import User
+
+login_manager.login_view = "accounts.login"
+login_manager.login_message = "请先登录。"
+login_manager.login_message_category = "info"
+
+
+@login_manager.unauthorized_handler
+def _unauthorized():
+    """A page asks the browser to sign in; an htmx request (an autosave after the session expired, say)
+    gets 401 plus HX-Redirect, so the score panel never swaps the login page into itself."""
+    target = url_for("accounts.login", next=request.full_path if request.method == "GET" else None)
+    if request.headers.get("HX-Request") == "true":
+        resp = make_response("", 401)
+        resp.headers["HX-Redirect"] = target
+        return resp
+    flash("请先登录。", "info")
+    return redirect(target)
+
+
+@login_manager.user_loader
+def _load_user(token: str):
+    from sqlalchemy import select
+
+    return db.session.scalar(select(User).where(User.session_token == token, User.active.is_(True)))
+
+
+def _safe_next(target: str | None) -> str | None:
+    # Only local paths: an open redirect after sign-in is a phishing aid.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+@bp.route("/")
+def index():
+    if current_user.is_authenticated:
+        return redirect(url_for(home_endpoint(current_user)))
+    return redirect(url_for("accounts.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(url_for(home_endpoint(current_user)))
+        return render_template("accounts/login.html", username="", error=None)
+    username = request.form.get("username", "").strip()
+    password = request.form.get("password", "")
+    if not throttle.reserve_login_attempt():
+        return render_template("accounts/login.html", username=username[:50],
+                               error="登录尝试过于频繁，请一分钟后再试。"), 429
+    error, status = None, 422
+    if not username or not password:
+        error = "请输入用户名和密码。"
+    elif len(username) > users.USERNAME_MAX or len(password) > users.PASSWORD_MAX:
+        error = "用户名或密码过长。"
+    else:
+        user = users.authenticate(username, password)
+        if user is None:
+            error, status = "用户名或密码不正确，或账号已停用。", 401
+    if error:
+        return render_template("accounts/login.html", username=username[:50], error=error), status
+    throttle.refund_login_attempt()
+    login_user(user)
+    users.record_login(user)
+    return redirect(_safe_next(request.args.get("next")) or url_for(home_endpoint(user)), 303)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    users.end_sessions(current_user)
+    logout_user()
+    flash("您已安全退出。", "success")
+    return redirect(url_for("accounts.login"), 303)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    errors = {}
+    status = 200
+    if request.method == "POST":
+        try:
+            users.change_own_password(
+                current_user, request.form.get("current", ""), request.form.get("new", ""),
+                request.form.get("confirm", ""),
+            )
+        except UserError as e:
+            flash(e.message, "error")
+            errors, status = e.field_errors, e.status
+        else:
+            logout_user()
+            flash("密码已修改，所有已登录的会话均已失效，请重新登录。", "success")
+            return redirect(url_for("accounts.login"), 303)
+    return render_template("accounts/account.html", errors=errors), status

@@ -1,0 +1,1 @@
+"""Shared plumbing: database, errors, htmx, security, time, forms. Imports no domain package."""

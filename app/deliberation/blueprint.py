@@ -1,0 +1,3 @@
+from flask import Blueprint
+
+bp = Blueprint("deliberation", __name__, url_prefix="/chair")

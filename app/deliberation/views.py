@@ -1,0 +1,222 @@
+"""Deliberation (会议审定): the ranking with the cut line, approve / decline, 审定意见, approval date,
+seal, and the phase moves to 公示 and 定稿. Views parse, authorize, call one service, render; every
+form works as a plain POST answered with 303, and htmx swaps single rows when it is there."""
+
+from __future__ import annotations
+
+import io
+
+from flask import abort, flash, redirect, request, send_file, url_for
+from flask_login import current_user
+
+from app.core.authz import admin_required, staff_required
+from app.core.errors import UserError
+from app.core.htmx import is_partial_request, render, trigger
+from app.deliberation import operations as decisions
+from app.deliberation.blueprint import bp
+from app.extensions import db
+from app.models import CATEGORIES, Nomination
+from app.rounds import phases as rounds
+
+TEMPLATE = "deliberation/deliberate.html"
+DECISIONS_CHANGED = "decisions-changed"
+
+
+def _page_context(category: str, *, errors: dict | None = None, form_values: dict | None = None) -> dict:
+    """Everything the page and each of its blocks need (one ranking computation)."""
+    rnd = rounds.require_current_round()
+    rows = decisions.standings(rnd, category)
+    return dict(
+        round=rnd, category=category, rows=rows, summary=decisions.summary(rnd, category, rows),
+        slots=rnd.slots(category), editable=rnd.phase == "deliberating", is_admin=current_user.role == "admin",
+        errors=errors or {}, form_values=form_values or {}, has_seal=bool(rnd.seal_file),
+        outcome_labels=decisions.OUTCOME_LABELS, opinion_max=decisions.OPINION_MAX,
+    )
+
+
+def _page(category: str, block: str = "workspace", status: int = 200, **extra):
+    return render(TEMPLATE, block, status=status, **_page_context(category, **extra))
+
+
+def _back(category: str, anchor: str | None = None):
+    url = url_for(".category", category=category)
+    return redirect(f"{url}#{anchor}" if anchor else url, code=303)
+
+
+def _nomination(nomination_id: int) -> Nomination:
+    nom = db.session.get(Nomination, nomination_id)
+    if nom is None:
+        abort(404)
+    return nom
+
+
+def _row_response(nom: Nomination, *, errors: dict | None = None, form_values: dict | None = None,
+                  status: int = 200):
+    """After a row action: the row alone for htmx (and a trigger so the summary refreshes), the page
+    for a plain POST that failed, a 303 back to the row for one that succeeded."""
+    if is_partial_request():
+        ctx = _page_context(nom.category, errors={nom.id: errors} if errors else None,
+                            form_values={nom.id: form_values} if form_values else None)
+        st = next((s for s in ctx["rows"] if s.nomination_id == nom.id), None)
+        if st is None:
+            abort(404)
+        resp = render(TEMPLATE, "row", status=status, st=st, **ctx)
+        return trigger(resp, DECISIONS_CHANGED) if status < 400 else resp
+    if errors:
+        return _page(nom.category, status=status, errors={nom.id: errors},
+                     form_values={nom.id: form_values} if form_values else None)
+    return _back(nom.category, f"nom-{nom.id}")
+
+
+@bp.route("/")
+@staff_required
+def index():
+    return redirect(url_for(".category", category=CATEGORIES[0]))
+
+
+@bp.route("/<any(unit, activity):category>")
+@staff_required
+def category(category: str):
+    return _page(category)
+
+
+@bp.route("/<any(unit, activity):category>/summary")
+@staff_required
+def summary(category: str):
+    return _page(category, block="summary")
+
+
+@bp.post("/decide/<int:nomination_id>")
+@staff_required
+def decide(nomination_id: int):
+    nom = _nomination(nomination_id)
+    outcome, reason = request.form.get("outcome", ""), request.form.get("reason", "")
+    try:
+        decisions.decide(nom.id, outcome, reason=reason, expected_version=request.form.get("version"),
+                         actor=current_user)
+    except UserError as e:
+        if e.status not in (409, 422):
+            raise
+        errs = {"message": e.message, **e.field_errors}
+        return _row_response(nom, errors=errs, form_values={"reason": reason}, status=e.status)
+    return _row_response(nom)
+
+
+@bp.post("/opinion/<int:nomination_id>")
+@staff_required
+def opinion(nomination_id: int):
+    nom = _nomination(nomination_id)
+    text = request.form.get("opinion", "")
+    try:
+        decisions.set_opinion(nom.id, text, expected_version=request.form.get("version"), actor=current_user)
+    except UserError as e:
+        if e.status not in (409, 422):
+            raise
+        return _row_response(nom, errors={"message": e.message, "opinion": e.field_errors.get("opinion", "")},
+                             form_values={"opinion": text, "open": True}, status=e.status)
+    return _row_response(nom)
+
+
+@bp.post("/<any(unit, activity):category>/prefill")
+@staff_required
+def prefill(category: str):
+    rnd = rounds.require_current_round()
+    made = decisions.prefill_from_cut_line(rnd.id, category, actor=current_user)
+    return _after_bulk(category, f"已按分数线预填 {made} 项审定。" if made else "所有推荐对象均已审定，无需预填。")
+
+
+@bp.post("/<any(unit, activity):category>/fill-opinions")
+@staff_required
+def fill_opinions(category: str):
+    rnd = rounds.require_current_round()
+    overwrite = request.form.get("overwrite") == "1"
+    changed = decisions.fill_opinions(rnd.id, category, overwrite=overwrite, actor=current_user)
+    return _after_bulk(category, f"已按模板填写 {changed} 条审定意见。" if changed else "没有需要填写的审定意见。")
+
+
+def _after_bulk(category: str, message: str):
+    if is_partial_request():
+        # The whole workspace comes back (summary included), with the message in it: a flash would
+        # only show on the next full page load.
+        return render(TEMPLATE, "workspace", notice=message, **_page_context(category))
+    flash(message, "success")
+    return _back(category)
+
+
+@bp.post("/approval-date")
+@staff_required
+def approval_date():
+    rnd = rounds.require_current_round()
+    category = _category_arg()
+    decisions.set_approval_date(rnd.id, decisions.parse_date(request.form.get("approval_date")), actor=current_user)
+    flash("审定日期已保存。", "success")
+    return _back(category)
+
+
+@bp.post("/templates")
+@admin_required
+def templates():
+    rnd = rounds.require_current_round()
+    category = _category_arg()
+    decisions.set_templates(rnd.id, request.form.get("approve_template", ""),
+                            request.form.get("decline_template", ""), actor=current_user)
+    flash("审定意见模板已保存；已填写的审定意见不会自动改变，可用“按模板填写”更新。", "success")
+    return _back(category)
+
+
+@bp.post("/seal")
+@admin_required
+def seal():
+    rnd = rounds.require_current_round()
+    category = _category_arg()
+    upload = request.files.get("seal")
+    data = upload.read(decisions.SEAL_MAX_BYTES + 1) if upload else b""
+    decisions.save_seal(rnd.id, data, actor=current_user)
+    flash("印章图片已上传。", "success")
+    return _back(category)
+
+
+@bp.get("/seal.png")
+@staff_required
+def seal_image():
+    rnd = rounds.require_current_round()
+    data = decisions.seal_bytes(rnd)
+    if data is None:
+        abort(404)
+    resp = send_file(io.BytesIO(data), mimetype="image/png", max_age=0)
+    resp.headers["Cache-Control"] = "private, no-cache"
+    return resp
+
+
+@bp.post("/publicize")
+@staff_required
+def publicize():
+    rnd = rounds.require_current_round()
+    decisions.publicize(rnd.id, actor=current_user)
+    flash("已进入公示阶段，审定结果已锁定；可下载公示名单。", "success")
+    return _back(_category_arg())
+
+
+@bp.post("/finalize")
+@staff_required
+def finalize():
+    rnd = rounds.require_current_round()
+    if request.form.get("confirm") != "1":
+        raise UserError("请勾选确认后再定稿。", {"confirm": "必选"})
+    decisions.finalize(rnd.id, actor=current_user)
+    flash("已定稿。本批次的评分和审定结果不再修改。", "success")
+    return _back(_category_arg())
+
+
+@bp.post("/reopen")
+@admin_required
+def reopen():
+    rnd = rounds.require_current_round()
+    decisions.reopen(rnd.id, request.form.get("reason", ""), actor=current_user)
+    flash("已退回上一阶段，操作已记入日志。", "warning")
+    return _back(_category_arg())
+
+
+def _category_arg() -> str:
+    category = request.form.get("category") or request.args.get("category") or CATEGORIES[0]
+    return category if category in CATEGORIES else CATEGORIES[0]

@@ -1,0 +1,393 @@
+"""Nominations (推荐对象): the one place that validates their fields and writes them.
+
+The admin form and every importer go through validate_fields(), so a value the form refuses is refused
+by an import too. Writes lock the round (shared) so none commits after the round left an editable phase.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy.orm import selectinload
+
+from app.audit import operations as audit
+from app.core.database import locked, write_transaction
+from app.core.errors import Conflict, UserError
+from app.core.params import parse_id
+from app.core.time import beijing_date, noon_utc
+from app.extensions import db
+from app.intake.text import clean_text, norm_key, one_line, parse_count, parse_date
+from app.models import CATEGORIES, PHASE_LABELS, FormFinding, Nomination, Nominator, Round
+from app.models._base import utcnow
+from app.models.nomination import ADDRESS_MAX, RECOMMENDATION_MAX, SHORT_MAX, SUMMARY_MAX, TITLE_MAX
+from app.rounds import phases as rounds
+
+# Nominations can be added and corrected until the committee meets; late arrivals during review are
+# still recorded (and flagged late by 形式审查), never refused.
+EDITABLE_PHASES = ("setup", "collecting", "reviewing")
+COUNT_MAX = 2_000_000_000
+REASON_MAX = 500
+
+FIELDS = ("title", "host", "contact_name", "contact_title", "contact_phone", "address", "event_count",
+          "people_served", "summary", "recommendation", "recommendation_date")
+_LABELS = {
+    "title": "名称", "host": "主办单位", "contact_name": "联系人", "contact_title": "职务",
+    "contact_phone": "联系电话", "address": "通讯地址", "event_count": "活动场数", "people_served": "服务人数",
+    "summary": "情况简介", "recommendation": "推荐意见", "recommendation_date": "推荐日期",
+    "received_date": "收到日期", "nominator_id": "推荐单位",
+}
+_CATEGORY_LABELS = {
+    "unit": {"title": "单位名称", "event_count": "组织开展的活动场数", "summary": "组织情况简介"},
+    "activity": {"title": "活动名称", "summary": "活动情况简介"},
+}
+# Empty fields worth telling the admin about (a blank 职务 is not).
+EXPECTED = ("host", "contact_name", "contact_phone", "address", "event_count", "people_served", "summary",
+            "recommendation", "recommendation_date")
+_PHONE_OK = re.compile(r"^[0-9０-９\s+\-－—()（）、,，/;；转分机ext.]+$", re.IGNORECASE)
+
+
+def field_label(name: str, category: str) -> str:
+    return _CATEGORY_LABELS.get(category, {}).get(name) or _LABELS.get(name, name)
+
+
+def fields_for(category: str) -> tuple[str, ...]:
+    return FIELDS if category == "activity" else tuple(f for f in FIELDS if f != "host")
+
+
+@dataclass
+class Cleaned:
+    """validate_fields() output: typed values for the model, Chinese errors by field, empty fields."""
+
+    values: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
+    missing: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _text(cleaned: Cleaned, name: str, raw, limit: int, category: str, *, multiline: bool = False) -> None:
+    value = clean_text(raw) if multiline else one_line(raw)
+    if len(value) > limit:
+        cleaned.errors[name] = f"{field_label(name, category)}不能超过 {limit} 字（当前 {len(value)} 字）"
+    cleaned.values[name] = value
+
+
+def validate_fields(category: str, raw: Mapping) -> Cleaned:
+    """Check and convert the fields of one 附件1/附件2 form; nothing is stored here.
+
+    Only the name is required: an incomplete form is still recorded, its gaps listed in `missing` (and
+    later by 形式审查). Lengths, counts and dates are checked exactly as on the admin form.
+    """
+    if category not in CATEGORIES:
+        raise UserError("类别只能是优秀组织单位或优秀活动。", {"category": "请选择类别"})
+    c = Cleaned()
+    _text(c, "title", raw.get("title"), TITLE_MAX, category)
+    if not c.values["title"] and "title" not in c.errors:
+        c.errors["title"] = f"请填写{field_label('title', category)}"
+    if category == "activity":
+        _text(c, "host", raw.get("host"), TITLE_MAX, category)
+    else:
+        c.values["host"] = None
+    _text(c, "contact_name", raw.get("contact_name"), SHORT_MAX, category)
+    _text(c, "contact_title", raw.get("contact_title"), SHORT_MAX, category)
+    _text(c, "contact_phone", raw.get("contact_phone"), SHORT_MAX, category)
+    phone = c.values["contact_phone"]
+    if phone and "contact_phone" not in c.errors and (
+            not _PHONE_OK.match(phone) or len(re.findall(r"\d", phone)) < 7):
+        c.errors["contact_phone"] = "联系电话应为数字（可含区号、短横线），至少 7 位"
+    _text(c, "address", raw.get("address"), ADDRESS_MAX, category)
+    for name in ("event_count", "people_served"):
+        try:
+            number = parse_count(raw.get(name))
+        except ValueError as e:
+            c.errors[name] = f"{field_label(name, category)}：{e}"
+            number = None
+        if number is not None and number > COUNT_MAX:
+            c.errors[name] = f"{field_label(name, category)}过大"
+        c.values[name] = number if number is not None else 0
+        if number is None and name not in c.errors:
+            c.missing.append(name)
+    _text(c, "summary", raw.get("summary"), SUMMARY_MAX, category, multiline=True)
+    _text(c, "recommendation", raw.get("recommendation"), RECOMMENDATION_MAX, category, multiline=True)
+    for name in ("recommendation_date", "received_date"):
+        if name not in raw:
+            continue
+        try:
+            c.values[name] = parse_date(raw.get(name))
+        except ValueError as e:
+            c.errors[name] = str(e)
+            c.values[name] = None
+        if c.values[name] and not 2000 <= c.values[name].year <= 2100:
+            c.errors[name] = "日期超出合理范围"
+    c.values.setdefault("recommendation_date", None)
+    for name in EXPECTED:
+        if name == "host" and category != "activity":
+            continue
+        if name in ("event_count", "people_served"):
+            continue
+        if not c.values.get(name) and name not in c.errors:
+            c.missing.append(name)
+    return c
+
+
+def missing_labels(cleaned: Cleaned, category: str) -> list[str]:
+    return [field_label(name, category) for name in cleaned.missing]
+
+
+# --- keys, snapshots, versions ------------------------------------------------------------------------
+
+
+def source_key_for(nominator_name: str, category: str, title: str) -> str:
+    """Re-importing the same nomination (same nominator, category and name, however spaced or punctuated)
+    finds the same key, so it updates instead of duplicating."""
+    basis = f"{norm_key(nominator_name)}|{category}|{norm_key(title)}"
+    return "k1:" + hashlib.sha256(basis.encode()).hexdigest()[:40]
+
+
+def snapshot(nom: Nomination) -> dict:
+    """The fields as JSON-friendly values (audit before/after, edit versions)."""
+    out = {name: getattr(nom, name) for name in FIELDS}
+    out["recommendation_date"] = nom.recommendation_date.isoformat() if nom.recommendation_date else None
+    out.update(category=nom.category, nominator_id=nom.nominator_id, status=nom.status)
+    return out
+
+
+def version_of(nom: Nomination) -> str:
+    """An edit form carries this; a save against a different one is stale (someone else saved first)."""
+    data = snapshot(nom)
+    data["summary_original"] = nom.summary_original
+    return hashlib.sha1(json.dumps(data, sort_keys=True, ensure_ascii=False).encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def received_at_from(day: date | None) -> datetime:
+    """A received date typed by the admin becomes noon Beijing time, the same calendar day in any zone."""
+    return utcnow() if day is None else noon_utc(day)
+
+
+local_date = beijing_date
+
+
+# --- reads --------------------------------------------------------------------------------------------
+
+
+def get(nomination_id: int) -> Nomination:
+    nom = db.session.get(Nomination, nomination_id)
+    if nom is None:
+        raise UserError("找不到该推荐对象。", status=404)
+    return nom
+
+
+def by_source_key(round_id: int, key: str) -> Nomination | None:
+    return db.session.scalar(select(Nomination).where(Nomination.round_id == round_id,
+                                                      Nomination.source_key == key))
+
+
+def list_nominations(round_id: int, category: str, *, nominator_id: int | None = None, status: str = "active",
+                     findings: str = "") -> list[Nomination]:
+    """The admin list; `findings` is "" (any), "open" (any open finding), "blocking" or "none"."""
+    stmt = (select(Nomination).join(Nominator, Nomination.nominator_id == Nominator.id)
+            .where(Nomination.round_id == round_id, Nomination.category == category)
+            .options(selectinload(Nomination.nominator), selectinload(Nomination.attachments))
+            .order_by(Nominator.position, Nominator.id, Nomination.received_at, Nomination.id))
+    if nominator_id:
+        stmt = stmt.where(Nomination.nominator_id == nominator_id)
+    if status in ("active", "withdrawn"):
+        stmt = stmt.where(Nomination.status == status)
+    open_finding = exists().where(FormFinding.nomination_id == Nomination.id, FormFinding.status == "open")
+    if findings == "open":
+        stmt = stmt.where(open_finding)
+    elif findings == "blocking":
+        stmt = stmt.where(exists().where(FormFinding.nomination_id == Nomination.id, FormFinding.status == "open",
+                                         FormFinding.blocking.is_(True)))
+    elif findings == "none":
+        stmt = stmt.where(~open_finding)
+    return list(db.session.scalars(stmt))
+
+
+def open_finding_counts(round_id: int) -> dict[int, tuple[int, int]]:
+    """nomination id → (open blocking, open warnings), in one grouped query."""
+    rows = db.session.execute(
+        select(FormFinding.nomination_id,
+               func.sum(case((FormFinding.blocking.is_(True), 1), else_=0)),
+               func.sum(case((FormFinding.blocking.is_(True), 0), else_=1)))
+        .where(FormFinding.round_id == round_id, FormFinding.status == "open",
+               FormFinding.nomination_id.is_not(None))
+        .group_by(FormFinding.nomination_id))
+    return {nid: (int(b or 0), int(w or 0)) for nid, b, w in rows}
+
+
+def quota_for(rnd: Round, nominator: Nominator, category: str) -> int:
+    override = nominator.quota_unit if category == "unit" else nominator.quota_activity
+    return override if override is not None else rnd.quota(nominator.kind, category)
+
+
+@dataclass
+class QuotaRow:
+    nominator: Nominator
+    count: int
+    quota: int
+
+    @property
+    def over(self) -> bool:
+        return self.count > self.quota
+
+
+def quota_usage(rnd: Round, category: str) -> list[QuotaRow]:
+    """Every nominator with its active nominations in the category (counted in SQL) against its quota."""
+    counted = func.count(Nomination.id)
+    rows = db.session.execute(
+        select(Nominator, counted)
+        .outerjoin(Nomination, and_(Nomination.nominator_id == Nominator.id, Nomination.round_id == rnd.id,
+                                    Nomination.category == category, Nomination.status == "active"))
+        .group_by(Nominator.id).order_by(Nominator.position, Nominator.id))
+    return [QuotaRow(n, int(count), quota_for(rnd, n, category)) for n, count in rows]
+
+
+def nominators() -> list[Nominator]:
+    return list(db.session.scalars(select(Nominator).order_by(Nominator.position, Nominator.id)))
+
+
+# --- writes -------------------------------------------------------------------------------------------
+
+
+def _editable_round(round_id: int) -> Round:
+    rnd = rounds.get(round_id, lock=True, shared=True)
+    if rnd.phase not in EDITABLE_PHASES:
+        raise Conflict(f"评选批次处于「{PHASE_LABELS[rnd.phase]}」阶段，推荐材料已不能修改。")
+    return rnd
+
+
+def ensure_editable(round_id: int) -> Round:
+    """For other writers of nomination data (attachments): call inside their write transaction."""
+    return _editable_round(round_id)
+
+
+def _nominator(nominator_id) -> Nominator:
+    ident = nominator_id if isinstance(nominator_id, int) else parse_id(nominator_id)
+    nominator = db.session.get(Nominator, ident) if ident else None
+    if nominator is None:
+        raise UserError("请选择推荐单位。", {"nominator_id": "请选择推荐单位"})
+    return nominator
+
+
+def _refuse(cleaned: Cleaned) -> None:
+    if cleaned.errors:
+        raise UserError("请修正标出的字段后再保存。", dict(cleaned.errors))
+
+
+def _recheck(round_id: int) -> None:
+    from app.intake import form_check
+
+    form_check.run(round_id)
+
+
+def create(round_id: int, nominator_id: int, category: str, raw: Mapping, *, actor=None,
+           source_key: str | None = None, received_at: datetime | None = None,
+           summary_original: str | None = None, recheck: bool = True) -> Nomination:
+    """Record one nomination. `raw` holds form strings (or typed values from an import)."""
+    cleaned = validate_fields(category, raw)
+    _refuse(cleaned)
+    values = {k: v for k, v in cleaned.values.items() if k != "received_date"}
+    if received_at is None:
+        received_at = received_at_from(cleaned.values.get("received_date"))
+    with write_transaction():
+        rnd = _editable_round(round_id)
+        nominator = _nominator(nominator_id)
+        if source_key and by_source_key(rnd.id, source_key) is not None:
+            raise Conflict("该推荐对象已导入过（同一推荐单位、类别和名称）。")
+        nom = Nomination(round_id=rnd.id, nominator_id=nominator.id, category=category, status="active",
+                         received_at=received_at, source_key=source_key, summary_original=summary_original,
+                         **values)
+        db.session.add(nom)
+        db.session.flush()
+        after = snapshot(nom)
+        if summary_original:
+            after["summary_original_length"] = len(summary_original)
+        audit.record("nomination.create", "nomination", nom.id, after=after, round_id=rnd.id, actor=actor)
+        rounds.bump_ranking(rnd.id, category)
+    if recheck:
+        _recheck(round_id)
+    return nom
+
+
+def update(nomination_id: int, raw: Mapping, *, version: str | None = None, actor=None,
+           summary_original: str | None = None, recheck: bool = True) -> Nomination:
+    """Change the fields of a nomination (and, when `nominator_id` is in raw, its nominator).
+
+    `version` is the version_of() the editor started from; a different current version means someone
+    else saved in between and this save is refused (409) instead of overwriting their change.
+    `summary_original` is for a re-import that again carries an over-long 简介.
+    """
+    current = get(nomination_id)
+    cleaned = validate_fields(current.category, raw)
+    _refuse(cleaned)
+    with write_transaction():
+        nom = locked(Nomination, nomination_id)
+        if nom is None:
+            raise UserError("找不到该推荐对象。", status=404)
+        rnd = _editable_round(nom.round_id)
+        if version and version != version_of(nom):
+            raise Conflict("该推荐对象已被他人修改，请刷新页面后再编辑。")
+        before = snapshot(nom)
+        old_summary = nom.summary
+        for name, value in cleaned.values.items():
+            if name == "received_date":
+                if value is not None and local_date(nom.received_at) != value:
+                    nom.received_at = received_at_from(value)
+                continue
+            setattr(nom, name, value)
+        if "nominator_id" in raw and raw.get("nominator_id") not in (None, ""):
+            nom.nominator_id = _nominator(raw.get("nominator_id")).id
+        if summary_original is not None:
+            nom.summary_original = summary_original or None
+        elif nom.summary != old_summary:
+            # The admin rewrote the over-long 简介: the received original no longer stands for it.
+            nom.summary_original = None
+        after = snapshot(nom)
+        changed_before = {k: v for k, v in before.items() if after.get(k) != v}
+        changed_after = {k: after[k] for k in changed_before}
+        if changed_after:
+            audit.record("nomination.update", "nomination", nom.id, before=changed_before, after=changed_after,
+                         round_id=rnd.id, actor=actor)
+            rounds.bump_ranking(rnd.id, nom.category)
+    if recheck:
+        _recheck(nom.round_id)
+    return nom
+
+
+def _set_status(nomination_id: int, status: str, reason: str, actor, action: str) -> Nomination:
+    reason = clean_text(reason)
+    if len(reason) > REASON_MAX:
+        raise UserError(f"理由不能超过 {REASON_MAX} 字。", {"reason": f"不能超过 {REASON_MAX} 字"})
+    with write_transaction():
+        nom = locked(Nomination, nomination_id)
+        if nom is None:
+            raise UserError("找不到该推荐对象。", status=404)
+        rnd = _editable_round(nom.round_id)
+        if nom.status == status:
+            raise Conflict("该推荐对象已撤回。" if status == "withdrawn" else "该推荐对象未被撤回。")
+        nom.status = status
+        audit.record(action, "nomination", nom.id, before={"status": "active" if status == "withdrawn" else "withdrawn"},
+                     after={"status": status}, reason=reason, round_id=rnd.id, actor=actor)
+        rounds.bump_ranking(rnd.id, nom.category)
+    _recheck(nom.round_id)
+    return nom
+
+
+def withdraw(nomination_id: int, reason: str, *, actor=None) -> Nomination:
+    """Withdraw (撤回) a nomination: it leaves lists, quotas and rankings but nothing is deleted."""
+    if not clean_text(reason):
+        raise UserError("撤回必须填写理由。", {"reason": "请填写撤回理由"})
+    return _set_status(nomination_id, "withdrawn", reason, actor, "nomination.withdraw")
+
+
+def reinstate(nomination_id: int, reason: str = "", *, actor=None) -> Nomination:
+    return _set_status(nomination_id, "active", reason, actor, "nomination.reinstate")

@@ -1,0 +1,275 @@
+"""Photos and videos of a nomination.
+
+Photos: JPEG or PNG judged by their content (Pillow), within byte and pixel limits, then re-encoded so
+the stored file is exactly one clean image — no trailing bytes, no EXIF (location, camera), rotated
+upright — with a thumbnail. Videos: MP4 or WebM judged by their signature, streamed to disk within the
+size limit. Everything lands in instance/uploads under a random name (app.core.storage).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import warnings
+from dataclasses import dataclass
+
+from flask import current_app
+from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy import func, select
+
+from app.audit import operations as audit
+from app.core import storage
+from app.core.database import locked, write_transaction
+from app.core.errors import Conflict, UserError
+from app.extensions import db
+from app.intake.nominations import ensure_editable
+from app.models import Attachment, Nomination
+
+PHOTO_FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
+# The form asks for 3–5 photos: the admin page stops at 5. An import keeps up to PHOTO_IMPORT_MAX of what
+# a nominator sent (形式审查 then asks the admin to pick five) rather than silently dropping some.
+PHOTO_FORM_MAX = 5
+PHOTO_IMPORT_MAX = 10
+NAME_MAX = 200
+_CHUNK = 1024 * 1024
+
+
+@dataclass
+class CleanPhoto:
+    data: bytes
+    mime: str
+    ext: str
+    width: int
+    height: int
+    image: Image.Image
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.0f} MB"
+
+
+def _display(name: str) -> str:
+    return os.path.basename((name or "").replace("\\", "/"))[:NAME_MAX] or "未命名文件"
+
+
+def check_photo(data: bytes, filename: str = "") -> CleanPhoto:
+    """Validate one photo and return it re-encoded; raises UserError (nothing stored) otherwise."""
+    name = _display(filename)
+    max_bytes = current_app.config["UPLOAD_MAX_PHOTO_BYTES"]
+    max_pixels = current_app.config["UPLOAD_MAX_PHOTO_PIXELS"]
+    if not data:
+        raise UserError(f"照片「{name}」是空文件。")
+    if len(data) > max_bytes:
+        raise UserError(f"照片「{name}」超过 {_mb(max_bytes)}，请压缩后再上传。")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(data))
+            fmt = probe.format
+            width, height = probe.size
+            if fmt not in PHOTO_FORMATS:
+                raise UserError(f"「{name}」不是 JPEG 或 PNG 图片，请上传 JPG/PNG 格式的照片。")
+            if width <= 0 or height <= 0 or width * height > max_pixels:
+                raise UserError(f"照片「{name}」尺寸过大（{width}×{height} 像素），"
+                                f"上限为 {max_pixels / 1_000_000:.0f} 百万像素。")
+            probe.verify()
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except UserError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"「{name}」不是有效的 JPEG 或 PNG 图片。") from None
+    except (OSError, SyntaxError, ValueError):
+        raise UserError(f"照片「{name}」已损坏或不完整，无法读取。") from None
+    mime, ext = PHOTO_FORMATS[fmt]
+    icc = image.info.get("icc_profile")
+    image = ImageOps.exif_transpose(image)
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        image.save(out, "JPEG", quality=90, icc_profile=icc)
+    else:
+        if image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+            image = image.convert("RGBA")
+        image.save(out, "PNG", icc_profile=icc)
+    return CleanPhoto(out.getvalue(), mime, ext, image.width, image.height, image)
+
+
+def video_type(head: bytes) -> tuple[str, str]:
+    """(mime, ext) from the first bytes of a video; UserError for anything but MP4 and WebM."""
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        if head[8:12] == b"qt  ":
+            raise UserError("这是 QuickTime（.mov）视频，请转换为 MP4 后再上传。")
+        return "video/mp4", "mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        if b"webm" not in head[:4096]:
+            raise UserError("这是 MKV 视频，请转换为 MP4 或 WebM 后再上传。")
+        return "video/webm", "webm"
+    raise UserError("视频只接受 MP4 或 WebM 格式（按文件内容识别，不看扩展名）。")
+
+
+def save_video_stream(stream, filename: str = "") -> tuple[str, int, str]:
+    """Check the signature, then copy the stream to a random name within the size limit.
+    Returns (stored_name, size, mime); nothing is left behind on refusal."""
+    max_bytes = current_app.config["UPLOAD_MAX_VIDEO_BYTES"]
+    head = stream.read(4096)
+    if not head:
+        raise UserError(f"视频「{_display(filename)}」是空文件。")
+    mime, ext = video_type(head)
+    name = f"{secrets.token_hex(16)}.{ext}"
+    path = storage.path_of(name)
+    tmp = path + ".part"
+    size = 0
+    try:
+        with open(tmp, "wb") as fh:
+            chunk = head
+            while chunk:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise UserError(f"视频「{_display(filename)}」超过 {_mb(max_bytes)}，请压缩后再上传。")
+                fh.write(chunk)
+                chunk = stream.read(_CHUNK)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+    return name, size, mime
+
+
+def store_photo(photo: CleanPhoto, original_name: str) -> Attachment:
+    """Write the files of a checked photo; the caller adds the Attachment in its transaction (and
+    calls discard() on failure)."""
+    stored = storage.save_bytes(photo.data, photo.ext)
+    try:
+        thumb = storage.save_thumbnail(photo.image)
+    except Exception:
+        storage.remove(stored)
+        raise
+    return Attachment(kind="photo", stored_name=stored, thumb_name=thumb, original_name=_display(original_name),
+                      mime=photo.mime, size_bytes=len(photo.data), width=photo.width, height=photo.height)
+
+
+def discard(attachments) -> None:
+    for a in attachments:
+        storage.remove(a.stored_name)
+        storage.remove(a.thumb_name)
+
+
+def _counts(nomination_id: int) -> dict[str, int]:
+    rows = db.session.execute(select(Attachment.kind, func.count()).where(Attachment.nomination_id == nomination_id)
+                              .group_by(Attachment.kind))
+    return {k: int(n) for k, n in rows}
+
+
+def _next_position(nomination_id: int) -> int:
+    highest = db.session.scalar(select(func.coalesce(func.max(Attachment.position), -1))
+                                .where(Attachment.nomination_id == nomination_id))
+    return int(highest) + 1
+
+
+def _locked_nomination(nomination_id: int) -> Nomination:
+    nom = locked(Nomination, nomination_id)
+    if nom is None:
+        raise UserError("找不到该推荐对象。", status=404)
+    ensure_editable(nom.round_id)
+    return nom
+
+
+def _public(a: Attachment) -> dict:
+    return {"kind": a.kind, "original_name": a.original_name, "mime": a.mime, "size_bytes": a.size_bytes,
+            "width": a.width, "height": a.height, "stored_name": a.stored_name}
+
+
+def attach(nomination_id: int, attachments: list[Attachment], *, actor=None, photo_limit: int = PHOTO_FORM_MAX,
+           action: str = "attachment.add", recheck: bool = True) -> list[Attachment]:
+    """Link already stored files to a nomination, all or none; the files are removed if refused."""
+    try:
+        with write_transaction():
+            nom = _locked_nomination(nomination_id)
+            counts = _counts(nom.id)
+            photos = sum(1 for a in attachments if a.kind == "photo")
+            videos = sum(1 for a in attachments if a.kind == "video")
+            if photos and counts.get("photo", 0) + photos > photo_limit:
+                raise Conflict(f"每个推荐对象最多 {photo_limit} 张照片，已有 {counts.get('photo', 0)} 张；"
+                               f"请先删除不需要的照片。")
+            if videos and (counts.get("video", 0) + videos > 1):
+                raise Conflict("每个推荐对象只能有一个视频，请先删除原有视频。")
+            position = _next_position(nom.id)
+            for a in attachments:
+                a.nomination_id = nom.id
+                a.position = position
+                position += 1
+                db.session.add(a)
+            db.session.flush()
+            for a in attachments:
+                audit.record(action, "attachment", a.id, after={"nomination_id": nom.id, **_public(a)},
+                             round_id=nom.round_id, actor=actor)
+            round_id = nom.round_id
+    except BaseException:
+        discard(attachments)
+        raise
+    if recheck:
+        from app.intake import form_check
+
+        form_check.run(round_id)
+    return attachments
+
+
+def add_photos(nomination_id: int, files: list[tuple[str, bytes]], *, actor=None) -> list[Attachment]:
+    """Upload photos from the admin page: every file is checked before any is stored."""
+    files = [(name, data) for name, data in files if name or data]
+    if not files:
+        raise UserError("请选择要上传的照片。", {"photos": "请选择照片"})
+    cleaned = []
+    for name, data in files:
+        try:
+            cleaned.append((name, check_photo(data, name)))
+        except UserError as e:
+            raise UserError(e.message, {"photos": e.message}) from None
+    stored = []
+    try:
+        for name, photo in cleaned:
+            stored.append(store_photo(photo, name))
+    except BaseException:
+        discard(stored)
+        raise
+    return attach(nomination_id, stored, actor=actor)
+
+
+def add_video(nomination_id: int, stream, filename: str, *, actor=None) -> Attachment:
+    nom = db.session.get(Nomination, nomination_id)
+    if nom is None:
+        raise UserError("找不到该推荐对象。", status=404)
+    if nom.video is not None:
+        raise Conflict("每个推荐对象只能有一个视频，请先删除原有视频。")
+    try:
+        stored, size, mime = save_video_stream(stream, filename)
+    except UserError as e:
+        raise UserError(e.message, {"video": e.message}) from None
+    att = Attachment(kind="video", stored_name=stored, original_name=_display(filename), mime=mime,
+                     size_bytes=size)
+    return attach(nomination_id, [att], actor=actor)[0]
+
+
+def delete_attachment(attachment_id: int, *, actor=None, nomination_id: int | None = None) -> None:
+    """Remove one photo or video (row first, then its files once the row is gone)."""
+    with write_transaction():
+        a = locked(Attachment, attachment_id)
+        if a is None or (nomination_id is not None and a.nomination_id != nomination_id):
+            raise UserError("找不到该附件。", status=404)
+        nom = _locked_nomination(a.nomination_id)
+        files = (a.stored_name, a.thumb_name)
+        audit.record("attachment.delete", "attachment", a.id, before={"nomination_id": nom.id, **_public(a)},
+                     round_id=nom.round_id, actor=actor)
+        db.session.delete(a)
+        round_id = nom.round_id
+    for name in files:
+        storage.remove(name)
+    from app.intake import form_check
+
+    form_check.run(round_id)

@@ -1,0 +1,3 @@
+from flask import Blueprint
+
+bp = Blueprint("ranking", __name__, url_prefix="/rankings")

@@ -1,0 +1,129 @@
+"""Live ranking (chair and admin): the table partial polled by htmx with an ETag, the nomination
+breakdown, and the progress / reviewer-severity panel. Read-only: nothing here changes a score."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, redirect, request, session, url_for
+from flask_login import current_user
+
+from app.core.authz import staff_required
+from app.core.errors import UserError
+from app.core.htmx import is_partial_request, render
+from app.extensions import db
+from app.models import CATEGORIES, Nomination, Round
+from app.models.round import METHODS
+from app.ranking import charts
+from app.ranking import engine as ranking
+from app.ranking.blueprint import bp
+from app.ranking.table import TRUE_VALUES, Params, build, etag, fingerprint, matches
+
+CACHE_CONTROL = "private, no-cache"
+
+
+@bp.route("/")
+@staff_required
+def index():
+    return redirect(url_for(".category", category=CATEGORIES[0]))
+
+
+def _no_store_between_users(resp: Response) -> Response:
+    # The browser may keep a copy, but must ask every time (the ETag makes asking cheap).
+    resp.headers["Cache-Control"] = CACHE_CONTROL
+    return resp
+
+
+def _poll_context(rnd, category: str) -> tuple:
+    config = current_app.config
+    return (rnd.slots(category), rnd.phase, rnd.method, int(config["RANKING_PAGE_SIZE"]),
+            int(config["RANKING_POLL_SECONDS"]))
+
+
+def _not_modified(tag: str) -> Response:
+    resp = Response(status=304)
+    resp.set_etag(tag)
+    return _no_store_between_users(resp)
+
+
+@bp.route("/<any(unit, activity):category>")
+def category(category: str):
+    """The idle poll is answered before flask-login loads the user: one statement checks the session
+    token (active chair/admin, as the user loader would) together with the ranking version. Anything
+    else — no token, a changed ranking, a full page — takes the ordinary authenticated path."""
+    token = session.get("_user_id")
+    if token and is_partial_request() and request.headers.get("If-None-Match"):
+        found = ranking.poll_state(token, category)
+        if found is not None:
+            user_id, rnd = found
+            tag = etag(rnd.id, category, rnd.version,
+                       fingerprint(request.query_string, *_poll_context(rnd, category)), user_id)
+            if matches(request.headers.get("If-None-Match"), tag):
+                return _not_modified(tag)
+    return _category(category)
+
+
+@staff_required
+def _category(category: str):
+    rnd = ranking.live_state(category)
+    context = _poll_context(rnd, category)
+    page_size, poll_seconds = context[3], context[4]
+    user_id = current_user.id
+    partial = is_partial_request()
+    tag = etag(rnd.id, category, rnd.version, fingerprint(request.query_string, *context), user_id)
+    if partial and matches(request.headers.get("If-None-Match"), tag):
+        return _not_modified(tag)
+
+    params = Params.parse(request.args, rnd.method)
+    live = not rnd.is_final
+    poll_url = url_for(".category", category=category, **params.query())
+    poll_tag = etag(rnd.id, category, rnd.version, fingerprint(poll_url.partition("?")[2], *context), user_id)
+    criteria = ranking.criteria_of(rnd.id, category)
+    rows = ranking.compute(rnd.id, category, method=params.method, include_drafts=params.drafts,
+                           criteria=criteria)
+    table = build(rows, params, rnd.slots(category), page_size)
+    resp = render("ranking/category.html", "ranking_region", round=rnd, category=category, params=params,
+                  table=table, criteria=criteria, version=rnd.version, live=live, poll_seconds=poll_seconds,
+                  poll_url=poll_url, etag_value=f'"{poll_tag}"')
+    if partial:
+        resp.set_etag(tag)  # only the fragment: the full page is another representation of this URL
+    return _no_store_between_users(resp)
+
+
+@bp.route("/<any(unit, activity):category>/panel")
+@staff_required
+def panel(category: str):
+    rnd = ranking.live_state(category)
+    drafts = (request.args.get("drafts") or "").lower() in TRUE_VALUES
+    criteria = ranking.criteria_of(rnd.id, category)
+    full = ranking.max_total(criteria)
+    severity = ranking.severity(rnd.id, category, include_drafts=drafts, criteria=criteria)
+    progress = ranking.progress(rnd.id, category)
+    resp = render("ranking/panel.html", "panel_region", round=rnd, category=category, drafts=drafts,
+                  severity=severity, progress=progress, full_marks=full,
+                  chart=charts.severity_chart(severity, full), leaning_points=ranking.LEANING_SHARE * full)
+    return _no_store_between_users(resp)
+
+
+@bp.route("/nominations/<int:nomination_id>")
+@staff_required
+def nomination(nomination_id: int):
+    nom = db.session.get(Nomination, nomination_id)
+    if nom is None:
+        raise UserError("找不到该推荐对象。", status=404)
+    drafts = (request.args.get("drafts") or "").lower() in TRUE_VALUES
+    method = request.args.get("method") or None
+    criteria = ranking.criteria_of(nom.round_id, nom.category)
+    totals = ranking.reviewer_totals(nom.round_id, nom.id, include_drafts=drafts, criteria=criteria)
+    rnd = db.session.get(Round, nom.round_id)
+    if method is not None and method not in METHODS:
+        raise UserError("未知的排名方法。", status=400)
+    method = method or rnd.method
+    row = None
+    if nom.status == "active":
+        rows = ranking.compute(nom.round_id, nom.category, method=method, include_drafts=drafts, criteria=criteria)
+        row = next((r for r in rows if r.nomination_id == nom.id), None)
+    counted_mean = row.mean if row else None
+    resp = render("ranking/nomination.html", "breakdown_region", nom=nom, round=rnd, row=row, totals=totals,
+                  criteria=criteria, drafts=drafts, method=method,
+                  chart=charts.totals_chart(totals, ranking.max_total(criteria), counted_mean),
+                  full_marks=ranking.max_total(criteria))
+    return _no_store_between_users(resp)

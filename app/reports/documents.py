@@ -1,0 +1,217 @@
+"""The PDF documents: each builder gathers its data (a few queries), renders one template through
+app.reports.pdf (safe fetcher, shared fonts) and returns a Document. `*_html` variants return the HTML and
+its extra files so a benchmark can time WeasyPrint alone on exactly the same input."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+from flask import render_template
+from sqlalchemy import select
+
+from app.core import storage
+from app.core.errors import UserError
+from app.core.time import fmt_minute, utcnow
+from app.deliberation import operations as decisions
+from app.extensions import db
+from app.models import CATEGORIES, CATEGORY_LABELS, METHOD_LABELS, Nomination, Round, User
+from app.reports import queries
+from app.reports.pdf import render_pdf
+from app.rounds import phases as rounds
+
+log = logging.getLogger(__name__)
+
+PDF_MIME = "application/pdf"
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SEAL_NAME = "seal.png"
+SEAL_SRC = "kepu-file:" + SEAL_NAME
+CHINESE_NUMBERS = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十"]
+_UNSAFE_FILENAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
+
+
+@dataclass
+class Document:
+    content: bytes
+    filename: str
+    mimetype: str
+
+
+@dataclass
+class Source:
+    """A document before rendering: the HTML and the files it references as kepu-file:NAME."""
+
+    html: str
+    extra_files: dict[str, bytes]
+    filename: str
+
+    def render(self) -> Document:
+        return Document(render_pdf(self.html, extra_files=self.extra_files), self.filename, PDF_MIME)
+
+
+def safe_filename(name: str) -> str:
+    return _UNSAFE_FILENAME.sub("_", name).strip(" .") or "document"
+
+
+def check_category(category: str) -> str:
+    if category not in CATEGORIES:
+        raise UserError("未知类别，应为 unit（优秀组织单位）或 activity（优秀活动）。", status=404)
+    return category
+
+
+def _prefix(rnd: Round, category: str) -> str:
+    return f"{rnd.year}年全国科普日{CATEGORY_LABELS[category]}"
+
+
+def _provisional(rnd: Round) -> str:
+    return {"final": "", "publicizing": "（公示稿）"}.get(rnd.phase, "（讨论稿）")
+
+
+def _seal(rnd: Round) -> tuple[dict[str, bytes], str | None]:
+    data = decisions.seal_bytes(rnd)
+    return ({SEAL_NAME: data}, SEAL_SRC) if data else ({}, None)
+
+
+def _photo_pages(noms, *, thumbnails: bool) -> tuple[dict[int, list[str]], dict[str, bytes]]:
+    """The photos of each nomination as kepu-file: sources, and their bytes for the safe fetcher.
+
+    A batch uses the stored thumbnails so a few dozen forms stay a few MB; a single form uses the full
+    image (WeasyPrint caps it at 300 dpi). A file missing from disk is left out, not fatal."""
+    srcs: dict[int, list[str]] = {}
+    files: dict[str, bytes] = {}
+    for nom in noms:
+        srcs[nom.id] = []
+        for photo in nom.photos:
+            stored = (photo.thumb_name if thumbnails else None) or photo.stored_name
+            name = f"photo-{photo.id}{os.path.splitext(stored)[1] or '.jpg'}"
+            try:
+                with open(storage.path_of(stored), "rb") as fh:
+                    files[name] = fh.read()
+            except (OSError, ValueError):
+                log.warning("photo %s of nomination %s is missing from the upload folder", photo.id, nom.id)
+                continue
+            srcs[nom.id].append("kepu-file:" + name)
+    return srcs, files
+
+
+def _now() -> str:
+    return fmt_minute(utcnow())
+
+
+# ----------------------------------------------------------------------------- 1. public list
+
+
+def public_list_source(round_id: int, category: str) -> Source:
+    rnd, category = rounds.get(round_id), check_category(category)
+    title = f"{_prefix(rnd, category)}名单"
+    final = rnd.phase == "final"
+    extra, seal_src = _seal(rnd) if final else ({}, None)
+    html = render_template(
+        "pdf/public_list.html", title=title, category=category, category_label=CATEGORY_LABELS[category],
+        groups=queries.approved_groups(rnd.id, category), unordered=rnd.list_unordered,
+        provisional=_provisional(rnd), chinese_numbers=CHINESE_NUMBERS,
+        approval_date=rnd.approval_date if final else None, seal_src=seal_src,
+    )
+    return Source(html, extra, safe_filename(title + ".pdf"))
+
+
+# ----------------------------------------------------------------------------- 2. result report
+
+
+def result_report_source(round_id: int, category: str) -> Source:
+    rnd, category = rounds.get(round_id), check_category(category)
+    rows = decisions.standings(rnd, category)
+    unranked = [s.nomination_id for s in rows if s.row is None]
+    titles = dict(db.session.execute(select(Nomination.id, Nomination.title).where(Nomination.id.in_(unranked)))
+                  .all()) if unranked else {}
+    title = f"{_prefix(rnd, category)}评审结果报告"
+    html = render_template(
+        "pdf/result_report.html", title=title, category=category, category_label=CATEGORY_LABELS[category],
+        rows=rows, titles=titles, criteria=queries.criteria(rnd.id, category), slots=rnd.slots(category),
+        method_label=METHOD_LABELS[rnd.method], reviewer_count=queries.reviewer_count(rnd.id, category),
+        approved=sum(1 for s in rows if s.outcome == "approve"), outcome_labels=decisions.OUTCOME_LABELS,
+        generated_at=_now(),
+    )
+    return Source(html, {}, safe_filename(title + ".pdf"))
+
+
+# ----------------------------------------------------------------------------- 3./4. 推荐表
+
+
+def nomination_form_source(nomination_id: int) -> Source:
+    nom = queries.nomination(nomination_id)
+    rnd = rounds.get(nom.round_id)
+    extra, seal_src = _seal(rnd)
+    photo_srcs, photo_files = _photo_pages([nom], thumbnails=False)
+    decision = decisions.decision_of(nom.id)
+    html = render_template(
+        "pdf/nomination_form.html", title=f"{_prefix(rnd, nom.category)}推荐表", nom=nom, rnd=rnd,
+        decision=decision, seal_src=seal_src if _stamped(rnd, decision) else None,
+        approval_date=rnd.approval_date if decision else None, photo_srcs=photo_srcs[nom.id],
+    )
+    name = f"{CATEGORY_LABELS[nom.category]}推荐表-{nom.id}-{nom.title[:40]}.pdf"
+    return Source(html, extra | photo_files, safe_filename(name))
+
+
+def _stamped(rnd: Round, decision) -> bool:
+    """The seal goes on a form only once its 审定意见 is official: an approval in a final round."""
+    return rnd.phase == "final" and decision is not None and decision.outcome == "approve"
+
+
+def batch_forms_source(round_id: int, category: str) -> Source:
+    rnd, category = rounds.get(round_id), check_category(category)
+    noms = queries.approved_nominations(rnd.id, category)
+    extra, seal_src = _seal(rnd)
+    photo_srcs, photo_files = _photo_pages(noms, thumbnails=True)
+    title = f"{_prefix(rnd, category)}推荐表"
+    html = render_template(
+        "pdf/batch_forms.html", title=title, category_label=CATEGORY_LABELS[category], nominations=noms, rnd=rnd,
+        decisions=queries.decisions_for([n.id for n in noms]),
+        seal_src=seal_src if rnd.phase == "final" else None, approval_date=rnd.approval_date,
+        photo_srcs=photo_srcs,
+    )
+    return Source(html, extra | photo_files, safe_filename(f"{title}（审定通过，共{len(noms)}份）.pdf"))
+
+
+# ----------------------------------------------------------------------------- 5. 专家评分表
+
+
+def reviewer_sheets_source(round_id: int, category: str, reviewer_ids: list[int] | None = None) -> Source:
+    """One reviewer's 专家评分表 (reviewer_ids=[id]) or every reviewer's, one section each."""
+    rnd, category = rounds.get(round_id), check_category(category)
+    if reviewer_ids is None:
+        people = queries.reviewers(rnd.id, category)
+    else:
+        people = list(db.session.scalars(select(User).where(User.id.in_(reviewer_ids)).order_by(User.username)))
+        if len(people) != len(set(reviewer_ids)) or any(p.role != "reviewer" for p in people):
+            raise UserError("找不到该评审专家。", status=404)
+    sheets = [queries.reviewer_sheet(rnd, person, category) for person in people]
+    title = f"{_prefix(rnd, category)}专家评分表"
+    html = render_template("pdf/reviewer_sheet.html", title=title, sheets=sheets)
+    who = people[0].display_name if len(people) == 1 else "全部专家"
+    return Source(html, {}, safe_filename(f"{title}-{who}.pdf"))
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def public_list_pdf(round_id: int, category: str) -> Document:
+    return public_list_source(round_id, category).render()
+
+
+def result_report_pdf(round_id: int, category: str) -> Document:
+    return result_report_source(round_id, category).render()
+
+
+def nomination_form_pdf(nomination_id: int) -> Document:
+    return nomination_form_source(nomination_id).render()
+
+
+def batch_forms_pdf(round_id: int, category: str) -> Document:
+    return batch_forms_source(round_id, category).render()
+
+
+def reviewer_sheets_pdf(round_id: int, category: str, reviewer_ids: list[int] | None = None) -> Document:
+    return reviewer_sheets_source(round_id, category, reviewer_ids).render()

@@ -1,0 +1,161 @@
+"""XLSX exports (openpyxl): the ranking with per-criterion and per-reviewer scores, and the approved
+lists. Chinese headers, a frozen bold header row, column widths from the content (a CJK character
+counts double). Numbers are written as numbers, never as formatted text."""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from app.deliberation import operations as decisions
+from app.models import CATEGORIES, CATEGORY_LABELS, KIND_LABELS, METHOD_LABELS
+from app.reports import queries
+from app.reports.documents import XLSX_MIME, Document, _prefix, check_category, safe_filename
+from app.rounds import phases as rounds
+
+_HEADER_FONT = Font(bold=True)
+_HEADER_FILL = PatternFill("solid", fgColor="E8E8E8")
+_NUMBER_FORMAT = "0.00"
+_MAX_WIDTH = 60
+
+
+def _display_width(value) -> int:
+    if value is None:
+        return 0
+    text = str(value)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _write_table(ws, headers: list[str], rows: list[list], number_columns: set[int] = frozenset(),
+                 wrap_columns: set[int] = frozenset()) -> None:
+    ws.append(headers)
+    for cell in ws[1]:
+        cell.font = _HEADER_FONT
+        cell.fill = _HEADER_FILL
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    for row in rows:
+        ws.append(row)
+        for cell in ws[ws.max_row]:
+            # openpyxl stores any string starting with "=" as a formula; user text (titles, comments)
+            # must stay text, or a comment like =HYPERLINK(...) would run in the reader's Excel.
+            if cell.data_type == "f":
+                cell.data_type = "s"
+    ws.freeze_panes = "A2"
+    widths = [_display_width(h) for h in headers]
+    for row in rows:
+        for i, value in enumerate(row):
+            widths[i] = max(widths[i], _display_width(value if not isinstance(value, float) else f"{value:.2f}"))
+    for i, width in enumerate(widths, start=1):
+        letter = get_column_letter(i)
+        ws.column_dimensions[letter].width = min(_MAX_WIDTH, max(6, width + 2))
+        if i - 1 in number_columns:
+            for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
+                cell.number_format = _NUMBER_FORMAT
+        if i - 1 in wrap_columns:
+            for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+    if rows:
+        ws.auto_filter.ref = ws.dimensions
+
+
+def _save(wb: Workbook) -> bytes:
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _num(value):
+    return None if value is None else float(value)
+
+
+def ranking_xlsx(round_id: int, category: str, *, include_drafts: bool = False) -> Document:
+    """Sheet 排名: one row per nomination in rank order with every aggregate, the per-criterion means
+    and each reviewer's total. Sheet 评分明细: one row per reviewer × nomination with every criterion."""
+    from app.ranking import engine as ranking
+
+    rnd, category = rounds.get(round_id), check_category(category)
+    rows = ranking.compute(rnd.id, category, include_drafts=include_drafts)
+    crits = queries.criteria(rnd.id, category)
+    people, cells = queries.score_matrix(rnd.id, category, include_drafts=include_drafts)
+    decided = decisions._decisions_by_nomination(rnd.id, category)
+    is_activity = category == "activity"
+
+    headers = ["排名", "活动名称" if is_activity else "单位名称"] + (["主办单位"] if is_activity else []) + [
+        "推荐单位", "推荐单位类别", f"综合得分（{METHOD_LABELS[rnd.method]}）", "平均分", "去掉最高最低分后平均",
+        "中位数", "标准分（0–100）", "有效评分数", "分配数", "标准差", "极差",
+    ]
+    first_number = len(headers) - 9
+    headers += [f"{c.name}平均" for c in crits]
+    headers += [f"{p.display_name}（{p.username}）" for p in people]
+    headers += ["分歧较大", "审定结果"]
+    body = []
+    for r in rows:
+        dec = decided.get(r.nomination_id)
+        line = [r.rank, r.title] + ([r.host or ""] if is_activity else []) + [
+            r.nominator_name, KIND_LABELS.get(r.nominator_kind, r.nominator_kind), _num(r.aggregate), _num(r.mean),
+            _num(r.trimmed), _num(r.median), _num(r.zscore), r.n_scored, r.n_assigned, _num(r.stdev), _num(r.spread),
+        ]
+        line += [_num((r.criterion_means or {}).get(c.code)) for c in crits]
+        for p in people:
+            cell = cells.get((r.nomination_id, p.id))
+            line.append(float(sum(cell["scores"].values())) if cell and cell["scores"] else None)
+        line += ["是" if r.flagged else "", decisions.OUTCOME_LABELS.get(dec.outcome, "") if dec else "未审定"]
+        body.append(line)
+    numbers = set(range(first_number, first_number + 5)) | {first_number + 7, first_number + 8}
+    numbers |= set(range(first_number + 9, first_number + 9 + len(crits) + len(people)))
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "排名"
+    _write_table(ws, headers, body, number_columns=numbers)
+
+    detail = wb.create_sheet("评分明细")
+    d_headers = ["排名", "活动名称" if is_activity else "单位名称", "评审专家"] + \
+        [f"{c.name}（{c.max_score:g}）" for c in crits] + ["合计", "状态", "评审意见"]
+    d_rows = []
+    for r in rows:
+        for p in people:
+            cell = cells.get((r.nomination_id, p.id))
+            if not cell:
+                continue
+            values = [_num(cell["scores"].get(c.id)) for c in crits]
+            d_rows.append([r.rank, r.title, p.display_name] + values
+                          + [float(sum(cell["scores"].values())), "已提交" if cell["status"] == "submitted" else "草稿",
+                             cell["comment"]])
+    _write_table(detail, d_headers, d_rows, number_columns=set(range(3, 4 + len(crits))),
+                 wrap_columns={len(d_headers) - 1})
+    detail.column_dimensions[get_column_letter(len(d_headers))].width = _MAX_WIDTH
+
+    info = wb.create_sheet("说明")
+    _write_table(info, ["项目", "内容"], [
+        ["评选批次", rnd.name], ["类别", CATEGORY_LABELS[category]], ["评分方法", METHOD_LABELS[rnd.method]],
+        ["推荐名额", rnd.slots(category)], ["评审专家人数", queries.reviewer_count(rnd.id, category)],
+        ["计入草稿", "是" if include_drafts else "否（仅计入已提交的评分表）"], ["阶段", rnd.phase_label],
+    ])
+    return Document(_save(wb), safe_filename(f"{_prefix(rnd, category)}评审排名.xlsx"), XLSX_MIME)
+
+
+def approved_list_xlsx(round_id: int, category: str | None = None) -> Document:
+    """The approved list(s) in the published order; no personal information."""
+    rnd = rounds.get(round_id)
+    cats = [check_category(category)] if category else list(CATEGORIES)
+    wb = Workbook()
+    wb.remove(wb.active)
+    for cat in cats:
+        is_activity = cat == "activity"
+        ws = wb.create_sheet(CATEGORY_LABELS[cat])
+        headers = ["序号", "推荐单位类别", "推荐单位", "活动名称" if is_activity else "单位名称"] + \
+            (["主办单位"] if is_activity else []) + ["审定意见"]
+        rows = []
+        for group in queries.approved_groups(rnd.id, cat):
+            for nominator in group.nominators:
+                for item in nominator.items:
+                    rows.append([item.number, group.heading, nominator.name, item.title]
+                                + ([item.host or ""] if is_activity else []) + [item.opinion])
+        _write_table(ws, headers, rows)
+    name = f"{_prefix(rnd, category)}名单.xlsx" if category else f"{rnd.year}年全国科普日审定通过名单.xlsx"
+    return Document(_save(wb), safe_filename(name), XLSX_MIME)

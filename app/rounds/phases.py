@@ -1,0 +1,89 @@
+"""Rounds and their phases. A phase change locks the round row so no score or decision write can
+commit on the wrong side of it."""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, select
+
+from app.audit import operations as audit
+from app.core.database import locked, write_transaction
+from app.core.errors import UserError
+from app.extensions import db
+from app.models import PHASE_LABELS, PHASES, RankingCounter, Round
+from app.models._base import utcnow
+
+
+def current_round() -> Round | None:
+    """The newest round (by year); the system works on one round at a time."""
+    return db.session.scalar(select(Round).order_by(Round.year.desc()).limit(1))
+
+
+def require_current_round() -> Round:
+    rnd = current_round()
+    if rnd is None:
+        raise UserError("尚未建立评选批次，请管理员先执行 flask demo seed 或建立批次。", status=404)
+    return rnd
+
+
+def get(round_id: int, *, lock: bool = False, shared: bool = False) -> Round:
+    """The round, or a 404 UserError. With lock=True it is re-read inside the current write
+    transaction with FOR UPDATE (shared=True: FOR SHARE)."""
+    rnd = locked(Round, round_id, shared=shared) if lock else db.session.get(Round, round_id)
+    if rnd is None:
+        raise UserError("找不到评选批次。", status=404)
+    return rnd
+
+
+def by_year(year: int) -> Round:
+    rnd = db.session.scalar(select(Round).where(Round.year == year))
+    if rnd is None:
+        raise UserError(f"找不到 {year} 年的评选批次。", status=404)
+    return rnd
+
+
+def change_phase(round_id: int, target: str, *, reason: str = "", actor=None, guard=None) -> Round:
+    """Move a round forward one phase, or back one phase with a reason (both audited).
+
+    `guard(round)` may raise UserError to block the move (unresolved 形式审查 findings, say); it runs
+    inside the locked transaction so what it checks cannot change underneath it.
+    """
+    if target not in PHASES:
+        raise UserError(f"未知阶段：{target}。")
+    reason = (reason or "").strip()
+    if len(reason) > 500:
+        raise UserError("理由不能超过 500 个字符。")
+    with write_transaction():
+        rnd = get(round_id, lock=True)
+        here, there = PHASES.index(rnd.phase), PHASES.index(target)
+        if there == here:
+            raise UserError(f"评选批次已处于「{PHASE_LABELS[target]}」阶段。", status=409)
+        if abs(there - here) != 1:
+            raise UserError("阶段只能逐级推进或逐级退回。", status=409)
+        if there < here and not reason:
+            raise UserError("退回上一阶段必须填写理由。", {"reason": "必填"})
+        if guard is not None:
+            guard(rnd)
+        before = rnd.phase
+        rnd.phase = target
+        rnd.finalized_at = utcnow() if target == "final" else None
+        bump_ranking(rnd.id)
+        audit.record("round.phase_back" if there < here else "round.phase", "round", rnd.id,
+                     before={"phase": before}, after={"phase": target}, reason=reason, round_id=rnd.id, actor=actor)
+    return rnd
+
+
+_counters = RankingCounter.__table__
+_BUMP_ALL = _counters.update().where(_counters.c.round_id == bindparam("rid")).values(
+    version=_counters.c.version + 1)
+_BUMP_ONE = _BUMP_ALL.where(_counters.c.category == bindparam("cat"))
+
+
+def bump_ranking(round_id: int, category: str | None = None) -> None:
+    """Invalidate the live ranking's ETag; called inside the writer's transaction.
+
+    Prebuilt Core statements: this runs on every score save, as the last statement before commit
+    (on PostgreSQL the counter row is hot, so it is held for as short a time as possible)."""
+    if category:
+        db.session.execute(_BUMP_ONE, {"rid": round_id, "cat": category})
+    else:
+        db.session.execute(_BUMP_ALL, {"rid": round_id})

@@ -1,1 +1,0 @@
-"""Reading nominations from files: .docx forms, the .xlsx template, .zip bundles (see importer.py)."""

@@ -1,1 +1,0 @@
-"""Web plumbing shared by every blueprint: htmx helpers, authorization, errors, headers, templating."""
