@@ -7,10 +7,13 @@ from datetime import date
 from app.accounts import operations as users
 from app.extensions import db
 from app.models import Criterion, Nomination, Nominator, RankingCounter, Round
+from app.models.round import DEFAULT_RUBRIC
 
 
-def make_round(phase: str = "reviewing", year: int = 2024, rubric=((("content", "活动内容", 30),
-               ("format", "活动形式", 20), ("influence", "活动影响力", 30), ("response", "群众反映", 20)))) -> Round:
+DEFAULT_RUBRIC_ROWS = tuple((c["code"], c["name"], c["max"]) for c in DEFAULT_RUBRIC)
+
+
+def make_round(phase: str = "reviewing", year: int = 2024, rubric=DEFAULT_RUBRIC_ROWS) -> Round:
     rnd = Round(year=year, name=f"{year}年评选", phase=phase, deadline=date(year, 10, 8))
     db.session.add(rnd)
     db.session.flush()

@@ -22,6 +22,8 @@ import math
 import random
 from pathlib import Path
 
+from app.models.round import DEFAULT_QUOTAS, DEFAULT_RUBRIC
+
 __all__ = [
     "ADMIN",
     "CHAIR",
@@ -37,46 +39,8 @@ __all__ = [
 
 DEMO_PASSWORD = "kepu2024"
 
-QUOTAS = {
-    "city": {"unit": 8, "activity": 6},
-    "member": {"unit": 2, "activity": 2},
-    "society": {"unit": 1, "activity": 1},
-}
-
-DEFAULT_RUBRIC = [
-    {
-        "code": "content",
-        "name": "活动内容",
-        "max": 30,
-        "step": 0.5,
-        "guidance": "紧扣“提升全民科学素质，协力建设科技强国”主题，聚焦前沿科技或民生热点，内容科学准确、"
-        "导向正确、针对目标人群设计的得高分；内容陈旧空泛或存在科学性错误的酌情扣分。",
-    },
-    {
-        "code": "format",
-        "name": "活动形式",
-        "max": 20,
-        "step": 0.5,
-        "guidance": "线上线下结合，采用场景式、体验式、沉浸式等群众喜闻乐见的形式，分众施策、"
-        "创新突出的得高分；以会代活、形式单一或有形式主义倾向的扣分。",
-    },
-    {
-        "code": "influence",
-        "name": "活动影响力",
-        "max": 30,
-        "step": 0.5,
-        "guidance": "活动场数和服务人数多、覆盖基层和重点人群广，获主流媒体报道或形成品牌、具有示范带动作用的得高分；"
-        "数据应有照片、视频等材料佐证。",
-    },
-    {
-        "code": "response",
-        "name": "群众反映",
-        "max": 20,
-        "step": 0.5,
-        "guidance": "群众参与踊跃、互动充分、满意度高，有具体反馈或提出常态化开展需求的得高分；"
-        "仅有笼统表述、缺乏佐证的酌情给分。",
-    },
-]
+# The default rubric and quotas have one home, the round model; the demo round uses them as they are.
+QUOTAS = DEFAULT_QUOTAS
 
 # ---------------------------------------------------------------------------------------------
 # 主题素材库：内容、形式、人群、口号、专家、场地、细节、群众原话、照片场景

@@ -19,7 +19,6 @@ from app.extensions import db
 from app.models import (
     Assignment,
     Attachment,
-    Criterion,
     Nomination,
     Nominator,
     RankingCounter,
@@ -29,6 +28,7 @@ from app.models import (
     User,
 )
 from app.models._base import CATEGORIES, utcnow
+from app.models.round import default_criteria, default_quotas
 
 STAGES = ("collecting", "reviewing", "deliberating", "final")
 YEAR = 2024
@@ -90,13 +90,11 @@ def _nominators() -> dict[str, Nominator]:
 def _round() -> Round:
     rnd = Round(year=YEAR, name="2024年全国科普日优秀组织单位和优秀活动评选", phase="setup",
                 deadline=date(2024, 10, 8), slots_unit=40, slots_activity=35, method="trimmed",
-                quotas=demo_data.QUOTAS, approval_date=date(2024, 11, 20))
+                quotas=default_quotas(), approval_date=date(2024, 11, 20))
     db.session.add(rnd)
     db.session.flush()
     for category in CATEGORIES:
-        for pos, c in enumerate(demo_data.DEFAULT_RUBRIC):
-            db.session.add(Criterion(round_id=rnd.id, category=category, code=c["code"], name=c["name"],
-                                     max_score=c["max"], step=c["step"], guidance=c["guidance"], position=pos))
+        db.session.add_all(default_criteria(rnd.id, category))
         db.session.add(RankingCounter(round_id=rnd.id, category=category, version=1))
     db.session.flush()
     return rnd
