@@ -14,10 +14,13 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField, IntegerField, PasswordField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, NumberRange, ValidationError
+from wtforms.validators import InputRequired, Length, NumberRange, StopValidation, ValidationError
+
+from app.core.params import MAX_ID
 
 # C0 and C1 controls except TAB/LF/CR, DEL, zero-width and direction marks, line/paragraph separators, BOM.
 _CONTROL = re.compile(
@@ -95,6 +98,56 @@ class VersionField(IntegerField):
             raise ValueError("版本号无效：请刷新页面后重试。") from e
 
 
+class WholeNumberField(StringField):
+    """A whole number typed as text, kept as typed in `.data` (so a refused value comes back in the
+    input) with the parsed int in `.number`. Only ASCII digits count — str.isdigit() also takes '²',
+    which int() refuses — and the range is checked here, so no caller meets an overflow.
+    `message` replaces every refusal (for a select whose only wrong value is a forged one)."""
+
+    def __init__(self, label=None, validators=None, *, lo: int = 0, hi: int = MAX_ID, blank_ok: bool = False,
+                 message: str | None = None, **kwargs):
+        kwargs.setdefault("render_kw", {"maxlength": len(str(hi)), "inputmode": "numeric"})
+        super().__init__(label, validators, **kwargs)
+        self.lo, self.hi, self.blank_ok, self.message = lo, hi, blank_ok, message
+        self.number: int | None = None
+
+    def pre_validate(self, form):
+        self.number = None
+        text = (self.data or "").strip()
+        label = self.label.text
+        if not text:
+            if self.blank_ok:
+                return
+            raise StopValidation(self.message or f"{label}不能为空")
+        if not (text.isascii() and text.isdigit()) or len(text) > len(str(self.hi)) + 2:
+            raise StopValidation(self.message or f"{label}应为整数")
+        value = int(text)
+        if not self.lo <= value <= self.hi:
+            raise StopValidation(self.message or f"{label}应在 {self.lo}–{self.hi} 之间")
+        self.number = value
+
+
+class IsoDateField(StringField):
+    """A date typed as 年-月-日 (what <input type="date"> sends); `.date` is the parsed date or None."""
+
+    def __init__(self, label=None, validators=None, *, message: str | None = None, **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.message = message
+        self.date = None
+
+    def pre_validate(self, form):
+        self.date = None
+        text = (self.data or "").strip()
+        if not text:
+            return
+        try:
+            self.date = date.fromisoformat(text) if len(text) == 10 else None
+        except ValueError:
+            self.date = None
+        if self.date is None:
+            raise StopValidation(self.message or f"{self.label.text}格式应为 年-月-日")
+
+
 class Form(FlaskForm):
     """Base class of every form in the app."""
 
@@ -124,6 +177,16 @@ class Form(FlaskForm):
             return "页面已过期或缺少安全校验（CSRF），请刷新页面后重试。"
         return "提交的内容有误，请检查标出的项目。" if errors else ""
 
+    def summary(self) -> str:
+        """The page's one-line message: the CSRF refusal, or what is wrong with fields that have no
+        place on the page to show it (hidden ones: the version, a target), else the generic line."""
+        errors = self.first_errors()
+        if "csrf_token" in errors:
+            return self.error_message()
+        hidden = [errors[name] for name, field in self._fields.items()
+                  if name in errors and isinstance(field.widget, type(HiddenField.widget))]
+        return "；".join(hidden) if hidden else self.error_message()
+
     def add_errors(self, field_errors: dict[str, str]) -> None:
         """Put an operation's refusals (a duplicate name, say) beside the fields they concern."""
         for name, message in (field_errors or {}).items():
@@ -145,5 +208,5 @@ def limits(form_class) -> dict[str, int]:
     return out
 
 
-__all__ = ["Form", "VersionField", "ValidationError", "Field", "clean_text", "clean_line", "max_chars",
+__all__ = ["Form", "VersionField", "WholeNumberField", "IsoDateField", "ValidationError", "Field", "clean_text", "clean_line", "max_chars",
            "required", "reason_field", "limits"]
