@@ -32,12 +32,12 @@ from app.models import (
     Assignment,
     Nomination,
     Nominator,
-    Recusal,
     ReviewSheet,
     Round,
     Score,
     User,
 )
+from app.review import recusals
 from app.rounds import phases as rounds
 from app.rounds.phases import bump_ranking
 
@@ -47,7 +47,6 @@ MODE_LABELS = {"all": "每位专家评审全部推荐对象", "balanced": "每�
 K_MAX = 50
 CAP_MAX = 10_000
 REASON_MAX = 500
-AFFILIATION_REASON = "本单位推荐"
 
 Pair = tuple[int, int]  # (reviewer_id, nomination_id)
 
@@ -219,33 +218,6 @@ def _scope(round_id: int, category: str | None):
     return conds
 
 
-def recused_pairs(round_id: int, category: str | None = None, nomination_ids=None) -> dict[Pair, str]:
-    """Every recused (reviewer, nomination) pair of the round with its reason."""
-    scope = _scope(round_id, category)
-    if nomination_ids is not None:
-        scope.append(Nomination.id.in_(list(nomination_ids)))
-    out: dict[Pair, str] = {}
-    declared = select(Recusal.reviewer_id, Recusal.nomination_id, Recusal.reason).join(
-        Nomination, Nomination.id == Recusal.nomination_id).where(*scope)
-    for r, n, reason in db.session.execute(declared):
-        out[(r, n)] = reason or "已声明回避"
-    affiliated = select(User.id, Nomination.id).join(
-        Nomination, Nomination.nominator_id == User.affiliation_id).where(User.role == "reviewer", *scope)
-    for r, n in db.session.execute(affiliated):
-        out[(r, n)] = AFFILIATION_REASON
-    return out
-
-
-def is_recused(reviewer: User, nomination: Nomination) -> str | None:
-    if reviewer.affiliation_id is not None and reviewer.affiliation_id == nomination.nominator_id:
-        return AFFILIATION_REASON
-    reason = db.session.scalar(select(Recusal.reason).where(
-        Recusal.reviewer_id == reviewer.id, Recusal.nomination_id == nomination.id))
-    if reason is not None:
-        return reason or "已声明回避"
-    return None
-
-
 def sheet_states(round_id: int, category: str | None = None, nomination_ids=None) -> dict[Pair, tuple[str, int]]:
     """(reviewer, nomination) -> (sheet status, number of scores) for every sheet in scope."""
     scope = _scope(round_id, category)
@@ -342,7 +314,7 @@ def _inputs(round_id: int, category: str | None):
     noms = list(db.session.scalars(
         select(Nomination.id).join(Nominator, Nominator.id == Nomination.nominator_id)
         .where(*_scope(round_id, category), Nomination.status == "active").order_by(*_nomination_order())))
-    blocked = set(recused_pairs(round_id, category))
+    blocked = set(recusals.recused_pairs(round_id, category))
     existing = _assigned_pairs(round_id, category)
     with_sheets = set(sheet_states(round_id, category))
     return reviewers, noms, blocked, existing, existing & with_sheets
@@ -377,7 +349,7 @@ def _audit_run(rnd: Round, category, result: RunResult, params: dict, actor) -> 
 # Hand edits (the matrix)
 
 
-def _pair_objects(reviewer_id: int, nomination_id: int) -> tuple[User, Nomination, Round]:
+def pair_for_edit(reviewer_id: int, nomination_id: int) -> tuple[User, Nomination, Round]:
     nom = db.session.get(Nomination, nomination_id)
     if nom is None:
         raise UserError("找不到该推荐对象。", status=404)
@@ -400,7 +372,7 @@ def set_assignment(reviewer_id: int, nomination_id: int, assigned: bool, *, reas
     if len(reason) > REASON_MAX:
         raise UserError(f"理由不能超过 {REASON_MAX} 个字符。", {"reason": "过长"})
     with write_transaction():
-        reviewer, nom, rnd = _pair_objects(reviewer_id, nomination_id)
+        reviewer, nom, rnd = pair_for_edit(reviewer_id, nomination_id)
         changed = _set_pair(rnd, reviewer, nom, assigned, reason, actor)
         if changed:
             bump_ranking(rnd.id, nom.category)
@@ -413,7 +385,7 @@ def _set_pair(rnd: Round, reviewer: User, nom: Nomination, assigned: bool, reaso
     if assigned:
         if existing is not None:
             return False
-        why = is_recused(reviewer, nom)
+        why = recusals.reason_for(reviewer, nom)
         if why:
             raise UserError(f"{reviewer.display_name} 须回避《{nom.title}》（{why}），不能分配。", status=409)
         if not reviewer.active:
@@ -459,7 +431,7 @@ def save_matrix_page(round_id: int, reviewer_ids: list[int], nomination_ids: lis
         unknown = {p for p in checked if p[0] not in revs or p[1] not in noms}
         if unknown:
             raise UserError("页面数据已过期，请刷新后重试。", status=409)
-        recused = recused_pairs(rnd.id, nomination_ids=noms)
+        recused = recusals.recused_pairs(rnd.id, nomination_ids=noms)
         forbidden = sorted(p for p in checked if p in recused)
         if forbidden:
             r, n = forbidden[0]
@@ -485,39 +457,6 @@ def save_matrix_page(round_id: int, reviewer_ids: list[int], nomination_ids: lis
         for category in categories:
             bump_ranking(rnd.id, category)
     return added, removed, locked_left
-
-
-def declare_recusal(reviewer_id: int, nomination_id: int, reason: str, *, actor=None) -> None:
-    """Record a declared conflict on a reviewer's behalf. As when reviewers declare one themselves
-    (services.recusals), an existing assignment stays in place but stops counting: the queue and
-    the ranking leave recused pairs out, and withdrawing the recusal brings the pair back."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise UserError("登记回避必须填写理由。", {"recusal_reason": "必填"})
-    if len(reason) > REASON_MAX:
-        raise UserError(f"理由不能超过 {REASON_MAX} 个字符。", {"recusal_reason": "过长"})
-    with write_transaction():
-        reviewer, nom, rnd = _pair_objects(reviewer_id, nomination_id)
-        if is_recused(reviewer, nom):
-            raise UserError(f"{reviewer.display_name} 已须回避《{nom.title}》。", status=409)
-        db.session.add(Recusal(reviewer_id=reviewer.id, nomination_id=nom.id, reason=reason))
-        audit.record("recusal.declare", "nomination", nom.id, after=_pair_audit(reviewer, nom), reason=reason,
-                     round_id=rnd.id, actor=actor)
-        bump_ranking(rnd.id, nom.category)
-
-
-def withdraw_recusal(reviewer_id: int, nomination_id: int, *, actor=None) -> None:
-    """Remove a declared conflict (affiliation conflicts cannot be withdrawn). Does not assign."""
-    with write_transaction():
-        reviewer, nom, rnd = _pair_objects(reviewer_id, nomination_id)
-        row = db.session.scalar(select(Recusal).where(
-            Recusal.reviewer_id == reviewer.id, Recusal.nomination_id == nom.id))
-        if row is None:
-            raise UserError("没有登记过这项回避。", status=404)
-        db.session.delete(row)
-        audit.record("recusal.withdraw", "nomination", nom.id, before={**_pair_audit(reviewer, nom),
-                     "reason": row.reason}, round_id=rnd.id, actor=actor)
-        bump_ranking(rnd.id, nom.category)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -562,7 +501,7 @@ def matrix_page(round_id: int, category: str, page: int = 1, per_page: int = 40)
         select(Assignment.nomination_id, func.count()).where(Assignment.nomination_id.in_(ids))
         .group_by(Assignment.nomination_id)))
     return MatrixPage(category=category, reviewers=reviewers, rows=rows, assigned=assigned,
-                      recused=recused_pairs(round_id, category, ids), sheets=sheet_states(round_id, category, ids),
+                      recused=recusals.recused_pairs(round_id, category, ids), sheets=sheet_states(round_id, category, ids),
                       loads=loads, counts=counts, page=page, pages=pages, total=total)
 
 
@@ -595,9 +534,8 @@ def pair_info(reviewer_id: int, nomination_id: int) -> PairInfo:
         raise UserError("找不到该专家或推荐对象。", status=404)
     assigned = db.session.scalar(select(Assignment.id).where(
         Assignment.reviewer_id == reviewer_id, Assignment.nomination_id == nomination_id)) is not None
-    declared = db.session.scalar(select(Recusal.id).where(
-        Recusal.reviewer_id == reviewer_id, Recusal.nomination_id == nomination_id)) is not None
-    return PairInfo(reviewer=reviewer, nomination=nom, assigned=assigned, recused=is_recused(reviewer, nom),
+    declared = recusals.declared(reviewer_id, nomination_id) is not None
+    return PairInfo(reviewer=reviewer, nomination=nom, assigned=assigned, recused=recusals.reason_for(reviewer, nom),
                     declared=declared, sheet=sheet_states(nom.round_id, nomination_ids=[nom.id]).get(
                         (reviewer_id, nomination_id)))
 
@@ -618,7 +556,6 @@ def summary(round_id: int) -> dict[str, dict[str, int]]:
 
 __all__ = [
     "MODES", "MODE_LABELS", "Plan", "RunResult", "MatrixPage", "PairInfo", "plan_balanced", "assign_all",
-    "assign_balanced", "set_assignment", "save_matrix_page", "declare_recusal", "withdraw_recusal",
-    "recused_pairs", "is_recused", "sheet_states", "has_work", "matrix_page", "pair_counts", "pair_info",
+    "assign_balanced", "set_assignment", "save_matrix_page", "pair_for_edit", "sheet_states", "has_work", "matrix_page", "pair_counts", "pair_info",
     "summary", "active_reviewers",
 ]

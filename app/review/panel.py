@@ -75,6 +75,13 @@ class Panel:
     def max_total(self) -> float:
         return self.target.max_total
 
+    @property
+    def comment_max(self) -> int:
+        """The 评审意见 limit the form enforces; the template renders it and score-panel.js reads it back."""
+        from app.review.forms import SHEET_LIMITS
+
+        return SHEET_LIMITS["comment"]
+
 
 def stored_inputs(state: SheetState) -> dict[int, str]:
     return {cid: fmt_score(v) for cid, v in state.values.items()}

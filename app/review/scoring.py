@@ -21,16 +21,15 @@ from types import SimpleNamespace
 from flask import g, has_app_context
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
 
 from app.audit import operations as audit
 from app.core.database import locked, write_transaction
 from app.core.errors import Conflict, UserError
 from app.extensions import db
-from app.models import Assignment, Criterion, Nomination, Recusal, ReviewSheet, Round, Score, User
+from app.models import Assignment, Criterion, Nomination, ReviewSheet, Round, Score, User
 from app.models._base import utcnow
 from app.models.review import COMMENT_MAX
-from app.review.recusals import affiliation_conflict, not_recused_clause
+from app.review import recusals
 from app.rounds import phases as rounds
 
 # --- statements of the save path, built once ---------------------------------------------------
@@ -39,7 +38,7 @@ from app.rounds import phases as rounds
 # run on the session's connection (the ORM layer has nothing to add to them).
 _rounds, _nominations, _criteria = Round.__table__, Nomination.__table__, Criterion.__table__
 _sheets, _scores = ReviewSheet.__table__, Score.__table__
-_assignments, _recusals = Assignment.__table__, Recusal.__table__
+_assignments = Assignment.__table__
 
 _TARGET_COLUMNS = (
     _nominations.c.round_id, _nominations.c.category, _nominations.c.nominator_id, _nominations.c.status,
@@ -55,21 +54,19 @@ _TARGET = (
 )
 # The save's first statement: the target as above, plus the round's phase read FOR SHARE (what
 # database.locked(Round, id, shared=True) takes; on SQLite BEGIN IMMEDIATE already excludes the
-# phase change) and this reviewer's assignment and declared recusal.
-_GATE = (
+# phase change), this reviewer's assignment, and their declared recusal (recusals' own column).
+_GATE_READ = (
     select(*_TARGET_COLUMNS, _rounds.c.phase, _assignments.c.id.label("assignment_id"),
-           _recusals.c.id.label("recusal_id"))
+           recusals.declared_id(bindparam("reviewer_id"), _nominations.c.id).label("recusal_id"))
     .select_from(
         _WITH_RUBRIC.join(_rounds, _rounds.c.id == _nominations.c.round_id)
         .outerjoin(_assignments, and_(_assignments.c.nomination_id == _nominations.c.id,
                                       _assignments.c.reviewer_id == bindparam("reviewer_id")))
-        .outerjoin(_recusals, and_(_recusals.c.nomination_id == _nominations.c.id,
-                                   _recusals.c.reviewer_id == bindparam("reviewer_id")))
     )
     .where(_nominations.c.id == bindparam("nomination_id"))
     .order_by(_criteria.c.position, _criteria.c.id)
-    .with_for_update(read=True, of=_rounds)
 )
+_GATE = _GATE_READ.with_for_update(read=True, of=_rounds)
 _SHEET = (
     select(_sheets.c.id, _sheets.c.version, _sheets.c.status, _sheets.c.comment, _sheets.c.submitted_at,
            _sheets.c.updated_at, _scores.c.criterion_id, _scores.c.value)
@@ -165,7 +162,8 @@ def _plain(value: float) -> str:
 
 def parse_value(raw: str | None, item: RubricItem) -> tuple[Decimal | None, str | None]:
     """(value, None) or (None, Chinese error); blank means "not scored yet"."""
-    text = unicodedata.normalize("NFKC", raw or "").strip().replace(" ", "").replace("。", ".")
+    raw = raw if isinstance(raw, str) else "" if raw is None else str(raw)  # a Decimal from a form, say
+    text = unicodedata.normalize("NFKC", raw).strip().replace(" ", "").replace("。", ".")
     if not text:
         return None, None
     if text.startswith("-") and _NUMBER.match(text[1:]):
@@ -257,13 +255,16 @@ def _audit_view(target: Target, values: dict[int, float], comment: str, status: 
 # --- writes ------------------------------------------------------------------------------------
 
 def save_sheet(reviewer, nomination_id: int, values: dict, comment: str | None, version: int,
-               submit: bool = False) -> ReviewSheet:
+               submit: bool = False) -> SheetState:
     """Save (and optionally submit) one reviewer's sheet from the posted absolute values.
 
     `values` maps criterion id → the raw text of its field (blank/None/absent = not scored yet; ids
     outside the nomination's rubric are ignored). Raises UserError (422 with field_errors keyed by
     criterion id or "comment"; 403; 404; 409 when the round is not in reviewing) or SheetConflict
     (409 with the stored state) — and then nothing was stored.
+
+    Returns the sheet as stored now (scores included), which is all the score panel renders: the
+    caller never reads back what was just written. The nomination's Target is memoised for the request.
     """
     comment = normalize_comment(comment)
     # Plain ids, read now: write_transaction() ends the request's read transaction, which expires
@@ -294,7 +295,18 @@ def save_sheet(reviewer, nomination_id: int, values: dict, comment: str | None, 
     except IntegrityError:
         # PostgreSQL: another window created this sheet at the same moment and committed first.
         raise SheetConflict(STALE, sheet_state(reviewer_id, nomination_id)) from None
-    return _as_persistent(reviewer_id, nomination_id, written)
+    return written
+
+
+def check_access(reviewer, nomination_id: int) -> SheetState:
+    """The save's gate, read without its lock: raises as save_sheet would for this reviewer and
+    nomination (403/404/409), else returns the stored sheet. For answering input the form refused, so
+    a refusal never echoes a page the reviewer may not see, and nothing is written."""
+    gate = db.session.connection().execute(
+        _GATE_READ, {"nomination_id": nomination_id, "reviewer_id": reviewer.id}).all()
+    tgt = _target_from(nomination_id, gate)
+    _check_gate(gate[0], tgt, reviewer.affiliation_id)
+    return sheet_state(reviewer.id, nomination_id)
 
 
 def _validated(tgt: Target, values: dict, comment: str, submit: bool) -> dict[int, float]:
@@ -314,7 +326,7 @@ def _validated(tgt: Target, values: dict, comment: str, submit: bool) -> dict[in
 
 
 def _check_gate(row, tgt: Target, affiliation_id: int | None) -> None:
-    if affiliation_conflict(affiliation_id, tgt.nominator_id):
+    if recusals.affiliation_conflict(affiliation_id, tgt.nominator_id):
         raise UserError("该推荐对象由您所在单位推荐，您已回避，不能评分。", status=403)
     if row.assignment_id is None:
         raise UserError("该推荐对象未分配给您，不能评分。", status=403)
@@ -374,16 +386,6 @@ def _write_scores(conn, sheet_id: int, stored: dict[int, float], wanted: dict[in
         conn.execute(_UPDATE_SCORES, changed)
 
 
-def _as_persistent(reviewer_id: int, nomination_id: int, state: SheetState) -> ReviewSheet:
-    """The sheet as just written, handed back without reading it again (the commit expired whatever
-    the session held): merge(load=False) attaches these known column values to the session."""
-    sheet = ReviewSheet(id=state.id, reviewer_id=reviewer_id, nomination_id=nomination_id, comment=state.comment,
-                        status=state.status, version=state.version, submitted_at=state.submitted_at,
-                        updated_at=state.updated_at)
-    make_transient_to_detached(sheet)
-    return db.session.merge(sheet, load=False)
-
-
 def reopen_sheet(sheet_id: int, reason: str, actor) -> ReviewSheet:
     """An admin sends a submitted sheet back to its reviewer as a draft (reason required, audited)."""
     reason = normalize_comment(reason)
@@ -433,7 +435,7 @@ class SheetSummary:
 
 def sheets_overview(nomination_id: int) -> list[SheetSummary]:
     """Every reviewer's sheet for one nomination (chair/admin pages only: never for a reviewer)."""
-    counts = not_recused_clause(ReviewSheet.reviewer_id, ReviewSheet.nomination_id, User.affiliation_id,
+    counts = recusals.not_recused_clause(ReviewSheet.reviewer_id, ReviewSheet.nomination_id, User.affiliation_id,
                                 Nomination.nominator_id)
     rows = db.session.execute(
         select(ReviewSheet.id, User.display_name, ReviewSheet.status, func.sum(Score.value),

@@ -16,9 +16,9 @@ from app.core.errors import UserError
 from app.core.params import parse_id
 from app.extensions import db
 from app.models import CATEGORIES, Nomination, ReviewSheet, Round
+from app.review import forms, recusals, scoring
 from app.review import panel as panels
 from app.review import queue as review_queue
-from app.review import recusals, scoring
 from app.review.blueprint import bp
 from app.rounds import phases as rounds
 
@@ -66,7 +66,8 @@ def _authorize(nomination: Nomination) -> None:
 def _page(nomination: Nomination, *, panel: panels.Panel | None = None, status: int = 200, **extra):
     rnd = db.session.get(Round, nomination.round_id)
     ctx = {"nomination": nomination, "nomination_id": nomination.id, "rnd": rnd, "panel": panel, "nav": None, "sheets": None,
-           "recusal_errors": {}, "recusal_reason": "", "reopen_errors": {}, **extra}
+           "recusal_errors": {}, "recusal_reason": "", "reopen_errors": {},
+           "recusal_max": forms.RECUSAL_LIMITS["reason"], "reopen_max": forms.REOPEN_LIMITS["reason"], **extra}
     if current_user.role == "reviewer":
         if panel is None:
             tgt = scoring.target(nomination.id)
@@ -112,36 +113,26 @@ def _redirect(url: str):
 @bp.route("/review/nominations/<int:nomination_id>/sheet", methods=["POST"])
 @reviewer_required
 def save_sheet(nomination_id: int):
-    action = request.form.get("action", "save")
-    if action not in ("save", "submit", "next"):
-        action = "save"
-    # Every "score-<criterion id>" field; the service keeps those of the nomination's rubric.
-    raw = {int(key[6:]): value for key, value in request.form.items()
-           if key.startswith("score-") and key[6:].isascii() and key[6:].isdigit() and len(key) < 20}
-    comment = request.form.get("comment", "")
+    tgt = scoring.target(nomination_id)  # the rubric decides the form's fields; the save reuses the memo
+    form = forms.sheet_form(tgt)
+    if not form.validate_on_submit():
+        return _refused_sheet(form, tgt, nomination_id)
+    raw, comment, action = form.raw_scores(), form.comment.data or "", form.action_name
     try:
-        version = int(request.form.get("version", ""))
-    except ValueError:
-        raise UserError("页面数据不完整（缺少版本号），请刷新页面后重试。", status=400) from None
-
-    try:
-        sheet = scoring.save_sheet(current_user, nomination_id, raw, comment, version, submit=action == "submit")
+        state = scoring.save_sheet(current_user, nomination_id, raw, comment, form.version.data,
+                                   submit=form.submit_flag)
     except scoring.SheetConflict as e:
-        tgt = scoring.target(nomination_id)  # memoised by the save itself
-        phase = _phase(tgt.round_id)
-        panel = panels.conflict(tgt, e.current, phase, raw, comment, e.message)
+        panel = panels.conflict(tgt, e.current, _phase(tgt.round_id), raw, comment, e.message)
         return _panel_response("score_panel", panel, nomination_id, status=409)
     except UserError as e:
         if e.status not in (409, 422):
             raise
-        tgt = scoring.target(nomination_id)
         stored = scoring.sheet_state(current_user.id, nomination_id)
         phase = _phase(tgt.round_id) if e.status == 409 else "reviewing"
         panel = panels.from_input(tgt, stored, phase, raw, comment, errors=e.field_errors, message=e.message,
                                   tone="error")
         return _panel_response("sheet_status", panel, nomination_id, status=e.status)
 
-    tgt = scoring.target(nomination_id)
     if action == "next":
         next_id = review_queue.next_unsubmitted(current_user, tgt.round_id, nomination_id)
         if next_id is None:
@@ -149,19 +140,30 @@ def save_sheet(nomination_id: int):
             return _redirect(url_for("review.queue"))
         flash("已保存，已为您打开下一个待评的推荐对象。", "success")
         return _redirect(url_for("review.nomination", nomination_id=next_id))
-    state = scoring.SheetState(sheet.id, sheet.version, sheet.status, sheet.comment, {}, sheet.submitted_at,
-                               sheet.updated_at)
-    if action == "submit":
-        if not htmx.is_partial_request():
-            flash("评分表已提交。", "success")
-            return redirect(url_for("review.nomination", nomination_id=nomination_id), 303)
-        stored = scoring.sheet_state(current_user.id, nomination_id)
-        panel = panels.from_stored(tgt, stored, "reviewing", message="评分表已提交。", tone="ok")
-        return _panel_response("score_panel", panel, nomination_id)
     if not htmx.is_partial_request():
-        flash("已保存。", "success")
+        flash("评分表已提交。" if action == "submit" else "已保存。", "success")
         return redirect(url_for("review.nomination", nomination_id=nomination_id), 303)
+    if action == "submit":
+        panel = panels.from_stored(tgt, state, "reviewing", message="评分表已提交。", tone="ok")
+        return _panel_response("score_panel", panel, nomination_id)
     return _panel_response("sheet_status", panels.Panel(tgt, state, "reviewing", tone="ok"), nomination_id)
+
+
+def _refused_sheet(form: forms.SheetForm, tgt: scoring.Target, nomination_id: int):
+    """The form refused the input. A malformed request (no CSRF token, no or a bad version) is a 400;
+    otherwise the reviewer's own input comes back with the messages beside the fields (422) — but only
+    once the save's gate agrees they may write this sheet at all (else its 403/409), and nothing is stored."""
+    errors = form.first_errors()
+    if "csrf_token" in errors:
+        raise UserError(form.error_message(), status=400)
+    if "version" in errors:
+        raise UserError(errors["version"], status=400)
+    stored = scoring.check_access(current_user, nomination_id)
+    field_errors = form.field_errors()
+    message = f"评分未保存：有 {len(field_errors)} 处需要更正，请查看标出的项目。"
+    panel = panels.from_input(tgt, stored, "reviewing", form.raw_scores(), form.comment.data or "",
+                              errors=field_errors, message=message, tone="error")
+    return _panel_response("sheet_status", panel, nomination_id, status=422)
 
 
 def _phase(round_id: int) -> str:
@@ -173,18 +175,20 @@ def _phase(round_id: int) -> str:
 @bp.route("/review/nominations/<int:nomination_id>/recusal", methods=["POST"])
 @reviewer_required
 def declare_recusal(nomination_id: int):
-    reason = request.form.get("reason", "")
     # Authorize first: the answer to a bad reason is the nomination page itself.
     nomination = _nomination_or_404(nomination_id)
     _authorize(nomination)
+    form = forms.RecusalForm()
     try:
-        recusals.declare(current_user, nomination_id, reason)
+        if not form.validate_on_submit():
+            raise UserError(form.first_errors().get("reason") or form.error_message(), form.first_errors())
+        recusals.declare(current_user, nomination_id, form.reason.data)
     except UserError as e:
         if not e.field_errors:
             raise
         flash(e.message, "error")
-        return _page(nomination, status=e.status, recusal_errors=e.field_errors, recusal_reason=reason[:600],
-                     recusal_open=True)
+        return _page(nomination, status=e.status, recusal_errors=e.field_errors,
+                     recusal_reason=(form.reason.data or "")[:recusals.REASON_MAX + 100], recusal_open=True)
     flash("已声明回避：该推荐对象已从您的评审列表中移除。", "success")
     return redirect(url_for("review.queue"), 303)
 
@@ -196,8 +200,11 @@ def reopen_sheet(sheet_id: int):
     if sheet is None:
         abort(404)
     nomination_id = sheet.nomination_id
+    form = forms.ReopenSheetForm()
     try:
-        scoring.reopen_sheet(sheet_id, request.form.get("reason", ""), current_user)
+        if not form.validate_on_submit():
+            raise UserError(form.first_errors().get("reason") or form.error_message(), form.first_errors())
+        scoring.reopen_sheet(sheet_id, form.reason.data, current_user)
     except UserError as e:
         if not e.field_errors:
             raise
@@ -205,5 +212,3 @@ def reopen_sheet(sheet_id: int):
         return _page(_nomination_or_404(nomination_id), status=e.status, reopen_errors={sheet_id: e.message})
     flash("评分表已退回给专家，专家可以修改后重新提交。", "success")
     return redirect(url_for("review.nomination", nomination_id=nomination_id), 303)
-
-

@@ -46,10 +46,13 @@
     if (count) count.textContent = String(filled);
   }
 
+  // The limit is the one the server's form enforces, rendered as the textarea's maxlength.
   function updateCommentCount() {
     var area = document.getElementById("sheet-comment");
     var counter = document.getElementById("comment-count");
-    if (area && counter) counter.textContent = area.value.replace(/\r\n/g, "\n").length + "/1000";
+    if (!area || !counter) return;
+    var limit = area.getAttribute("maxlength") || counter.dataset.max || "";
+    counter.textContent = area.value.replace(/\r\n/g, "\n").length + (limit ? "/" + limit : "");
   }
 
   // The server's messages land in the error spans; mirror them for assistive technology.

@@ -21,7 +21,7 @@ from app.models import (
     Score,
     User,
 )
-from app.review import assignments
+from app.review import assignments, recusals
 from tests.admin_fixtures import add_sheet, build_world, count, events
 
 
@@ -176,7 +176,7 @@ def test_set_assignment_refuses_recused_pairs(app, world):
     assert exc.value.status == 409 and "回避" in exc.value.message and "本单位推荐" in exc.value.message
     db.session.rollback()
     r3 = world.reviewers["r3"]
-    assignments.declare_recusal(r3, cs_unit, "亲属任职")
+    recusals.declare_on_behalf(r3, cs_unit, "亲属任职")
     with pytest.raises(UserError, match="亲属任职"):
         assignments.set_assignment(r3, cs_unit, True)
     db.session.rollback()
@@ -267,19 +267,19 @@ def test_declare_and_withdraw_recusal(app, world):
     r3, n = world.reviewers["r3"], world.nominations["zz-unit-0"]
     assignments.set_assignment(r3, n, True)
     with pytest.raises(UserError) as exc:
-        assignments.declare_recusal(r3, n, "  ")
+        recusals.declare_on_behalf(r3, n, "  ")
     assert "recusal_reason" in exc.value.field_errors
     db.session.rollback()
-    assignments.declare_recusal(r3, n, "与申报单位负责人系同学")
-    assert assignments.recused_pairs(world.round_id)[(r3, n)] == "与申报单位负责人系同学"
+    recusals.declare_on_behalf(r3, n, "与申报单位负责人系同学")
+    assert recusals.recused_pairs(world.round_id)[(r3, n)] == "与申报单位负责人系同学"
     # The assignment stays (as when reviewers declare it themselves) but the pair is recused.
     assert (r3, n) in pairs()
     with pytest.raises(UserError) as exc:
-        assignments.declare_recusal(r3, n, "again")
+        recusals.declare_on_behalf(r3, n, "again")
     assert exc.value.status == 409
     db.session.rollback()
-    assignments.withdraw_recusal(r3, n)
-    assert (r3, n) not in assignments.recused_pairs(world.round_id)
+    recusals.withdraw(r3, n)
+    assert (r3, n) not in recusals.recused_pairs(world.round_id)
     assert [e.action for e in events() if e.action.startswith("recusal.")] == ["recusal.declare", "recusal.withdraw"]
 
 
