@@ -217,26 +217,6 @@ def version(round_id: int, category: str) -> int:
     return int(value or 0)
 
 
-# The idle poll's one statement: the signed-in staff member (by flask-login's session token, active
-# only, as the user loader checks) and the live state, so a 304 costs one round trip like any
-# authenticated request. Fixed text per category; the token is a bound parameter.
-_POLL_STATE = {
-    category: (
-        "SELECT u.id, u.role, s.* FROM users u CROSS JOIN (" + sql + ") s "
-        "WHERE u.session_token = :token AND u.active = :active AND u.role IN ('chair', 'admin')"
-    )
-    for category, sql in _LIVE_STATE.items()
-}
-
-
-def poll_state(token: str, category: str) -> tuple[int, LiveState] | None:
-    """(staff user id, live state) for an active chair/admin session token; None otherwise."""
-    _check(category)
-    row = db.session.execute(text(_POLL_STATE[category]), {"token": token, "active": True}).first()
-    if row is None:
-        return None
-    return row[0], LiveState(*row[2:])
-
 
 def live_state(category: str) -> LiveState:
     """The current round (newest year) and the category's ranking version, in one query."""

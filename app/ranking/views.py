@@ -3,7 +3,7 @@ breakdown, and the progress / reviewer-severity panel. Read-only: nothing here c
 
 from __future__ import annotations
 
-from flask import Response, current_app, redirect, request, session, url_for
+from flask import Response, current_app, redirect, request, url_for
 from flask_login import current_user
 
 from app.core.authz import staff_required
@@ -45,24 +45,11 @@ def _not_modified(tag: str) -> Response:
 
 
 @bp.route("/<any(unit, activity):category>")
-def category(category: str):
-    """The idle poll is answered before flask-login loads the user: one statement checks the session
-    token (active chair/admin, as the user loader would) together with the ranking version. Anything
-    else — no token, a changed ranking, a full page — takes the ordinary authenticated path."""
-    token = session.get("_user_id")
-    if token and is_partial_request() and request.headers.get("If-None-Match"):
-        found = ranking.poll_state(token, category)
-        if found is not None:
-            user_id, rnd = found
-            tag = etag(rnd.id, category, rnd.version,
-                       fingerprint(request.query_string, *_poll_context(rnd, category)), user_id)
-            if matches(request.headers.get("If-None-Match"), tag):
-                return _not_modified(tag)
-    return _category(category)
-
-
 @staff_required
-def _category(category: str):
+def category(category: str):
+    """The ranking page, or the table partial htmx polls. The idle poll stays cheap: once flask-login
+    has loaded the user as for any page, one driver-SQL statement reads the ranking version, and a
+    matching ETag is answered 304 before anything is computed or rendered."""
     rnd = ranking.live_state(category)
     context = _poll_context(rnd, category)
     page_size, poll_seconds = context[3], context[4]

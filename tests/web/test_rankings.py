@@ -208,8 +208,9 @@ def test_partial_uses_at_most_five_queries(chair, demo_app):
     with QueryCounter(engine) as counted:
         again = chair.get("/rankings/unit?method=zscore&drafts=1", headers={**HX, "If-None-Match": resp.headers["ETag"]})
     assert again.status_code == 304
-    # one statement: the session token (active chair/admin) joined with the round and its version
-    assert len(counted.statements) == 1, counted.statements
+    # two statements: the signed-in user as flask-login loads it (active, by session token), then the
+    # round with its ranking version — nothing is computed or rendered
+    assert len(counted.statements) == 2, counted.statements
 
 
 def test_idle_poll_fast_path_still_authorizes(demo_app, chair):
@@ -226,6 +227,25 @@ def test_idle_poll_fast_path_still_authorizes(demo_app, chair):
         users.set_active(users.by_username("chair"), False)
     resp = chair.get("/rankings/unit", headers={**HX, "If-None-Match": tag})
     assert resp.status_code == 401 and resp.headers["HX-Redirect"].startswith("/login")
+
+
+def test_logout_stops_the_poll_even_for_a_replayed_session_cookie(demo_app, chair):
+    """The poll goes through flask-login like every page: after a logout, the old session cookie (a
+    copy kept in another tab or by someone else) no longer gets a 304 or the table."""
+    tag = chair.get("/rankings/unit", headers=HX).headers["ETag"]
+    assert chair.get("/rankings/unit", headers={**HX, "If-None-Match": tag}).status_code == 304
+    cookie = chair.get_cookie("session")
+    assert cookie is not None
+    chair.post("/logout", data={"csrf_token": _csrf(chair)})
+    resp = chair.get("/rankings/unit", headers={**HX, "If-None-Match": tag})
+    assert resp.status_code == 401 and resp.headers["HX-Redirect"].startswith("/login")
+    replay = demo_app.test_client()
+    replay.set_cookie("session", cookie.value)
+    for headers in ({**HX, "If-None-Match": tag}, HX):
+        resp = replay.get("/rankings/unit", headers=headers)
+        assert resp.status_code == 401 and "ETag" not in resp.headers and not ranks_in(resp.get_data(as_text=True))
+    plain = replay.get("/rankings/unit")
+    assert plain.status_code == 302 and "/login" in plain.headers["Location"]
 
 
 def test_final_round_renders_no_polling(chair, demo_app):
