@@ -15,7 +15,12 @@ idle-pool:  that last probe alone, after a short load, without restarting anythi
 
 Usage: .venv/bin/python scripts/fault_test.py [--scenario kill9|pg-restart|idle-pool|all] [--engine sqlite|pg|both]
   [--pg postgresql+psycopg://postgres@127.0.0.1:5432] [--duration 30] [--reviewers 50] [--chairs 5]
-  [--workers 2] [--threads 8] [--kill-at 0.4] [--down 1.0] [--pre-ping default|on|off] [--keep]
+  [--workers 2] [--threads 8] [--kill-at 0.4] [--acks-before 1] [--acks-after 1] [--max-duration S]
+  [--down 1.0] [--pre-ping default|on|off] [--db-prefix kepu_load_] [--db-suffix ''] [--keep]
+kill9 waits for states, not for the clock alone: it strikes once --kill-at of --duration has passed
+AND --acks-before saves were acknowledged, and the load goes on past --duration until
+--acks-after saves were acknowledged after the restart; a slow machine makes the run longer,
+only --max-duration makes it give up.
 Prints one JSON object as its last line; exit status 1 when a check failed.
 """
 
@@ -68,7 +73,7 @@ def _acks_between(log: list[dict], start: float, end: float) -> int:
 
 
 def kill9(args, engine: str) -> dict:
-    ns = load_args(args, engine, f"kepu_load_fault_kill9{args.db_suffix}")
+    ns = load_args(args, engine, f"{args.db_prefix}fault_kill9{args.db_suffix}")
     with lt.work_dir(args.keep, "kepu-fault-kill9-") as work:
         db_url, env, workload = lt.setup(ns, work)
         _pre_ping(work, args.pre_ping)
@@ -77,8 +82,8 @@ def kill9(args, engine: str) -> dict:
         marks: dict = {}
 
         def save_in_flight() -> None:
-            # Strike while a save is on its way (up to 5 s of waiting for one), not between requests.
-            deadline = time.monotonic() + 5
+            # Strike while a save is on its way (up to 10 s of waiting for one), not between requests.
+            deadline = time.monotonic() + 10
             while recorder.in_flight["save"] + recorder.in_flight["submit"] == 0 and time.monotonic() < deadline:
                 time.sleep(0.0005)
             marks["killed"] = recorder.now()
@@ -92,10 +97,19 @@ def kill9(args, engine: str) -> dict:
             return {"processes_killed": killed, "wal_bytes_after_kill": wal,
                     "seconds_to_first_answer": round(first_answer, 2)}
 
+        def time_to_kill() -> bool:
+            # Both: far enough into the load by the clock, and enough acknowledged saves to lose.
+            return recorder.now() >= ns.duration * args.kill_at and recorder.acks_since() >= args.acks_before
+
+        def enough_after_restart() -> bool:
+            restarted = marks.get("restarted")
+            return restarted is not None and recorder.acks_since(restarted) >= args.acks_after
+
         try:
             server.start()
             run = lt.run_load(server.base, workload, ns.duration, recorder, seed=ns.seed,
-                              schedule=[(ns.duration * args.kill_at, "kill9", kill_and_restart)])
+                              schedule=[(time_to_kill, "kill9", kill_and_restart)],
+                              until=enough_after_restart, deadline=args.max_duration)
         finally:
             server.stop()
             recorder.close()
@@ -106,7 +120,7 @@ def kill9(args, engine: str) -> dict:
     killed, restarted = marks.get("killed"), marks.get("restarted")
     out = {
         "engine": lt.engine_name(db_url), "workers": ns.workers, "reviewers": ns.reviewers, "chairs": ns.chairs,
-        "duration": round(run.duration, 1), "pre_ping": args.pre_ping,
+        "duration": round(run.duration, 1), "pre_ping": args.pre_ping, "goal_reached": run.goal_reached,
         "killed_at_s": round(killed, 2) if killed is not None else None,
         "down_s": round(restarted - killed, 2) if killed is not None and restarted is not None else None,
         **fault,
@@ -120,7 +134,7 @@ def kill9(args, engine: str) -> dict:
         **{k: v for k, v in check.items() if k != "missing_examples"},
         "missing_examples": check["missing_examples"],
     }
-    out["ok"] = bool(killed is not None and restarted is not None and out["missing_saves"] == 0
+    out["ok"] = bool(run.goal_reached and killed is not None and restarted is not None and out["missing_saves"] == 0
                      and out["audit_missing"] == 0 and out["audit_mismatch"] == 0
                      and out["audit_chain_breaks"] == 0 and out["acks_after_restart"]
                      and out["processes_killed"] >= ns.workers + 1 and check["sqlite_integrity"] in (None, "ok"))
@@ -180,8 +194,14 @@ def idle_pool_probe(server, workload, server_url: str, db_name: str, requests_n:
     try:
         lt.login(session, server.base, workload.reviewers[0].username, recorder)
         nomination_id = min(workload.reviewers[0].items)
-        time.sleep(1)
         with psycopg.connect(dsn, autocommit=True) as conn:
+            # An idle app: every connection of its database back in the pool, none mid-request.
+            deadline = time.monotonic() + 60
+            while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND state <> 'idle' "
+                               "AND pid <> pg_backend_pid()", (db_name,)).fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the app's connections to {db_name} stayed busy for 60 s")
+                time.sleep(0.1)
             closed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                                   "WHERE datname = %s AND pid <> pg_backend_pid()", (db_name,)).fetchone()[0]
         statuses = []
@@ -199,7 +219,7 @@ def idle_pool_probe(server, workload, server_url: str, db_name: str, requests_n:
 def idle_pool(args) -> dict:
     """The idle-pool half of pg-restart on its own (no server restart, safe next to other users of
     the server): a short load fills the pools, then the app's connections are closed under it."""
-    ns = load_args(args, "pg", f"kepu_load_fault_idle{args.db_suffix}")
+    ns = load_args(args, "pg", f"{args.db_prefix}fault_idle{args.db_suffix}")
     with lt.work_dir(args.keep, "kepu-fault-idle-") as work:
         db_url, env, workload = lt.setup(ns, work)
         _pre_ping(work, args.pre_ping)
@@ -219,7 +239,7 @@ def idle_pool(args) -> dict:
 
 def pg_restart(args) -> dict:
     version, cluster = pg_cluster(args.pg_cluster)
-    ns = load_args(args, "pg", f"kepu_load_fault_pgrestart{args.db_suffix}")
+    ns = load_args(args, "pg", f"{args.db_prefix}fault_pgrestart{args.db_suffix}")
     try:
         with lt.work_dir(args.keep, "kepu-fault-pgrestart-") as work:
             db_url, env, workload = lt.setup(ns, work)
@@ -317,11 +337,21 @@ def main() -> int:
     p.add_argument("--chairs", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=8)
-    p.add_argument("--kill-at", type=float, default=0.4, help="fault at this fraction of the duration")
+    p.add_argument("--kill-at", type=float, default=0.4,
+                   help="fault at this fraction of the duration at the earliest")
+    p.add_argument("--acks-before", type=int, default=1,
+                   help="kill9: not before this many saves have been acknowledged")
+    p.add_argument("--acks-after", type=int, default=1,
+                   help="kill9: keep the load going until this many saves were acknowledged after the restart")
+    p.add_argument("--max-duration", type=float, default=None, metavar="SECONDS",
+                   help="give up (and fail) when the load has run this long (default: duration + "
+                        f"{lt.DEFAULT_GRACE_S:g})")
     p.add_argument("--down", type=float, default=1.0, help="seconds between kill -9 and the restart")
     p.add_argument("--pre-ping", choices=("default", "on", "off"), default="default",
                    help="pin SQLALCHEMY_ENGINE_OPTIONS = {'pool_pre_ping': ...} in the run's instance config")
-    p.add_argument("--db-suffix", default="", help="appended to the kepu_load_fault_* database names")
+    p.add_argument("--db-prefix", default="kepu_load_",
+                   help="the throw-away databases are PREFIXfault_kill9SUFFIX etc. (PREFIX starts with kepu_)")
+    p.add_argument("--db-suffix", default="", help="appended to the fault_* database names")
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()

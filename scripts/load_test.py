@@ -4,8 +4,9 @@ against gunicorn (gthread) on a fresh SQLite file or PostgreSQL database. Afterw
 compared with the generator's own log of acknowledged saves, and the audit log with the same log.
 
 Usage: .venv/bin/python scripts/load_test.py [--pg postgresql+psycopg://postgres@127.0.0.1:5432]
-  [--pg-db kepu_load_run] [--workers 2] [--threads 8] [--duration 60] [--reviewers 50] [--chairs 5]
-  [--redis [redis://127.0.0.1:6379/13]] [--bad-logins 40] [--seed 2024] [--keep]
+  [--pg-db kepu_load_run] [--workers 2] [--threads 8] [--duration 60] [--min-saves 0] [--min-polls 0]
+  [--max-duration S] [--reviewers 50] [--chairs 5] [--redis [redis://127.0.0.1:6379/13]] [--bad-logins 40]
+  [--seed 2024] [--keep]
 Scale-out: --pg URL --workers 4 --redis (40 wrong-password sign-ins in the middle of the load must
 let at most the limit through).
 
@@ -13,8 +14,11 @@ Prepares the database itself (`flask db upgrade`, `flask demo seed --stage revie
 extra reviewer and chair accounts through the users service, `assignments.assign_all`), serves it on
 a free 127.0.0.1 port, logs every save attempt and its outcome to <work dir>/saves.jsonl, prints
 p50/p95/p99 per request type and the status counts, and as its LAST line one JSON object.
-Exit status 1 when a request got a 5xx, an acknowledged save is missing or lacks its audit event,
-or (with --redis) the throttle let more than the limit through. Results: docs/reliability.md.
+The load runs for --duration seconds and then on until --min-saves saves were acknowledged and
+the chairs polled --min-polls times (a slow machine makes the run longer, never a failure), but
+never past --max-duration. Exit status 1 when that deadline came first, a request got a 5xx, an
+acknowledged save is missing or lacks its audit event, or (with --redis) the throttle let more
+than the limit through. Results: docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -66,9 +70,14 @@ def free_port() -> int:
     return _benchlib.free_port()
 
 
+# Only throw-away names are ever dropped: kepu_…, with a `load` or `fault` word in them (kepu_load_run,
+# kepu_test_load_smoke, kepu_h2_fault_kill9), so a test database such as kepu_test never matches.
+THROWAWAY_DB = r"kepu_(?:[a-z0-9]+_)*(?:load|fault)(?:_[a-z0-9]+)*"
+
+
 def recreate_pg_database(server_url: str, name: str) -> str:
-    """Drop and create `name` (only ever a kepu_load_* database); its SQLAlchemy URL."""
-    return _benchlib.recreate_pg_database(server_url, name, allowed=r"kepu_load_[a-z0-9_]+")
+    """Drop and create `name` (only ever a throw-away database, see THROWAWAY_DB); its SQLAlchemy URL."""
+    return _benchlib.recreate_pg_database(server_url, name, allowed=THROWAWAY_DB)
 
 
 def database_url(pg: str | None, pg_db: str, work: Path) -> str:
@@ -310,6 +319,8 @@ class Recorder:
         self.requests: list[tuple[float, str, str, float]] = []
         self.clean_5xx = 0
         self.in_flight: Counter = Counter()
+        self.counts: Counter = Counter()  # requests answered (any status) per kind
+        self.ack_times: list[float] = []  # when each acknowledged save's answer arrived
         self.bodies_5xx: Counter = Counter()  # the title of each 5xx page: which error page answered
         self.log_path = log_path
         self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 — closed by close()
@@ -320,6 +331,7 @@ class Recorder:
     def request(self, kind: str, status: str, ms: float, started: float, body: str = "") -> None:
         with self.lock:
             self.requests.append((started, kind, status, ms))
+            self.counts[kind] += 1
             if status.isdigit() and int(status) >= 500:
                 if CLEAN_500 in body:
                     self.clean_5xx += 1
@@ -332,6 +344,13 @@ class Recorder:
         with self.lock:
             self._log.write(line + "\n")
             self._log.flush()
+            if entry["outcome"] == "ack":
+                self.ack_times.append(entry["t"])
+
+    def acks_since(self, t: float = 0.0) -> int:
+        """Acknowledged saves whose answer arrived at or after `t` (seconds of the load)."""
+        with self.lock:
+            return sum(1 for at in self.ack_times if at >= t)
 
     def close(self) -> None:
         self._log.close()
@@ -513,13 +532,26 @@ class LoadRun:
     duration: float
     login_seconds: float
     schedule_results: dict
+    # False when the deadline came first: the load stopped before `until` held or the schedule ran.
+    goal_reached: bool = True
+
+
+# Beyond its minimum `duration`, a load waits this long at most for its goal (`until`, the schedule):
+# generous, as a slow or busy machine must only make the run longer, never make it fail.
+DEFAULT_GRACE_S = 240.0
+POLL_S = 0.02
 
 
 def run_load(base: str, workload: Workload, duration: float, recorder: Recorder, seed: int = 2024,
              think: tuple[float, float] = (0.5, 2.0), poll: tuple[float, float] = (2.0, 5.0),
-             schedule: list | None = None) -> LoadRun:
-    """Log every session in (a few at a time, like people arriving), then run all of them for
-    `duration` seconds. `schedule` is [(seconds after the start, name, callable)]: fault injection."""
+             schedule: list | None = None, until=None, deadline: float | None = None) -> LoadRun:
+    """Log every session in (a few at a time, like people arriving), then run all of them for at
+    least `duration` seconds and until `until()` (if given) is true and every schedule entry has run.
+
+    `schedule` is [(when, name, callable)], run one after another in the given order: `when` is
+    seconds after the start, or a predicate polled until it is true (fault injection once enough
+    has happened, however fast this machine is). `deadline` (seconds after the start, default
+    `duration` + DEFAULT_GRACE_S) bounds the waiting; reaching it sets goal_reached=False."""
     master = random.Random(seed)
     reviewers = [ReviewerSession(base, a, workload.rubric, recorder, random.Random(master.random()), think)
                  for a in workload.reviewers]
@@ -541,23 +573,41 @@ def run_load(base: str, workload: Workload, duration: float, recorder: Recorder,
     control = None
     if schedule:
         def _control():
-            for at, name, action in sorted(schedule, key=lambda x: x[0]):
-                delay = t_start + at - time.monotonic()
-                if delay > 0 and stop.wait(delay):
-                    return
+            for when, name, action in schedule:
+                if callable(when):
+                    while not when():
+                        if stop.wait(POLL_S):
+                            return
+                else:
+                    delay = t_start + when - time.monotonic()
+                    if delay > 0 and stop.wait(delay):
+                        return
                 at_rel = recorder.now()
                 results[name] = {"at": round(at_rel, 3), "result": action()}
         control = threading.Thread(target=_control, daemon=True)
         control.start()
-    time.sleep(max(0.0, t_start + duration - time.monotonic()))
+    end = t_start + (duration + DEFAULT_GRACE_S if deadline is None else deadline)
+
+    def finished() -> bool:
+        return (time.monotonic() - t_start >= duration and (control is None or not control.is_alive())
+                and (until is None or until()))
+
+    reached = True
+    while not finished():
+        if time.monotonic() >= end:
+            reached = False
+            break
+        time.sleep(POLL_S)
     stop.set()
     for t in threads:
         t.join(REQUEST_TIMEOUT[0] + REQUEST_TIMEOUT[1] + 5)
     if control is not None:
-        control.join(120)
+        control.join(300)
     for s in [*reviewers, *chairs]:
         s.session.close()
-    return LoadRun(recorder, time.monotonic() - t_start, login_seconds, results)
+    if schedule and len(results) < len(schedule):
+        reached = False
+    return LoadRun(recorder, time.monotonic() - t_start, login_seconds, results, reached)
 
 
 # --- figures ------------------------------------------------------------------------------------
@@ -731,6 +781,9 @@ def print_report(summary: dict) -> None:
     print(f"engine={summary['engine']} workers={summary['workers']} threads={summary['threads']} "
           f"reviewers={summary['reviewers']} chairs={summary['chairs']} duration={summary['duration']} s "
           f"ratelimit={summary['ratelimit_storage']}")
+    if not summary["goal_reached"]:
+        print(f"  GAVE UP: the deadline came before {summary['min_saves']} acknowledged saves and "
+              f"{summary['min_polls']} polls (or before the bad-login probe ran)")
     for kind, lat in summary["latency_ms"].items():
         print(f"  {kind:<7} n={summary['requests'][kind]:<6} p50={lat['p50']:>7} ms  p95={lat['p95']:>7} ms  "
               f"p99={lat['p99']:>7} ms  max={lat['max']:>7} ms  status={summary['status_counts'][kind]}")
@@ -754,6 +807,7 @@ def summarize(engine: str, args, run: LoadRun, log: list[dict], check: dict) -> 
     return {
         "engine": engine, "workers": args.workers, "threads": args.threads, "duration": round(run.duration, 1),
         "reviewers": args.reviewers, "chairs": args.chairs,
+        "min_saves": args.min_saves, "min_polls": args.min_polls, "goal_reached": run.goal_reached,
         "ratelimit_storage": "redis" if args.redis else "memory",
         **figs, **outcomes,
         "saves_per_second": round(outcomes["acknowledged_saves"] / run.duration, 1) if run.duration else 0,
@@ -771,10 +825,17 @@ def summarize(engine: str, args, run: LoadRun, log: list[dict], check: dict) -> 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--pg", metavar="URL", help="PostgreSQL server URL (SQLite when absent)")
-    p.add_argument("--pg-db", default=DEFAULT_PG_DB, help="database to (re)create, kepu_load_*")
+    p.add_argument("--pg-db", default=DEFAULT_PG_DB, help="database to (re)create: kepu_…load… (e.g. kepu_load_run)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=8)
-    p.add_argument("--duration", type=float, default=60)
+    p.add_argument("--duration", type=float, default=60,
+                   help="seconds of load at least (longer while --min-saves/--min-polls are not reached)")
+    p.add_argument("--min-saves", type=int, default=0,
+                   help="keep the load going until this many saves have been acknowledged")
+    p.add_argument("--min-polls", type=int, default=0,
+                   help="keep the load going until the chairs have polled this many times")
+    p.add_argument("--max-duration", type=float, default=None, metavar="SECONDS",
+                   help=f"give up (and fail) after this long (default: --duration + {DEFAULT_GRACE_S:g})")
     p.add_argument("--reviewers", type=int, default=50)
     p.add_argument("--chairs", type=int, default=5)
     p.add_argument("--redis", nargs="?", const=DEFAULT_REDIS, default=None, metavar="URL",
@@ -818,12 +879,21 @@ def main() -> int:
         recorder = Recorder(work / "saves.jsonl")
         schedule = []
         if args.bad_logins:
-            # In the middle of the load, from outside the sessions: does the throttle hold?
-            schedule.append((args.duration / 2, "bad_logins", lambda: bad_login_probe(
+            # In the middle of the load, from outside the sessions: does the throttle hold? "The
+            # middle" by time and by saves, so a slow machine still has the load under way.
+            def middle() -> bool:
+                return recorder.now() >= args.duration / 2 and recorder.acks_since() >= args.min_saves // 2
+
+            schedule.append((middle, "bad_logins", lambda: bad_login_probe(
                 server.base, workload.reviewers[0].username, args.bad_logins)))
+
+        def enough() -> bool:
+            return recorder.acks_since() >= args.min_saves and recorder.counts["poll"] >= args.min_polls
+
         try:
             server.start()
-            run = run_load(server.base, workload, args.duration, recorder, seed=args.seed, schedule=schedule)
+            run = run_load(server.base, workload, args.duration, recorder, seed=args.seed, schedule=schedule,
+                           until=enough, deadline=args.max_duration)
         finally:
             server.stop()
             recorder.close()
@@ -832,7 +902,8 @@ def main() -> int:
         summary = summarize(engine_name(db_url), args, run, log, check)
         print_report(summary)
     print(json.dumps(summary, ensure_ascii=False), flush=True)
-    ok = (summary["errors_5xx"] == 0 and summary["missing_saves"] == 0 and summary["audit_missing"] == 0
+    ok = (summary["goal_reached"] and summary["errors_5xx"] == 0 and summary["missing_saves"] == 0
+          and summary["audit_missing"] == 0
           and summary["audit_mismatch"] == 0 and summary["audit_chain_breaks"] == 0
           and summary["throttle_held"] is not False)
     return 0 if ok else 1

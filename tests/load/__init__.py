@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess  # nosec B404 — runs our own scripts with argument lists
 import sys
 from pathlib import Path
@@ -16,13 +17,29 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 
 
+# The scripts bound every wait of their own (server start, the load's goal); this only catches a
+# script that hangs outright, so it is far above what a slow machine needs.
+SCRIPT_TIMEOUT_S = 900
+
+
+def _test_url() -> str:
+    return os.environ.get("KEPU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/kepu_test")
+
+
 def pg_server_url() -> str:
-    """The PostgreSQL server of KEPU_TEST_PG_URL; the scripts create their own kepu_load_* databases."""
-    url = os.environ.get("KEPU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/kepu_test")
-    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
+    """The PostgreSQL server of KEPU_TEST_PG_URL; the scripts create their own throw-away databases."""
+    return make_url(_test_url()).set(database="postgres").render_as_string(hide_password=False)
 
 
-def run_script(name: str, *args: str, timeout: float = 150) -> tuple[int, dict, str]:
+def throwaway_prefix() -> str:
+    """`<test database>_`: the throw-away databases of this run are named after its test database
+    (kepu_test_load_smoke, kepu_h2_fault_kill9), so runs against different test databases on one
+    server never drop each other's."""
+    name = re.sub(r"[^a-z0-9_]", "_", (make_url(_test_url()).database or "kepu_test").lower())
+    return (name if name.startswith("kepu_") else f"kepu_{name}") + "_"
+
+
+def run_script(name: str, *args: str, timeout: float = SCRIPT_TIMEOUT_S) -> tuple[int, dict, str]:
     """(exit status, the last line's JSON, the whole output)."""
     done = subprocess.run([sys.executable, str(SCRIPTS / name), *args], cwd=ROOT, capture_output=True,  # nosec B603
                           text=True, timeout=timeout, check=False)
