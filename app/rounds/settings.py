@@ -1,26 +1,21 @@
 """A round's settings (slots, quotas, method, deadline, assignment defaults, 审定意见 templates), its
-rubric while scoring has not opened, the admin's phase moves, and the dashboard's overview counts."""
+rubric while scoring has not opened, and the dashboard's overview counts. Input arrives parsed and
+typed (rounds/forms.py holds the field rules and limits); what is checked here needs the database.
+The phase rules live in rounds/phases.py."""
 
 from __future__ import annotations
 
-import math
-import re
 import string
-from collections.abc import Mapping
 from datetime import date
 
 from sqlalchemy import func, select
 
 from app.audit import operations as audit
 from app.core.database import write_transaction
-from app.core.errors import UserError
+from app.core.errors import Conflict, UserError
 from app.extensions import db
 from app.models import (
     CATEGORY_LABELS,
-    KIND_LABELS,
-    METHOD_LABELS,
-    PHASE_LABELS,
-    PHASES,
     Assignment,
     Criterion,
     FormFinding,
@@ -32,8 +27,7 @@ from app.models import (
     Score,
     User,
 )
-from app.models.round import DEFAULT_QUOTAS
-from app.review.assignments import MODES
+from app.models.round import DEFAULT_QUOTAS, default_criteria, default_quotas
 from app.rounds import phases as rounds
 
 NAME_MAX = 100
@@ -48,14 +42,6 @@ CRITERION_NAME_MAX = 50
 GUIDANCE_MAX = 1000
 CRITERION_MAX_SCORE = 100
 CRITERIA_PER_CATEGORY = 12
-# The admin moves the round up to deliberating; publicizing and final are the chair's (decisions).
-ADMIN_FORWARD = {"setup": "collecting", "collecting": "reviewing", "reviewing": "deliberating"}
-DEFAULT_RUBRIC = (
-    ("content", "活动内容", 30, "主题鲜明，内容科学准确，贴近公众需求。"),
-    ("format", "活动形式", 20, "形式新颖多样，互动性强，线上线下结合。"),
-    ("influence", "活动影响力", 30, "覆盖面广，参与人数多，媒体关注度高。"),
-    ("response", "群众反映", 20, "群众参与积极，评价良好，有持续效果。"),
-)
 SETTING_LABELS = {
     "name": "批次名称", "deadline": "材料截止日期", "slots_unit": "优秀组织单位名额", "slots_activity": "优秀活动名额",
     "method": "计分方法", "quotas": "推荐名额", "assignment_mode": "分配方式", "reviewers_per_nomination": "每件专家数",
@@ -81,33 +67,6 @@ def _settings(rnd: Round) -> dict:
     }
 
 
-def _int(form: Mapping, key: str, label: str, lo: int, hi: int, errors: dict, *, blank_ok=False) -> int | None:
-    text = str(form.get(key, "") or "").strip()
-    if text == "":
-        if not blank_ok:
-            errors[key] = f"{label}不能为空"
-        return None
-    if not re.fullmatch(r"\d+", text):
-        errors[key] = f"{label}应为整数"
-        return None
-    value = int(text)
-    if not lo <= value <= hi:
-        errors[key] = f"{label}应在 {lo}–{hi} 之间"
-        return None
-    return value
-
-
-def _date(form: Mapping, key: str, label: str, errors: dict) -> date | None:
-    text = str(form.get(key, "") or "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        errors[key] = f"{label}格式应为 年-月-日，如 2024-10-08"
-        return None
-
-
 def check_template(text: str) -> str | None:
     """None if the 审定意见 template is usable, else why not. Only {year} and {category} may appear."""
     if not text:
@@ -124,53 +83,20 @@ def check_template(text: str) -> str | None:
     return None
 
 
-def validate_settings(form: Mapping) -> tuple[dict, dict[str, str]]:
-    errors: dict[str, str] = {}
-    name = str(form.get("name", "") or "").strip()
-    if not name:
-        errors["name"] = "批次名称不能为空"
-    elif len(name) > NAME_MAX:
-        errors["name"] = f"批次名称不能超过 {NAME_MAX} 个字符"
-    values = {"name": name}
-    values["deadline"] = _date(form, "deadline", "截止日期", errors)
-    values["slots_unit"] = _int(form, "slots_unit", "优秀组织单位名额", 0, SLOTS_MAX, errors)
-    values["slots_activity"] = _int(form, "slots_activity", "优秀活动名额", 0, SLOTS_MAX, errors)
-    method = form.get("method", "")
-    if method not in METHOD_LABELS:
-        errors["method"] = "请选择计分方法"
-    values["method"] = method
-    quotas = {}
-    for kind, kind_label in KIND_LABELS.items():
-        quotas[kind] = {}
-        for category, cat_label in CATEGORY_LABELS.items():
-            quotas[kind][category] = _int(form, f"quota_{kind}_{category}", f"{kind_label}{cat_label}推荐名额",
-                                          0, QUOTA_MAX, errors)
-    values["quotas"] = quotas
-    mode = form.get("assignment_mode", "")
-    if mode not in MODES:
-        errors["assignment_mode"] = "请选择分配方式"
-    values["assignment_mode"] = mode
-    values["reviewers_per_nomination"] = _int(form, "reviewers_per_nomination", "每件专家数", 1, K_MAX, errors,
-                                              blank_ok=mode != "balanced")
-    for key, label in (("opinion_approve_template", "同意推荐意见模板"), ("opinion_decline_template", "不予推荐意见模板")):
-        text = str(form.get(key, "") or "").strip()
-        problem = check_template(text)
-        if problem:
-            errors[key] = f"{label}{problem}"
-        values[key] = text
-    values["list_unordered"] = form.get("list_unordered") in ("1", "on", "true", True)
-    return values, errors
-
-
-def update_settings(round_id: int, form: Mapping, *, actor=None) -> Round:
-    """Save the settings form. Refused once final; ranking-relevant changes bump the live ranking."""
-    values, errors = validate_settings(form)
-    if errors:
-        raise UserError("；".join(errors.values()) + "。", errors)
+def update_settings(round_id: int, values: dict, *, version: int, actor=None) -> Round:
+    """Save the settings form's typed values (keys of SETTING_LABELS), based on the round `version`
+    the form was rendered from. Refused once final, or when someone saved the round since (409);
+    ranking-relevant changes bump the live ranking."""
+    unknown = set(values) - set(SETTING_LABELS)
+    if unknown:
+        raise ValueError(f"not round settings: {sorted(unknown)}")
     with write_transaction():
         rnd = rounds.get(round_id, lock=True)
         if rnd.phase == "final":
             raise UserError("评选批次已定稿，设置不能再修改。", status=409)
+        if rnd.version != version:
+            raise Conflict("批次设置已被他人修改（或阶段已变化），请刷新页面后重新填写。",
+                           {"version": "版本已过期：请刷新页面"})
         before = _settings(rnd)
         for key, value in values.items():
             setattr(rnd, key, value)
@@ -187,25 +113,17 @@ def update_settings(round_id: int, form: Mapping, *, actor=None) -> Round:
     return rnd
 
 
-def create_round(year_text: str, name: str, *, actor=None) -> Round:
+def create_round(year: int, name: str = "", *, actor=None) -> Round:
     """A new round in setup with the default rubric and quotas; it becomes the current round."""
-    errors: dict[str, str] = {}
-    year = _int({"year": year_text}, "year", "年份", 2000, 2100, errors)
-    name = (name or "").strip() or (f"{year}年全国科普日优秀组织单位和优秀活动评选" if year else "")
-    if len(name) > NAME_MAX:
-        errors["name"] = f"批次名称不能超过 {NAME_MAX} 个字符"
-    if errors:
-        raise UserError("；".join(errors.values()) + "。", errors)
+    name = name or f"{year}年全国科普日优秀组织单位和优秀活动评选"
     with write_transaction():
         if db.session.scalar(select(Round.id).where(Round.year == year)):
             raise UserError(f"{year} 年的评选批次已存在。", {"year": "已存在"}, status=409)
-        rnd = Round(year=year, name=name, phase="setup", deadline=date(year, 10, 8), quotas=DEFAULT_QUOTAS)
+        rnd = Round(year=year, name=name, phase="setup", deadline=date(year, 10, 8), quotas=default_quotas())
         db.session.add(rnd)
         db.session.flush()
         for category in CATEGORY_LABELS:
-            for pos, (code, cname, mx, guidance) in enumerate(DEFAULT_RUBRIC):
-                db.session.add(Criterion(round_id=rnd.id, category=category, code=code, name=cname,
-                                         max_score=mx, step=0.5, guidance=guidance, position=pos))
+            db.session.add_all(default_criteria(rnd.id, category))
             db.session.add(RankingCounter(round_id=rnd.id, category=category, version=1))
         audit.record("round.create", "round", rnd.id, round_id=rnd.id, after={"year": year, "name": name},
                      actor=actor)
@@ -229,41 +147,6 @@ def _rubric_round(round_id: int) -> Round:
     return rnd
 
 
-def _number(form: Mapping, key: str, label: str, errors: dict) -> float | None:
-    text = str(form.get(key, "") or "").strip()
-    try:
-        value = float(text)
-    except ValueError:
-        errors[key] = f"{label}应为数字"
-        return None
-    if not math.isfinite(value) or value <= 0:
-        errors[key] = f"{label}应大于 0"
-        return None
-    return value
-
-
-def validate_criterion(form: Mapping) -> tuple[dict, dict[str, str]]:
-    errors: dict[str, str] = {}
-    name = str(form.get("name", "") or "").strip()
-    if not name:
-        errors["name"] = "指标名称不能为空"
-    elif len(name) > CRITERION_NAME_MAX:
-        errors["name"] = f"指标名称不能超过 {CRITERION_NAME_MAX} 个字符"
-    max_score = _number(form, "max_score", "满分", errors)
-    if max_score is not None and max_score > CRITERION_MAX_SCORE:
-        errors["max_score"] = f"满分不能超过 {CRITERION_MAX_SCORE}"
-    step = _number(form, "step", "评分步长", errors)
-    if max_score and step and "max_score" not in errors:
-        if step > max_score:
-            errors["step"] = "评分步长不能大于满分"
-        elif abs(max_score / step - round(max_score / step)) > 1e-9:
-            errors["step"] = "满分应为评分步长的整数倍（如满分 30、步长 0.5）"
-    guidance = str(form.get("guidance", "") or "").strip()
-    if len(guidance) > GUIDANCE_MAX:
-        errors["guidance"] = f"评分说明不能超过 {GUIDANCE_MAX} 个字符"
-    return {"name": name, "max_score": max_score, "step": step, "guidance": guidance}, errors
-
-
 def _criterion_public(c: Criterion) -> dict:
     return {"category": c.category, "code": c.code, "name": c.name, "max_score": c.max_score, "step": c.step,
             "guidance": c.guidance, "position": c.position}
@@ -274,12 +157,11 @@ def _criteria(round_id: int, category: str) -> list[Criterion]:
         Criterion.round_id == round_id, Criterion.category == category).order_by(Criterion.position, Criterion.id)))
 
 
-def add_criterion(round_id: int, category: str, form: Mapping, *, actor=None) -> Criterion:
+def add_criterion(round_id: int, category: str, *, name: str, max_score: float, step: float, guidance: str = "",
+                  actor=None) -> Criterion:
     if category not in CATEGORY_LABELS:
-        raise UserError(f"未知类别：{category}。")
-    values, errors = validate_criterion(form)
-    if errors:
-        raise UserError("；".join(errors.values()) + "。", errors)
+        raise UserError(f"未知类别：{category}。", status=404)
+    values = {"name": name, "max_score": max_score, "step": step, "guidance": guidance}
     with write_transaction():
         rnd = _rubric_round(round_id)
         existing = _criteria(rnd.id, category)
@@ -305,10 +187,9 @@ def _get_criterion(criterion_id: int) -> Criterion:
     return criterion
 
 
-def update_criterion(criterion_id: int, form: Mapping, *, actor=None) -> Criterion:
-    values, errors = validate_criterion(form)
-    if errors:
-        raise UserError("；".join(errors.values()) + "。", errors)
+def update_criterion(criterion_id: int, *, name: str, max_score: float, step: float, guidance: str = "",
+                     actor=None) -> Criterion:
+    values = {"name": name, "max_score": max_score, "step": step, "guidance": guidance}
     with write_transaction():
         criterion = _get_criterion(criterion_id)
         rnd = _rubric_round(criterion.round_id)
@@ -365,81 +246,6 @@ def rubric_editable(rnd: Round) -> bool:
         return False
     return not db.session.scalar(select(func.count()).select_from(Score).join(
         Criterion, Criterion.id == Score.criterion_id).where(Criterion.round_id == rnd.id))
-
-
-# ---------------------------------------------------------------------------------------------
-# Phases
-
-
-def guard_reviewing(rnd: Round) -> None:
-    """Before scoring opens: every category with nominations has a rubric, every active nomination
-    has a reviewer, and the 形式审查 guard (if that module is installed) passes."""
-    problems = []
-    for category, label in CATEGORY_LABELS.items():
-        scope = (Nomination.round_id == rnd.id, Nomination.category == category, Nomination.status == "active")
-        if not db.session.scalar(select(func.count()).select_from(Nomination).where(*scope)):
-            continue
-        if not db.session.scalar(select(func.count()).select_from(Criterion).where(
-                Criterion.round_id == rnd.id, Criterion.category == category)):
-            problems.append(f"{label}没有评分指标")
-        orphans = list(db.session.scalars(select(Nomination.title).where(
-            *scope, ~select(Assignment.id).where(Assignment.nomination_id == Nomination.id).exists()).limit(6)))
-        if orphans:
-            more = "等" if len(orphans) > 5 else ""
-            problems.append(f"{label}中《{'》《'.join(orphans[:5])}》{more}尚未分配评审专家")
-    if problems:
-        raise UserError("还不能进入专家评审：" + "；".join(problems) + "。", status=409)
-    form_guard = _form_check_guard()
-    if form_guard is not None:
-        form_guard(rnd)
-
-
-def _form_check_guard():
-    # The 形式审查 module belongs to the intake area and may not be installed yet.
-    try:
-        from app.intake import form_check
-    except ModuleNotFoundError as e:
-        if e.name and e.name.endswith("form_check"):
-            return None
-        raise
-    return getattr(form_check, "guard_reviewing", None)
-
-
-def live_blocking_problems(rnd: Round) -> int | None:
-    """How many 形式审查 problems would block the move to reviewing right now (computed from the data,
-    as the guard does), or None when the intake area's module is not installed."""
-    try:
-        from app.intake import form_check
-    except ModuleNotFoundError as e:
-        if e.name and e.name.endswith("form_check"):
-            return None
-        raise
-    problems = getattr(form_check, "blocking_problems", None)
-    return len(problems(rnd)) if problems else None
-
-
-def move_phase(round_id: int, target: str, *, reason: str = "", actor=None) -> Round:
-    """The admin's phase moves: forward up to 会议审定, or back one phase with a reason."""
-    rnd = rounds.get(round_id)
-    if target not in PHASES:
-        raise UserError(f"未知阶段：{target}。")
-    here, there = PHASES.index(rnd.phase), PHASES.index(target)
-    if there > here + 1 or there < here - 1:
-        raise UserError("阶段只能逐级推进或逐级退回。", status=409)
-    if there > here and ADMIN_FORWARD.get(rnd.phase) != target:
-        raise UserError("「公示」和「定稿」由评审委员会主任在会议审定页面完成。", status=409)
-    if there < here and not (reason or "").strip():
-        raise UserError("退回上一阶段必须填写理由。", {"reason": "必填"})
-    guard = guard_reviewing if target == "reviewing" and there > here else None
-    return rounds.change_phase(rnd.id, target, reason=reason, actor=actor, guard=guard)
-
-
-def phase_moves(rnd: Round) -> dict:
-    """What the dashboard offers: the admin's next phase (or None), and the previous phase."""
-    i = PHASES.index(rnd.phase)
-    return {"next": ADMIN_FORWARD.get(rnd.phase), "chair_next": PHASES[i + 1] if i + 1 < len(PHASES) and
-            rnd.phase not in ADMIN_FORWARD else None, "back": PHASES[i - 1] if i > 0 else None,
-            "phases": [(p, PHASE_LABELS[p], j < i, j == i) for j, p in enumerate(PHASES)]}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, request, url_for
+from flask import flash, redirect, url_for
 from flask_login import current_user
 
 from app.core.authz import admin_required
@@ -13,16 +13,17 @@ from app.review import assignments
 from app.rounds import phases as rounds
 from app.rounds import settings as round_settings
 from app.rounds.blueprint import bp
+from app.rounds.forms import CriterionActionForm, CriterionForm, SettingsForm, quota_name, settings_form_for
 
 
-def _page(status: int = 200, errors: dict | None = None, message: str = "", form: dict | None = None,
-          criterion_errors: dict | None = None, criterion_form: dict | None = None, criterion_key: str = ""):
+def _page(status: int = 200, message: str = "", form: SettingsForm | None = None,
+          criterion_form: CriterionForm | None = None, criterion_key: str = ""):
     rnd = rounds.require_current_round()
     return render("rounds/settings.html", "admin", status=status, round=rnd, rubric=round_settings.rubric(rnd.id),
-                  rubric_editable=round_settings.rubric_editable(rnd), errors=errors or {}, message=message,
-                  form=form, kinds=KIND_LABELS, categories=CATEGORY_LABELS, methods=METHOD_LABELS,
-                  modes=assignments.MODE_LABELS, criterion_errors=criterion_errors or {},
-                  criterion_form=criterion_form or {}, criterion_key=criterion_key)
+                  rubric_editable=round_settings.rubric_editable(rnd), message=message,
+                  form=form or settings_form_for(rnd), kinds=KIND_LABELS, categories=CATEGORY_LABELS,
+                  methods=METHOD_LABELS, modes=assignments.MODE_LABELS, quota_name=quota_name,
+                  criterion_form=criterion_form, criterion_key=criterion_key, blank_criterion=CriterionForm)
 
 
 @bp.route("/settings")
@@ -35,27 +36,33 @@ def settings():
 @admin_required
 def settings_save():
     rnd = rounds.require_current_round()
+    form = SettingsForm()
+    if not form.validate_on_submit():
+        return _page(422, form.summary(), form)
     try:
-        round_settings.update_settings(rnd.id, request.form, actor=current_user)
+        round_settings.update_settings(rnd.id, form.values(), version=form.version.data, actor=current_user)
     except UserError as e:
-        return _page(e.status, e.field_errors, e.message, request.form.to_dict())
+        form.add_errors(e.field_errors)
+        return _page(e.status, e.message, form)
     flash("批次设置已保存。", "success")
     return redirect(url_for(".settings"), 303)
-
-
-def _criterion_failed(e: UserError, key: str):
-    return _page(e.status, message=e.message, criterion_errors=e.field_errors,
-                 criterion_form=request.form.to_dict(), criterion_key=key)
 
 
 @bp.route("/settings/criteria/<category>", methods=["POST"])
 @admin_required
 def criterion_add(category: str):
     rnd = rounds.require_current_round()
+    key = f"new-{category}"
+    form = CriterionForm()
+    if not form.validate_on_submit():
+        return _page(422, form.summary(), criterion_form=form, criterion_key=key)
     try:
-        c = round_settings.add_criterion(rnd.id, category, request.form, actor=current_user)
+        c = round_settings.add_criterion(rnd.id, category, **form.values(), actor=current_user)
     except UserError as e:
-        return _criterion_failed(e, f"new-{category}")
+        if e.status == 404:
+            raise
+        form.add_errors(e.field_errors)
+        return _page(e.status, e.message, criterion_form=form, criterion_key=key)
     flash(f"已新增评分指标「{c.name}」。", "success")
     return redirect(url_for(".settings", _anchor=f"rubric-{category}"), 303)
 
@@ -63,7 +70,14 @@ def criterion_add(category: str):
 @bp.route("/settings/criterion/<int:criterion_id>", methods=["POST"])
 @admin_required
 def criterion_update(criterion_id: int):
-    action = request.form.get("action", "save")
+    key = str(criterion_id)
+    pressed = CriterionActionForm()
+    if not pressed.validate_on_submit():
+        return _page(422, pressed.summary() if "csrf_token" in pressed.errors else pressed.first_errors()["action"])
+    action = pressed.action.data
+    form = CriterionForm() if action == "save" else None
+    if form is not None and not form.validate_on_submit():
+        return _page(422, form.summary(), criterion_form=form, criterion_key=key)
     try:
         if action == "delete":
             round_settings.remove_criterion(criterion_id, actor=current_user)
@@ -71,10 +85,12 @@ def criterion_update(criterion_id: int):
         elif action in ("up", "down"):
             round_settings.move_criterion(criterion_id, action, actor=current_user)
         else:
-            c = round_settings.update_criterion(criterion_id, request.form, actor=current_user)
+            c = round_settings.update_criterion(criterion_id, **form.values(), actor=current_user)
             flash(f"已保存评分指标「{c.name}」。", "success")
     except UserError as e:
         if e.status == 404:
             raise
-        return _criterion_failed(e, str(criterion_id))
+        if form is not None:
+            form.add_errors(e.field_errors)
+        return _page(e.status, e.message, criterion_form=form, criterion_key=key)
     return redirect(url_for(".settings", _anchor="rubric"), 303)

@@ -1,9 +1,10 @@
 """The admin area: the round dashboard with phase control; the other pages live in sibling modules.
-Views parse, authorize, call one service, render; every form is a plain POST answered with 303."""
+Views parse (rounds/forms.py), authorize, call one operation, render; every form is a plain POST
+answered with 303."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, request, url_for
+from flask import flash, redirect, url_for
 from flask_login import current_user
 
 from app.audit import queries as audit_log
@@ -15,16 +16,19 @@ from app.review import assignments
 from app.rounds import phases as rounds
 from app.rounds import settings as round_settings
 from app.rounds.blueprint import bp
+from app.rounds.forms import PhaseForm, RoundCreateForm
 
 
-def _dashboard(status: int = 200, errors: dict | None = None, message: str = "", form: dict | None = None):
+def _dashboard(status: int = 200, message: str = "", phase_form: PhaseForm | None = None,
+               create_form: RoundCreateForm | None = None):
     rnd = rounds.current_round()
-    ctx = {"round": rnd, "errors": errors or {}, "message": message, "form": form or {},
-           "recent": audit_log.recent(8)}
+    ctx = {"round": rnd, "message": message, "recent": audit_log.recent(8),
+           "phase_form": phase_form or PhaseForm(formdata=None),
+           "create_form": create_form or RoundCreateForm(formdata=None)}
     if rnd is not None:
-        ctx.update(stats=round_settings.overview(rnd.id), moves=round_settings.phase_moves(rnd),
+        ctx.update(stats=round_settings.overview(rnd.id), moves=rounds.phase_moves(rnd),
                    coverage=assignments.summary(rnd.id),
-                   blocking_now=round_settings.live_blocking_problems(rnd) if rnd.phase in ("setup", "collecting")
+                   blocking_now=rounds.live_blocking_problems(rnd) if rnd.phase in ("setup", "collecting")
                    else None)
     return render("rounds/index.html", "admin", status=status, **ctx)
 
@@ -39,24 +43,29 @@ def index():
 @admin_required
 def phase():
     rnd = rounds.require_current_round()
-    target = request.form.get("target", "")
-    reason = request.form.get("reason", "")
+    form = PhaseForm()
+    if not form.validate_on_submit():
+        return _dashboard(422, form.summary(), phase_form=form)
     try:
-        round_settings.move_phase(rnd.id, target, reason=reason, actor=current_user)
+        rounds.admin_move(rnd.id, form.target.data, reason=form.reason.data or "", actor=current_user)
     except UserError as e:
-        return _dashboard(e.status, e.field_errors, e.message, {"reason": reason[:500]})
-    flash(f"评选批次已进入「{PHASE_LABELS[target]}」阶段。", "success")
+        form.add_errors(e.field_errors)
+        return _dashboard(e.status, e.message, phase_form=form)
+    flash(f"评选批次已进入「{PHASE_LABELS[form.target.data]}」阶段。", "success")
     return redirect(url_for(".index"), 303)
 
 
 @bp.route("/rounds", methods=["POST"])
 @admin_required
 def create_round():
+    form = RoundCreateForm()
+    if not form.validate_on_submit():
+        return _dashboard(422, form.summary(), create_form=form)
     try:
-        rnd = round_settings.create_round(request.form.get("year", ""), request.form.get("name", ""),
-                                          actor=current_user)
+        rnd = round_settings.create_round(form.year.number, form.name.data or "", actor=current_user)
     except UserError as e:
-        return _dashboard(e.status, e.field_errors, e.message, request.form.to_dict())
+        form.add_errors(e.field_errors)
+        return _dashboard(e.status, e.message, create_form=form)
     flash(f"已建立 {rnd.year} 年评选批次。", "success")
     return redirect(url_for(".settings"), 303)
 

@@ -1,4 +1,5 @@
-"""Round settings, the rubric lock, the admin's phase moves and the dashboard overview."""
+"""Round settings (form rules and the typed operation), the rubric lock, the admin's phase moves and the
+dashboard overview."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import pytest
 from app.core.errors import Conflict, UserError
 from app.extensions import db
 from app.models import AuditEvent, Criterion, FormFinding, RankingCounter, Round
+from app.models.round import DEFAULT_QUOTAS, DEFAULT_RUBRIC
 from app.review import assignments
+from app.rounds import phases
 from app.rounds import settings as round_settings
+from app.rounds.forms import CriterionForm, RoundCreateForm, SettingsForm
 from tests.admin_fixtures import add_sheet, build_world, count, events
 
 
@@ -28,17 +32,33 @@ def settings_form(rnd: Round, **kw) -> dict:
         "opinion_approve_template": "经专家评审、会议审定，同意推荐为{year}年全国科普日{category}。",
         "opinion_decline_template": "经审定，不予推荐。", "list_unordered": "1",
     }
-    for kind, quotas in {"city": (8, 6), "member": (2, 2), "society": (1, 1)}.items():
-        data[f"quota_{kind}_unit"], data[f"quota_{kind}_activity"] = str(quotas[0]), str(quotas[1])
+    for kind, quotas in DEFAULT_QUOTAS.items():
+        data[f"quota_{kind}_unit"], data[f"quota_{kind}_activity"] = str(quotas["unit"]), str(quotas["activity"])
+    data["version"] = str(rnd.version)
     data.update(kw)
     return data
+
+
+def posted(app, form_class, data: dict):
+    """The form as a view would see it for this POST body (CSRF is the app's, tested on the pages)."""
+    with app.test_request_context(method="POST", data=data):
+        form = form_class(meta={"csrf": False})
+        form.validate_on_submit()
+        return form
+
+
+def save(app, rnd: Round, **kw) -> Round:
+    """Parse the settings form like the view does, then call the operation with its typed values."""
+    form = posted(app, SettingsForm, settings_form(rnd, **kw))
+    assert not form.errors, form.errors
+    return round_settings.update_settings(rnd.id, form.values(), version=form.version.data)
 
 
 def test_update_settings_saves_and_audits_only_changed_keys(app, world):
     rnd = db.session.get(Round, world.round_id)
     version = db.session.get(RankingCounter, (rnd.id, "unit")).version
-    round_settings.update_settings(rnd.id, settings_form(rnd, slots_unit="30", method="zscore", quota_city_unit="7",
-                                                         assignment_mode="balanced", reviewers_per_nomination="3"))
+    save(app, rnd, slots_unit="30", method="zscore", quota_city_unit="7", assignment_mode="balanced",
+         reviewers_per_nomination="3")
     db.session.expire_all()
     rnd = db.session.get(Round, world.round_id)
     assert (rnd.slots_unit, rnd.method, rnd.quota("city", "unit"), rnd.reviewers_per_nomination) == (30, "zscore", 7, 3)
@@ -66,17 +86,65 @@ def test_update_settings_saves_and_audits_only_changed_keys(app, world):
 ])
 def test_settings_validation(app, world, field, value, message):
     rnd = db.session.get(Round, world.round_id)
-    with pytest.raises(UserError) as exc:
-        round_settings.update_settings(rnd.id, settings_form(rnd, **{field: value}))
-    assert message in exc.value.field_errors[field]
-    assert not events("round.settings")
+    form = posted(app, SettingsForm, settings_form(rnd, **{field: value}))
+    assert message in form.first_errors()[field]
+    assert set(form.errors) == {field}  # nothing else is blamed
 
 
 def test_balanced_mode_needs_k(app, world):
     rnd = db.session.get(Round, world.round_id)
-    with pytest.raises(UserError) as exc:
-        round_settings.update_settings(rnd.id, settings_form(rnd, assignment_mode="balanced"))
-    assert exc.value.field_errors["reviewers_per_nomination"] == "每件专家数不能为空"
+    form = posted(app, SettingsForm, settings_form(rnd, assignment_mode="balanced"))
+    assert form.first_errors()["reviewers_per_nomination"] == "每件专家数不能为空"
+
+
+@pytest.mark.parametrize("value", ["\x00", "１２", "²", "1e2", "-0", "9" * 40])
+def test_settings_numbers_are_ascii_digits_only(app, world, value):
+    rnd = db.session.get(Round, world.round_id)
+    form = posted(app, SettingsForm, settings_form(rnd, slots_unit=value))
+    assert form.first_errors()["slots_unit"] in ("优秀组织单位名额应为整数", "优秀组织单位名额不能为空")
+
+
+def test_a_control_character_inside_a_number_is_stripped_not_kept(app, world):
+    rnd = db.session.get(Round, world.round_id)
+    form = posted(app, SettingsForm, settings_form(rnd, slots_unit="4\x000"))
+    assert not form.errors and form.values()["slots_unit"] == 40
+
+
+def test_settings_text_is_cleaned_of_control_characters(app, world):
+    rnd = db.session.get(Round, world.round_id)
+    save(app, rnd, name="2024年\x00评选\u202e", opinion_decline_template="经审定，\x07不予推荐。\r\n")
+    db.session.expire_all()
+    rnd = db.session.get(Round, world.round_id)
+    assert rnd.name == "2024年评选" and rnd.opinion_decline_template == "经审定，不予推荐。"
+
+
+def test_settings_need_the_version_they_were_based_on(app, world):
+    rnd = db.session.get(Round, world.round_id)
+    data = settings_form(rnd, slots_unit="12")
+    del data["version"]
+    form = posted(app, SettingsForm, data)
+    assert "缺少版本号" in form.first_errors()["version"]
+    # A stale version: someone saved the round since this form was rendered.
+    stale = rnd.version
+    save(app, rnd, slots_unit="13")
+    db.session.expire_all()
+    rnd = db.session.get(Round, world.round_id)
+    assert rnd.version == stale + 1
+    form = posted(app, SettingsForm, settings_form(rnd, slots_unit="14", version=str(stale)))
+    with pytest.raises(Conflict) as exc:
+        round_settings.update_settings(rnd.id, form.values(), version=form.version.data)
+    assert exc.value.status == 409 and "已被他人修改" in exc.value.message
+    db.session.rollback()
+    assert db.session.get(Round, world.round_id).slots_unit == 13
+    assert len(events("round.settings")) == 1
+
+
+def test_a_phase_change_makes_an_open_settings_form_stale(app, world):
+    rnd = db.session.get(Round, world.round_id)
+    before = rnd.version
+    phases.admin_move(rnd.id, "setup", reason="名额要改")
+    db.session.expire_all()
+    assert db.session.get(Round, world.round_id).version == before + 1
 
 
 def test_settings_are_read_only_once_final(app, world):
@@ -84,7 +152,7 @@ def test_settings_are_read_only_once_final(app, world):
     rnd.phase = "final"
     db.session.commit()
     with pytest.raises(UserError) as exc:
-        round_settings.update_settings(rnd.id, settings_form(rnd))
+        save(app, rnd)
     assert exc.value.status == 409
 
 
@@ -93,10 +161,11 @@ def test_templates_lock_once_publicized_but_other_settings_do_not(app, world):
     rnd.phase = "publicizing"
     db.session.commit()
     with pytest.raises(UserError) as exc:
-        round_settings.update_settings(rnd.id, settings_form(rnd, opinion_decline_template="经审定，暂不推荐。"))
+        save(app, rnd, opinion_decline_template="经审定，暂不推荐。")
     assert exc.value.status == 409 and "审定意见模板不能再修改" in exc.value.message
     db.session.rollback()
-    round_settings.update_settings(rnd.id, settings_form(rnd, slots_unit="41"))
+    rnd = db.session.get(Round, world.round_id)
+    save(app, rnd, slots_unit="41")
     assert db.session.get(Round, world.round_id).slots_unit == 41
 
 
@@ -114,10 +183,15 @@ def crit(**kw):
     return {"name": "创新性", "max_score": "10", "step": "0.5", "guidance": "形式或内容有创新。", **kw}
 
 
+def typed(**kw) -> dict:
+    """The rubric form's typed values, parsed as the view parses them."""
+    return {"name": "创新性", "max_score": 10.0, "step": 0.5, "guidance": "形式或内容有创新。", **kw}
+
+
 def test_add_update_move_remove_criteria_are_audited(app, world):
-    c = round_settings.add_criterion(world.round_id, "unit", crit())
+    c = round_settings.add_criterion(world.round_id, "unit", **typed())
     assert (c.code, c.position, c.max_score) == ("c1", 4, 10.0)
-    round_settings.update_criterion(c.id, crit(name="创新性与示范性", max_score="15"))
+    round_settings.update_criterion(c.id, **typed(name="创新性与示范性", max_score=15.0))
     round_settings.move_criterion(c.id, "up")
     names = [x.name for x in round_settings.rubric(world.round_id)["unit"]]
     assert names == ["活动内容", "活动形式", "活动影响力", "创新性与示范性", "群众反映"]
@@ -145,14 +219,20 @@ def test_add_update_move_remove_criteria_are_audited(app, world):
     ("guidance", "说" * 1001, "不能超过 1000"),
 ])
 def test_criterion_validation(app, world, field, value, message):
-    with pytest.raises(UserError) as exc:
-        round_settings.add_criterion(world.round_id, "unit", crit(**{field: value}))
-    assert message in exc.value.field_errors[field]
+    form = posted(app, CriterionForm, crit(**{field: value}))
+    assert message in form.first_errors()[field]
+    assert set(form.errors) == {field}
+
+
+def test_criterion_form_gives_typed_values_and_cleans_text(app):
+    form = posted(app, CriterionForm, crit(name=" 创新\x00性 ", guidance="第一行\r\n\u200b第二行"))
+    assert not form.errors
+    assert form.values() == {"name": "创新性", "max_score": 10.0, "step": 0.5, "guidance": "第一行\n第二行"}
 
 
 def test_duplicate_names_and_last_criterion(app, world):
     with pytest.raises(UserError) as exc:
-        round_settings.add_criterion(world.round_id, "unit", crit(name="活动内容"))
+        round_settings.add_criterion(world.round_id, "unit", **typed(name="活动内容"))
     assert exc.value.status == 409
     db.session.rollback()
     items = round_settings.rubric(world.round_id)["activity"]
@@ -168,8 +248,8 @@ def test_rubric_locked_once_reviewing(app, world):
     rnd.phase = "reviewing"
     db.session.commit()
     assert round_settings.rubric_editable(rnd) is False
-    for call in (lambda: round_settings.add_criterion(rnd.id, "unit", crit()),
-                 lambda: round_settings.update_criterion(c.id, crit()),
+    for call in (lambda: round_settings.add_criterion(rnd.id, "unit", **typed()),
+                 lambda: round_settings.update_criterion(c.id, **typed()),
                  lambda: round_settings.remove_criterion(c.id),
                  lambda: round_settings.move_criterion(c.id, "down")):
         with pytest.raises(UserError) as exc:
@@ -185,21 +265,21 @@ def test_rubric_locked_by_any_score_even_back_in_collecting(app, world):
     add_sheet(world.reviewers["r3"], world.nominations["soc-unit-0"])
     assert round_settings.rubric_editable(rnd) is False
     with pytest.raises(UserError, match="已有专家评分"):
-        round_settings.add_criterion(rnd.id, "activity", crit())
+        round_settings.add_criterion(rnd.id, "activity", **typed())
 
 
 # ----------------------------------------------------------------------------- phases
 
 
 def test_forward_to_reviewing_needs_assignments(app, world, monkeypatch):
-    monkeypatch.setattr(round_settings, "_form_check_guard", lambda: None)  # 形式审查 is tested below
+    monkeypatch.setattr(phases, "_form_check_guard", lambda: None)  # 形式审查 is tested below
     with pytest.raises(UserError) as exc:
-        round_settings.move_phase(world.round_id, "reviewing")
+        phases.admin_move(world.round_id, "reviewing")
     assert exc.value.status == 409 and "尚未分配评审专家" in exc.value.message
     db.session.rollback()
     assert db.session.get(Round, world.round_id).phase == "collecting"
     assignments.assign_all(world.round_id)
-    round_settings.move_phase(world.round_id, "reviewing")
+    phases.admin_move(world.round_id, "reviewing")
     assert db.session.get(Round, world.round_id).phase == "reviewing"
     [ev] = events("round.phase")
     assert ev.before == {"phase": "collecting"} and ev.after == {"phase": "reviewing"}
@@ -223,7 +303,7 @@ def test_forward_to_reviewing_runs_the_form_check_guard(app, world, monkeypatch)
 
     monkeypatch.setattr(services_pkg, "form_check", fake, raising=False)
     with pytest.raises(UserError, match="形式审查"):
-        round_settings.move_phase(world.round_id, "reviewing")
+        phases.admin_move(world.round_id, "reviewing")
     assert calls == [world.round_id]
     db.session.rollback()
     assert db.session.get(Round, world.round_id).phase == "collecting"
@@ -234,7 +314,7 @@ def test_real_form_check_guard_blocks_on_open_blocking_findings(app, world):
     assignments.assign_all(world.round_id)
     # The test nominations have no photos: the intake area's 形式审查 finds blocking problems.
     with pytest.raises(UserError) as exc:
-        round_settings.move_phase(world.round_id, "reviewing")
+        phases.admin_move(world.round_id, "reviewing")
     assert exc.value.status == 409 and "形式审查" in exc.value.message
     db.session.rollback()
     assert db.session.get(Round, world.round_id).phase == "collecting"
@@ -243,9 +323,9 @@ def test_real_form_check_guard_blocks_on_open_blocking_findings(app, world):
 
 def test_back_needs_a_reason_and_is_audited(app, world):
     with pytest.raises(UserError) as exc:
-        round_settings.move_phase(world.round_id, "setup", reason="  ")
+        phases.admin_move(world.round_id, "setup", reason="  ")
     assert exc.value.field_errors == {"reason": "必填"}
-    round_settings.move_phase(world.round_id, "setup", reason="名额设置有误，需要更正")
+    phases.admin_move(world.round_id, "setup", reason="名额设置有误，需要更正")
     [ev] = events("round.phase_back")
     assert ev.reason == "名额设置有误，需要更正" and ev.after == {"phase": "setup"}
 
@@ -253,28 +333,28 @@ def test_back_needs_a_reason_and_is_audited(app, world):
 def test_admin_does_not_move_past_deliberating_or_skip(app, world):
     rnd = db.session.get(Round, world.round_id)
     with pytest.raises(UserError, match="逐级"):
-        round_settings.move_phase(rnd.id, "deliberating")
+        phases.admin_move(rnd.id, "deliberating")
     db.session.rollback()
     rnd = db.session.get(Round, world.round_id)
     rnd.phase = "deliberating"
     db.session.commit()
     with pytest.raises(UserError) as exc:
-        round_settings.move_phase(rnd.id, "publicizing")
+        phases.admin_move(rnd.id, "publicizing")
     assert exc.value.status == 409 and "会议审定页面" in exc.value.message
     db.session.rollback()
-    round_settings.move_phase(rnd.id, "reviewing", reason="补充一位专家的评分")
+    phases.admin_move(rnd.id, "reviewing", reason="补充一位专家的评分")
     assert db.session.get(Round, world.round_id).phase == "reviewing"
 
 
 def test_phase_moves_offered(app, world):
     rnd = db.session.get(Round, world.round_id)
-    moves = round_settings.phase_moves(rnd)
+    moves = phases.phase_moves(rnd)
     assert (moves["next"], moves["back"], moves["chair_next"]) == ("reviewing", "setup", None)
     rnd.phase = "publicizing"
-    moves = round_settings.phase_moves(rnd)
+    moves = phases.phase_moves(rnd)
     assert (moves["next"], moves["back"], moves["chair_next"]) == (None, "deliberating", "final")
     rnd.phase = "final"
-    assert round_settings.phase_moves(rnd)["chair_next"] is None
+    assert phases.phase_moves(rnd)["chair_next"] is None
     db.session.rollback()
 
 
@@ -283,17 +363,19 @@ def test_phase_moves_offered(app, world):
 
 def test_create_round_with_default_rubric(app):
     with app.app_context():
-        rnd = round_settings.create_round("2025", "")
+        rnd = round_settings.create_round(2025, "")
         assert rnd.name == "2025年全国科普日优秀组织单位和优秀活动评选" and rnd.phase == "setup"
         rubric = round_settings.rubric(rnd.id)
         assert [c.max_score for c in rubric["unit"]] == [30, 20, 30, 20]
+        assert [(c.code, c.name, c.step, c.guidance) for c in rubric["activity"]] == [
+            (d["code"], d["name"], d["step"], d["guidance"]) for d in DEFAULT_RUBRIC]
+        assert rnd.quotas == DEFAULT_QUOTAS and rnd.quotas is not DEFAULT_QUOTAS
         assert count(RankingCounter, RankingCounter.round_id == rnd.id) == 2
         with pytest.raises(UserError) as exc:
-            round_settings.create_round("2025", "")
+            round_settings.create_round(2025, "")
         assert exc.value.status == 409
-        with pytest.raises(UserError) as exc:
-            round_settings.create_round("20x5", "")
-        assert "年份应为整数" in exc.value.field_errors["year"]
+        assert "年份应为整数" in posted(app, RoundCreateForm, {"year": "20x5"}).first_errors()["year"]
+        assert "应在 2000–2100" in posted(app, RoundCreateForm, {"year": "1999"}).first_errors()["year"]
         assert count(AuditEvent, AuditEvent.action == "round.create") == 1
 
 

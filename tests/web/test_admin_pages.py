@@ -97,13 +97,13 @@ def test_dashboard_shows_phase_counts_and_controls(admin):
 
 
 def test_phase_forward_blocked_then_done_and_back_with_reason(app, world, admin, monkeypatch):
-    from app.rounds import settings as round_settings
+    from app.rounds import phases
 
     resp = admin.post("/admin/phase", {"target": "reviewing"})
     assert resp.status_code == 409 and "尚未分配评审专家" in resp.get_data(as_text=True)
     with app.app_context():
         assignments.assign_all(world.round_id)
-    monkeypatch.setattr(round_settings, "_form_check_guard", lambda: None)
+    monkeypatch.setattr(phases, "_form_check_guard", lambda: None)
     resp = admin.post("/admin/phase", {"target": "reviewing"})
     assert resp.status_code == 303
     dashboard = admin.get("/admin/").get_data(as_text=True)
@@ -175,13 +175,20 @@ def _settings_data(**kw):
     return data
 
 
+def _version(app, world) -> str:
+    with app.app_context():
+        return str(db.session.get(Round, world.round_id).version)
+
+
 def test_settings_save_and_validation(app, world, admin):
-    resp = admin.post("/admin/settings", _settings_data(slots_unit="abc", opinion_approve_template="{名称}"))
+    version = _version(app, world)
+    resp = admin.post("/admin/settings", _settings_data(slots_unit="abc", opinion_approve_template="{名称}",
+                                                        version=version))
     assert resp.status_code == 422
     html = resp.get_data(as_text=True)
     assert "优秀组织单位名额应为整数" in html and "未知占位符" in html
     assert 'value="abc"' in html  # the form comes back as typed
-    resp = admin.post("/admin/settings", _settings_data())
+    resp = admin.post("/admin/settings", _settings_data(version=version))
     assert resp.status_code == 303
     with app.app_context():
         rnd = db.session.get(Round, world.round_id)
