@@ -64,7 +64,12 @@ def test_backup_under_write_load_is_a_consistent_snapshot_that_restores(app, tmp
     writers = [Writer(app, f"writer-{i}", stop) for i in range(WRITERS)]
     for w in writers:
         w.start()
-    time.sleep(0.5)  # let every writer commit a good number of rows first
+    # Every writer under way and a good number of rows committed first (asserted below), however
+    # long that takes on this machine.
+    deadline = time.monotonic() + 120
+    while (sum(len(w.log) for w in writers) <= 40 or not all(w.log for w in writers)) \
+            and not any(w.errors for w in writers) and time.monotonic() < deadline:
+        time.sleep(0.05)
     out = tmp_path / "backups" / "under-load.sqlite3"
     with app.app_context():
         t0 = time.monotonic()
