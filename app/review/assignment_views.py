@@ -9,9 +9,9 @@ from flask_login import current_user
 from app.core.authz import admin_required
 from app.core.errors import UserError
 from app.core.htmx import is_partial_request, render
-from app.core.params import MAX_ID, parse_id, parse_int
+from app.core.params import MAX_ID, parse_int
 from app.models import CATEGORY_LABELS
-from app.review import assignments
+from app.review import assignments, forms, recusals
 from app.review.blueprint import bp
 from app.rounds import phases as rounds
 
@@ -36,13 +36,27 @@ def _matrix(status: int = 200, errors: dict | None = None, message: str = "", fo
                 "k": rnd.reviewers_per_nomination or 3, "cap": "", "scope": ""}
     return render("review/assignments.html", "admin", status=status, round=rnd, m=m, category=category, page=m.page,
                   editable=rnd.phase in assignments.EDITABLE_PHASES, coverage=assignments.summary(rnd.id),
-                  modes=assignments.MODE_LABELS, errors=errors or {}, message=message, form=form or defaults)
+                  modes=assignments.MODE_LABELS, errors=errors or {}, message=message, form=form or defaults,
+                  run_max=_run_maxlength())
+
+
+def _run_maxlength() -> dict[str, int]:
+    # The fields' own maxlength (as many digits as their upper bound), for the hand-written inputs.
+    blank = forms.AssignmentRunForm(formdata=None, meta={"csrf": False})
+    return {name: blank[name].render_kw["maxlength"] for name in ("k", "cap")}
 
 
 def _back(category: str | None = None, page: int | None = None):
     category = _category(category or request.values.get("category"))
     page = page or _int(request.values.get("page"), 1)
     return redirect(url_for(".assignment_matrix", category=category, page=page), 303)
+
+
+def _refuse_malformed(form) -> None:
+    errors = form.first_errors()
+    if "csrf_token" in errors:
+        raise UserError(form.error_message(), status=400)
+    raise UserError(next(iter(errors.values()), "请求无效。"), status=400)
 
 
 @bp.route("/admin/assignments")
@@ -55,60 +69,50 @@ def assignment_matrix():
 @admin_required
 def assignment_run():
     rnd = rounds.require_current_round()
-    form = request.form
-    mode, scope = form.get("mode", ""), form.get("scope", "")
-    category = scope if scope in CATEGORY_LABELS else None
+    form = forms.AssignmentRunForm()
+    values = {name: form[name].data or "" for name in ("mode", "k", "cap", "scope")}
+    if not form.validate_on_submit():
+        return _matrix(422, form.first_errors(), form.message(), values)
     try:
-        if mode == "all":
-            result = assignments.assign_all(rnd.id, category, actor=current_user)
-        elif mode == "balanced":
-            k = _int(form.get("k"), -1)
-            cap_text = (form.get("cap") or "").strip()
-            cap = _int(cap_text, -1) if cap_text else None
-            result = assignments.assign_balanced(rnd.id, k, cap, category, actor=current_user)
+        if form.mode.data == "all":
+            result = assignments.assign_all(rnd.id, form.category, actor=current_user)
         else:
-            raise UserError("请选择分配方式。", {"mode": "请选择"})
+            result = assignments.assign_balanced(rnd.id, form.k.number, form.cap.number, form.category,
+                                                 actor=current_user)
     except UserError as e:
-        return _matrix(e.status, e.field_errors, e.message, form.to_dict())
+        return _matrix(e.status, e.field_errors, e.message, values)
     flash(result.message(), "warning" if result.short else "success")
-    return _back(category)
-
-
-def _pair(value: str) -> tuple[int, int]:
-    left, _, right = (value or "").partition("-")
-    if parse_id(left) is None or parse_id(right) is None:
-        raise UserError("请求无效。", status=400)
-    return int(left), int(right)
+    return _back(form.category)
 
 
 @bp.route("/admin/assignments/cell", methods=["POST"])
 @admin_required
 def assignment_cell():
     """One checkbox changed (htmx). The cell's new state is whether it is in the form's checked list."""
-    cell = request.form.get("cell", "")
-    reviewer_id, nomination_id = _pair(cell)
-    wanted = cell in request.form.getlist("a")
-    assignments.set_assignment(reviewer_id, nomination_id, wanted, actor=current_user)
+    form = forms.CellForm()
+    if not form.validate_on_submit():
+        _refuse_malformed(form)
+    reviewer_id, nomination_id = form.pair
+    assignments.set_assignment(reviewer_id, nomination_id, form.wanted, actor=current_user)
     if not is_partial_request():
         flash("已保存。", "success")
         return _back()
     info = assignments.pair_info(reviewer_id, nomination_id)
     load, count = assignments.pair_counts(reviewer_id, nomination_id)
     return render_template("review/_matrix_cell_response.html", info=info, load=load, count=count,
-                           category=_category(request.form.get("category")), page=_int(request.form.get("page"), 1),
-                           editable=True)
+                           category=_category(form.category.data), page=form.page.number or 1, editable=True)
 
 
 @bp.route("/admin/assignments/page", methods=["POST"])
 @admin_required
 def assignment_page_save():
     rnd = rounds.require_current_round()
-    reviewer_ids = [_int(v) for v in request.form.getlist("col")]
-    nomination_ids = [_int(v) for v in request.form.getlist("row")]
-    checked = {_pair(v) for v in request.form.getlist("a")}
+    form = forms.MatrixPageForm()
+    if not form.validate_on_submit():
+        _refuse_malformed(form)
     try:
-        added, removed, kept = assignments.save_matrix_page(rnd.id, reviewer_ids, nomination_ids, checked,
-                                                            actor=current_user)
+        added, removed, kept = assignments.save_matrix_page(rnd.id, form.reviewer_ids(), form.nomination_ids(),
+                                                            form.checked(), actor=current_user)
     except UserError as e:
         return _matrix(e.status, e.field_errors, e.message)
     note = f"；{kept} 条已有评分的分配未取消（需在单元格页面填写理由）" if kept else ""
@@ -122,7 +126,8 @@ def _pair_page(reviewer_id: int, nomination_id: int, status: int = 200, errors: 
     rnd = rounds.require_current_round()
     return render("review/assignment_pair.html", "admin", status=status, info=info, round=rnd,
                   editable=rnd.phase in assignments.EDITABLE_PHASES, errors=errors or {}, message=message,
-                  form=form or {}, category=info.nomination.category, page=_int(request.values.get("page"), 1))
+                  form=form or {}, category=info.nomination.category, page=_int(request.values.get("page"), 1),
+                  limits=forms.PAIR_LIMITS)
 
 
 @bp.route("/admin/assignments/pair")
@@ -131,29 +136,34 @@ def assignment_pair():
     return _pair_page(_int(request.args.get("reviewer")), _int(request.args.get("nomination")))
 
 
+_PAIR_DONE = {"assign": "已分配。", "unassign": "已取消分配（评分记录保留）。", "recuse": "已登记回避。",
+              "unrecuse": "已撤销回避登记。"}
+
+
 @bp.route("/admin/assignments/pair", methods=["POST"])
 @admin_required
 def assignment_pair_save():
-    reviewer_id, nomination_id = _int(request.form.get("reviewer")), _int(request.form.get("nomination"))
-    action = request.form.get("action", "")
+    form = forms.PairForm()
+    valid = form.validate_on_submit()
+    if not valid and form.malformed():
+        _refuse_malformed(form)
+    reviewer_id, nomination_id, action = form.reviewer.number, form.nomination.number, form.action.data
+    typed = {"reason": form.reason.data or "", "recusal_reason": form.recusal_reason.data or ""}
     try:
+        if not valid:
+            errors = form.first_errors()
+            raise UserError(next(iter(errors.values())), errors)
         if action in ("assign", "unassign"):
-            assignments.set_assignment(reviewer_id, nomination_id, action == "assign",
-                                       reason=request.form.get("reason", ""), actor=current_user)
-            flash("已分配。" if action == "assign" else "已取消分配（评分记录保留）。", "success")
+            assignments.set_assignment(reviewer_id, nomination_id, action == "assign", reason=form.reason.data,
+                                       actor=current_user)
         elif action == "recuse":
-            assignments.declare_recusal(reviewer_id, nomination_id, request.form.get("recusal_reason", ""),
-                                        actor=current_user)
-            flash("已登记回避。", "success")
-        elif action == "unrecuse":
-            assignments.withdraw_recusal(reviewer_id, nomination_id, actor=current_user)
-            flash("已撤销回避登记。", "success")
+            recusals.declare_on_behalf(reviewer_id, nomination_id, form.recusal_reason.data, actor=current_user)
         else:
-            raise UserError("未知操作。", status=400)
+            recusals.withdraw(reviewer_id, nomination_id, actor=current_user)
     except UserError as e:
         if e.status in (400, 404):
             raise
-        return _pair_page(reviewer_id, nomination_id, e.status, e.field_errors, e.message,
-                          {k: v for k, v in request.form.items() if k != "csrf_token"})
+        return _pair_page(reviewer_id, nomination_id, e.status, e.field_errors, e.message, typed)
+    flash(_PAIR_DONE[action], "success")
     return redirect(url_for(".assignment_pair", reviewer=reviewer_id, nomination=nomination_id,
-                            page=_int(request.form.get("page"), 1)), 303)
+                            page=form.page.number or 1), 303)

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from wtforms import DecimalField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, NumberRange, Optional, StopValidation
+from wtforms import DecimalField, Field, HiddenField, StringField, TextAreaField
+from wtforms.validators import NumberRange, Optional, StopValidation
 
-from app.core.forms import Form, ValidationError, VersionField, limits, max_chars, reason_field
+from app.core.forms import (
+    Form,
+    ValidationError,
+    VersionField,
+    WholeNumberField,
+    clean_line,
+    limits,
+    max_chars,
+    reason_field,
+)
+from app.core.params import parse_id
 from app.models import CATEGORY_LABELS
 from app.models.review import COMMENT_MAX
 from app.review import assignments, recusals
@@ -111,49 +121,43 @@ REOPEN_LIMITS = limits(ReopenSheetForm)
 
 # --- assignments -------------------------------------------------------------------------------
 
-def _category_choices():
-    return [("", "全部类别"), *CATEGORY_LABELS.items()]
-
-
-class WholeNumberField(IntegerField):
-    """A whole number with one Chinese message for every way it can be wrong (not a number, out of range)."""
-
-    def __init__(self, label, *, lo: int, hi: int, message: str, optional: bool = False, **kwargs):
-        validators = [Optional()] if optional else [InputRequired(message=message)]
-        validators.append(NumberRange(min=lo, max=hi, message=message))
-        super().__init__(label, validators=validators, **kwargs)
-        self.message = message
-
-    def process_formdata(self, valuelist):
-        text = (valuelist[0] if valuelist else "").strip()
-        self.raw_data = [text] if text else []
-        if not text:
-            self.data = None
-            return
-        try:
-            self.data = int(text)
-        except ValueError:
-            self.data = None
-            raise ValueError(self.message) from None
-
-
 K_MESSAGE = f"每件推荐对象的专家数应为 1–{assignments.K_MAX} 的整数"
 CAP_MESSAGE = f"每位专家上限应为 1–{assignments.CAP_MAX} 的整数，或留空表示不限"
 
 
+class ValueList(Field):
+    """Every value posted under one name (checkboxes named "a", the page's hidden "row"/"col" ids),
+    each through the one cleaning filter."""
+
+    def process_formdata(self, valuelist):
+        self.data = [clean_line(v) for v in valuelist]
+
+    def _value(self):
+        return ""
+
+
+class IdList(ValueList):
+    """Repeated ids; a forged one (not a whole number) refuses the form."""
+
+    def pre_validate(self, form):
+        self.numbers = [parse_id(v) for v in self.data or []]
+        if any(n is None for n in self.numbers):
+            raise StopValidation("页面数据已过期，请刷新后重试。")
+
+
 class AssignmentRunForm(Form):
-    mode = SelectField("分配方式", choices=[("", "请选择"), *assignments.MODE_LABELS.items()],
-                       validate_choice=False)
-    k = WholeNumberField("每件专家数", lo=1, hi=assignments.K_MAX, message=K_MESSAGE, optional=True)
-    cap = WholeNumberField("每位专家上限", lo=1, hi=assignments.CAP_MAX, message=CAP_MESSAGE, optional=True)
-    scope = SelectField("范围", choices=_category_choices(), validate_choice=False)
+    # Plain text checked against the operation's own lists (the <select>s are written in the template).
+    mode = StringField("分配方式")
+    k = WholeNumberField("每件专家数", lo=1, hi=assignments.K_MAX, blank_ok=True, message=K_MESSAGE)
+    cap = WholeNumberField("每位专家上限", lo=1, hi=assignments.CAP_MAX, blank_ok=True, message=CAP_MESSAGE)
+    scope = StringField("范围")
 
     def validate_mode(self, field):
         if field.data not in assignments.MODES:
             raise StopValidation("请选择分配方式")
 
     def validate_k(self, field):
-        if self.mode.data == "balanced" and field.data is None and not field.errors:
+        if self.mode.data == "balanced" and self.k.number is None:
             raise ValidationError(K_MESSAGE)
 
     @property
@@ -162,35 +166,68 @@ class AssignmentRunForm(Form):
 
     def message(self) -> str:
         errors = self.first_errors()
+        if "csrf_token" in errors:
+            return self.error_message()
         if "mode" in errors:
             return "请选择分配方式。"
         return "；".join(errors.values()) + "。"
 
 
 class CellForm(Form):
-    """One matrix checkbox toggled (htmx): `cell` names the pair, `a` lists the checked cells."""
+    """One matrix checkbox toggled (htmx): `cell` names the pair; it is assigned when `a`, the list of
+    checked cells the row posts, contains it."""
 
     cell = HiddenField("单元格")
+    a = ValueList("已选")
     category = HiddenField("类别")
-    page = IntegerField("页码", validators=[Optional()])
+    page = WholeNumberField("页码", lo=1, blank_ok=True, message="页码无效")
 
     def validate_cell(self, field):
         if parse_pair(field.data) is None:
             raise ValidationError("请求无效。")
 
+    @property
+    def pair(self) -> tuple[int, int]:
+        return parse_pair(self.cell.data)
+
+    @property
+    def wanted(self) -> bool:
+        return self.cell.data in set(self.checked())
+
+    def checked(self) -> list[str]:
+        return self.a.data or []
+
 
 class MatrixPageForm(Form):
+    """The no-JavaScript save of one matrix page: the shown rows and columns, and the checked cells."""
+
+    col = IdList("专家")
+    row = IdList("推荐对象")
+    a = ValueList("已选")
     category = HiddenField("类别")
-    page = IntegerField("页码", validators=[Optional()])
+    page = WholeNumberField("页码", lo=1, blank_ok=True, message="页码无效")
+
+    def validate_a(self, field):
+        if any(parse_pair(v) is None for v in field.data or []):
+            raise ValidationError("请求无效。")
+
+    def reviewer_ids(self) -> list[int]:
+        return self.col.numbers
+
+    def nomination_ids(self) -> list[int]:
+        return self.row.numbers
+
+    def checked(self) -> set[tuple[int, int]]:
+        return {parse_pair(v) for v in self.a.data or []}
 
 
 PAIR_ACTIONS = ("assign", "unassign", "recuse", "unrecuse")
 
 
 class PairForm(Form):
-    reviewer = IntegerField("专家", validators=[Optional()])
-    nomination = IntegerField("推荐对象", validators=[Optional()])
-    page = IntegerField("页码", validators=[Optional()])
+    reviewer = WholeNumberField("专家", lo=1, message="请求无效。")
+    nomination = WholeNumberField("推荐对象", lo=1, message="请求无效。")
+    page = WholeNumberField("页码", lo=1, blank_ok=True, message="页码无效")
     action = StringField("操作")
     reason = reason_field("理由", limit=assignments.REASON_MAX, optional=True)
     recusal_reason = reason_field("回避理由", limit=recusals.REASON_MAX, optional=True)
@@ -199,13 +236,16 @@ class PairForm(Form):
         if field.data not in PAIR_ACTIONS:
             raise ValidationError("未知操作。")
 
+    def malformed(self) -> bool:
+        """A forged request (no such action, no ids): 400, not a message beside a field."""
+        errors = self.first_errors()
+        return any(name in errors for name in ("action", "reviewer", "nomination", "csrf_token"))
+
 
 PAIR_LIMITS = limits(PairForm)
 
 
 def parse_pair(value: str | None) -> tuple[int, int] | None:
-    from app.core.params import parse_id
-
     left, _, right = (value or "").partition("-")
     r, n = parse_id(left), parse_id(right)
     return None if r is None or n is None else (r, n)
