@@ -22,13 +22,14 @@ from app.audit import operations as audit
 from app.core.database import locked, write_transaction
 from app.core.errors import Conflict, UserError
 from app.extensions import db
+from app.intake import forms
+from app.intake.limits import NOTE_MAX  # noqa: F401 — part of this module's interface
 from app.intake.nominations import local_date, quota_for
 from app.intake.text import clean_text, norm_key
 from app.models import Attachment, AuditEvent, FormFinding, Nomination, Nominator, Round
 from app.models.nomination import SUMMARY_MAX
 from app.rounds import phases as rounds
 
-NOTE_MAX = 500
 PHOTOS_MIN, PHOTOS_MAX = 3, 5
 OUTLIER_Z = 3.5
 OUTLIER_MIN_SAMPLE = 5
@@ -283,12 +284,12 @@ def _counts(round_id: int) -> dict:
     return {"open_blocking": counts.get(True, 0), "open_warnings": counts.get(False, 0)}
 
 
-def _decide(finding_id: int, status: str, note: str, actor, action: str, *, note_required: bool) -> FormFinding:
-    note = clean_text(note)
-    if note_required and not note:
-        raise UserError("请填写说明。", {"note": "请填写说明"})
-    if len(note) > NOTE_MAX:
-        raise UserError(f"说明不能超过 {NOTE_MAX} 字。", {"note": f"不能超过 {NOTE_MAX} 字"})
+def _decide(finding_id: int, status: str, note: str, actor, action: str, *, fields=forms.NoteFields) -> FormFinding:
+    form = forms.check(fields, {"note": note})
+    errors = forms.first_errors(form)
+    if errors:
+        raise UserError(errors["note"] + "。", errors)
+    note = form.note.data
     with write_transaction():
         f = locked(FormFinding, finding_id)
         if f is None:
@@ -310,16 +311,16 @@ def _decide(finding_id: int, status: str, note: str, actor, action: str, *, note
 
 def resolve(finding_id: int, note: str = "", *, actor=None) -> FormFinding:
     """Mark fixed; the next check reopens it if the data still shows the problem."""
-    return _decide(finding_id, "resolved", note, actor, "form_finding.resolve", note_required=False)
+    return _decide(finding_id, "resolved", note, actor, "form_finding.resolve")
 
 
 def waive(finding_id: int, note: str, *, actor=None) -> FormFinding:
     """Accept as is (with the reason); it stays waived through later checks and no longer blocks."""
-    return _decide(finding_id, "waived", note, actor, "form_finding.waive", note_required=True)
+    return _decide(finding_id, "waived", note, actor, "form_finding.waive", fields=forms.WaiveFields)
 
 
 def reopen(finding_id: int, note: str = "", *, actor=None) -> FormFinding:
-    return _decide(finding_id, "open", note, actor, "form_finding.reopen", note_required=False)
+    return _decide(finding_id, "open", note, actor, "form_finding.reopen")
 
 
 def blocking_problems(rnd: Round) -> list[tuple[int, str, str]]:

@@ -30,7 +30,7 @@ from app.audit import operations as audit
 from app.core.database import write_transaction
 from app.core.errors import UserError
 from app.extensions import db
-from app.intake import form_check, nominations, uploads, zip_reader
+from app.intake import nominations, uploads, zip_reader
 from app.intake.docx_reader import read_docx
 from app.intake.nominations import field_label, fields_for
 from app.intake.parsed import MediaRef, ParsedForm, ReadError
@@ -262,6 +262,7 @@ class Item:
     missing: list[str] = field(default_factory=list)
     action: str = "reject"  # create | update | skip | reject
     existing_id: int | None = None
+    existing_version: str | None = None  # what the plan compared against: a save over a newer edit is refused
     changes: list[str] = field(default_factory=list)
     source_key: str | None = None
     include: bool = True
@@ -391,6 +392,7 @@ def _compare_existing(item: Item, rnd: Round) -> None:
         item.action = "create"
         return
     item.existing_id = existing.id
+    item.existing_version = nominations.version_of(existing)
     if existing.status == "withdrawn":
         item.action = "skip"
         item.warnings.append("该推荐对象已导入并已撤回，本次不再导入；如需恢复请在详情页操作。")
@@ -453,53 +455,68 @@ def _store_media(reading: Reading, item: Item) -> list:
 
 
 def save(reading: Reading, items: list[Item], rnd: Round, *, actor=None) -> Outcome:
-    """Save what the plan says (items the admin left included); each nomination in its own transaction,
-    so one bad form does not undo the others. 形式审查 runs once at the end."""
+    """Save what the plan says (items the admin left included) as one operation: one transaction that
+    calls nominations.create/update for each form and re-checks the round once at the end.
+
+    A form refused at this point (someone saved the same nomination since the preview, say) is rolled
+    back to its savepoint and reported, without undoing the others; anything else undoes the whole
+    import, photo and video files included."""
     out = Outcome(file_errors=list(reading.file_errors))
-    for item in items:
-        if item.action == "reject":
-            out.rejected.append((item, "；".join(item.errors) or "无法导入"))
-            continue
-        if not item.include:
-            out.skipped.append((item, "管理员选择不导入"))
-            continue
-        if item.action == "skip":
-            out.skipped.append((item, item.warnings[-1] if item.warnings else "无变化"))
-            continue
-        try:
-            media = _store_media(reading, item)
-        except OSError:
-            out.rejected.append((item, "保存照片或视频时出错"))
-            continue
-        try:
+    stored: list[Attachment] = []
+    try:
+        with write_transaction(), nominations.batch(actor=actor):
+            for item in items:
+                _save_item(reading, item, rnd, out, stored, actor)
+            if out.created or out.updated:
+                audit.record("nomination.import", "round", rnd.id, round_id=rnd.id, actor=actor, after={
+                    "files": [s.name for s in reading.sources],
+                    "created": [nid for _i, nid in out.created], "updated": [nid for _i, nid in out.updated],
+                    "skipped": len(out.skipped), "rejected": len(out.rejected)})
+    except BaseException:
+        uploads.discard(stored)
+        raise
+    return out
+
+
+def _save_item(reading: Reading, item: Item, rnd: Round, out: Outcome, stored: list, actor) -> None:
+    if item.action == "reject":
+        out.rejected.append((item, "；".join(item.errors) or "无法导入"))
+        return
+    if not item.include:
+        out.skipped.append((item, "管理员选择不导入"))
+        return
+    if item.action == "skip":
+        out.skipped.append((item, item.warnings[-1] if item.warnings else "无变化"))
+        return
+    try:
+        media = _store_media(reading, item)
+    except OSError:
+        out.rejected.append((item, "保存照片或视频时出错"))
+        return
+    stored.extend(media)  # from here on, a failed import removes these files with everything else
+    try:
+        with db.session.begin_nested():
             if item.action == "create":
                 nom = nominations.create(
                     rnd.id, item.nominator_id, item.category, item.values, actor=actor, source_key=item.source_key,
                     received_at=nominations.received_at_from(item.received) if item.received else None,
-                    summary_original=item.summary_original, recheck=False)
+                    summary_original=item.summary_original)
             else:
-                nom = nominations.update(item.existing_id, item.values, actor=actor,
-                                         summary_original=item.summary_original or "", recheck=False)
-        except UserError as e:
-            uploads.discard(media)
-            detail = "；".join(e.field_errors.values()) if e.field_errors else ""
-            out.rejected.append((item, e.message + (f"（{detail}）" if detail else "")))
-            continue
-        if media:
-            try:
+                nom = nominations.update(item.existing_id, item.values, version=item.existing_version,
+                                         actor=actor, summary_original=item.summary_original or "")
+    except UserError as e:
+        uploads.discard(media)
+        detail = "；".join(e.field_errors.values()) if e.field_errors else ""
+        out.rejected.append((item, e.message + (f"（{detail}）" if detail else "")))
+        return
+    if media:
+        try:
+            with db.session.begin_nested():
                 uploads.attach(nom.id, media, actor=actor, photo_limit=uploads.PHOTO_IMPORT_MAX,
-                               action="attachment.import", recheck=False)
-            except UserError as e:
-                item.warnings.append(f"照片或视频未导入：{e.message}")
-        (out.created if item.action == "create" else out.updated).append((item, nom.id))
-    if out.created or out.updated:
-        with write_transaction():
-            audit.record("nomination.import", "round", rnd.id, round_id=rnd.id, actor=actor, after={
-                "files": [s.name for s in reading.sources],
-                "created": [nid for _i, nid in out.created], "updated": [nid for _i, nid in out.updated],
-                "skipped": len(out.skipped), "rejected": len(out.rejected)})
-        form_check.run(rnd.id, actor=actor)
-    return out
+                               action="attachment.import")
+        except UserError as e:
+            item.warnings.append(f"照片或视频未导入：{e.message}")
+    (out.created if item.action == "create" else out.updated).append((item, nom.id))
 
 
 # --- previews kept on disk between the upload and the confirmation ------------------------------------

@@ -1,15 +1,19 @@
-"""Nominations (推荐对象): the one place that validates their fields and writes them.
+"""Nominations (推荐对象): the one place that writes them.
 
-The admin form and every importer go through validate_fields(), so a value the form refuses is refused
-by an import too. Writes lock the round (shared) so none commits after the round left an editable phase.
+Their fields are declared once, in app.intake.forms (UnitFields / ActivityFields); validate_fields()
+checks a mapping through those declarations, so the admin page, every importer and the CLI refuse the
+same values with the same messages. Each write re-runs 形式审查 inside its own transaction: an edit and
+its findings commit together or not at all. Writes lock the round, so none commits after the round left
+an editable phase, and the re-check that follows needs no second, conflicting lock.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
-import re
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -17,22 +21,21 @@ from sqlalchemy import and_, case, exists, func, select
 from sqlalchemy.orm import selectinload
 
 from app.audit import operations as audit
-from app.core.database import locked, write_transaction
+from app.core.database import in_write_transaction, locked, write_transaction
 from app.core.errors import Conflict, UserError
 from app.core.params import parse_id
 from app.core.time import beijing_date, noon_utc
 from app.extensions import db
-from app.intake.text import clean_text, norm_key, one_line, parse_count, parse_date
+from app.intake import forms
+from app.intake.limits import COUNT_MAX, REASON_MAX  # noqa: F401 — part of this module's interface
+from app.intake.text import norm_key
 from app.models import CATEGORIES, PHASE_LABELS, FormFinding, Nomination, Nominator, Round
 from app.models._base import utcnow
-from app.models.nomination import ADDRESS_MAX, RECOMMENDATION_MAX, SHORT_MAX, SUMMARY_MAX, TITLE_MAX
 from app.rounds import phases as rounds
 
 # Nominations can be added and corrected until the committee meets; late arrivals during review are
 # still recorded (and flagged late by 形式审查), never refused.
 EDITABLE_PHASES = ("setup", "collecting", "reviewing")
-COUNT_MAX = 2_000_000_000
-REASON_MAX = 500
 
 FIELDS = ("title", "host", "contact_name", "contact_title", "contact_phone", "address", "event_count",
           "people_served", "summary", "recommendation", "recommendation_date")
@@ -49,7 +52,6 @@ _CATEGORY_LABELS = {
 # Empty fields worth telling the admin about (a blank 职务 is not).
 EXPECTED = ("host", "contact_name", "contact_phone", "address", "event_count", "people_served", "summary",
             "recommendation", "recommendation_date")
-_PHONE_OK = re.compile(r"^[0-9０-９\s+\-－—()（）、,，/;；转分机ext.]+$", re.IGNORECASE)
 
 
 def field_label(name: str, category: str) -> str:
@@ -73,68 +75,29 @@ class Cleaned:
         return not self.errors
 
 
-def _text(cleaned: Cleaned, name: str, raw, limit: int, category: str, *, multiline: bool = False) -> None:
-    value = clean_text(raw) if multiline else one_line(raw)
-    if len(value) > limit:
-        cleaned.errors[name] = f"{field_label(name, category)}不能超过 {limit} 字（当前 {len(value)} 字）"
-    cleaned.values[name] = value
-
-
 def validate_fields(category: str, raw: Mapping) -> Cleaned:
-    """Check and convert the fields of one 附件1/附件2 form; nothing is stored here.
+    """Check and convert the fields of one 附件1/附件2 form through its WTForms declarations; nothing is
+    stored here. `raw` holds form strings or an import's typed values.
 
     Only the name is required: an incomplete form is still recorded, its gaps listed in `missing` (and
-    later by 形式审查). Lengths, counts and dates are checked exactly as on the admin form.
+    later by 形式审查).
     """
     if category not in CATEGORIES:
         raise UserError("类别只能是优秀组织单位或优秀活动。", {"category": "请选择类别"})
-    c = Cleaned()
-    _text(c, "title", raw.get("title"), TITLE_MAX, category)
-    if not c.values["title"] and "title" not in c.errors:
-        c.errors["title"] = f"请填写{field_label('title', category)}"
-    if category == "activity":
-        _text(c, "host", raw.get("host"), TITLE_MAX, category)
-    else:
+    form = forms.check(forms.NOMINATION_FIELDS[category], raw)
+    c = Cleaned(errors=forms.first_errors(form))
+    for name in (*fields_for(category), "received_date"):
+        c.values[name] = form[name].data
+    if category != "activity":
         c.values["host"] = None
-    _text(c, "contact_name", raw.get("contact_name"), SHORT_MAX, category)
-    _text(c, "contact_title", raw.get("contact_title"), SHORT_MAX, category)
-    _text(c, "contact_phone", raw.get("contact_phone"), SHORT_MAX, category)
-    phone = c.values["contact_phone"]
-    if phone and "contact_phone" not in c.errors and (
-            not _PHONE_OK.match(phone) or len(re.findall(r"\d", phone)) < 7):
-        c.errors["contact_phone"] = "联系电话应为数字（可含区号、短横线），至少 7 位"
-    _text(c, "address", raw.get("address"), ADDRESS_MAX, category)
-    for name in ("event_count", "people_served"):
-        try:
-            number = parse_count(raw.get(name))
-        except ValueError as e:
-            c.errors[name] = f"{field_label(name, category)}：{e}"
-            number = None
-        if number is not None and number > COUNT_MAX:
-            c.errors[name] = f"{field_label(name, category)}过大"
-        c.values[name] = number if number is not None else 0
-        if number is None and name not in c.errors:
-            c.missing.append(name)
-    _text(c, "summary", raw.get("summary"), SUMMARY_MAX, category, multiline=True)
-    _text(c, "recommendation", raw.get("recommendation"), RECOMMENDATION_MAX, category, multiline=True)
-    for name in ("recommendation_date", "received_date"):
-        if name not in raw:
-            continue
-        try:
-            c.values[name] = parse_date(raw.get(name))
-        except ValueError as e:
-            c.errors[name] = str(e)
-            c.values[name] = None
-        if c.values[name] and not 2000 <= c.values[name].year <= 2100:
-            c.errors[name] = "日期超出合理范围"
-    c.values.setdefault("recommendation_date", None)
     for name in EXPECTED:
         if name == "host" and category != "activity":
             continue
-        if name in ("event_count", "people_served"):
-            continue
-        if not c.values.get(name) and name not in c.errors:
+        if c.values.get(name) in (None, "") and name not in c.errors:
             c.missing.append(name)
+    for name in ("event_count", "people_served"):
+        if c.values[name] is None:
+            c.values[name] = 0
     return c
 
 
@@ -259,7 +222,9 @@ def nominators() -> list[Nominator]:
 
 
 def _editable_round(round_id: int) -> Round:
-    rnd = rounds.get(round_id, lock=True, shared=True)
+    # FOR UPDATE, not FOR SHARE: every write here ends with 形式审查 in the same transaction, which locks
+    # the round exclusively; two writers each holding a share lock and waiting to upgrade would deadlock.
+    rnd = rounds.get(round_id, lock=True)
     if rnd.phase not in EDITABLE_PHASES:
         raise Conflict(f"评选批次处于「{PHASE_LABELS[rnd.phase]}」阶段，推荐材料已不能修改。")
     return rnd
@@ -283,49 +248,89 @@ def _refuse(cleaned: Cleaned) -> None:
         raise UserError("请修正标出的字段后再保存。", dict(cleaned.errors))
 
 
-def _recheck(round_id: int) -> None:
+_batched: contextvars.ContextVar[set | None] = contextvars.ContextVar("intake_batched_rechecks", default=None)
+
+
+def recheck(round_id: int, *, actor=None) -> None:
+    """形式审查 after a change, in the caller's transaction (write_transaction is re-entrant) — or, inside
+    batch(), once when the batch ends."""
+    pending = _batched.get()
+    if pending is not None:
+        pending.add(round_id)
+        return
     from app.intake import form_check
 
-    form_check.run(round_id)
+    form_check.run(round_id, actor=actor)
+
+
+@contextmanager
+def batch(*, actor=None):
+    """Many writes as one operation (an import): each create/update/attach inside asks for its re-check as
+    usual, and 形式审查 runs once at the end (logged as run by `actor`) — still inside the caller's write
+    transaction, so the forms and their findings commit together. Nothing is re-checked if the batch
+    fails: it rolls back."""
+    if not in_write_transaction():
+        raise RuntimeError("batch() belongs inside write_transaction()")
+    if _batched.get() is not None:
+        yield
+        return
+    pending: set[int] = set()
+    token = _batched.set(pending)
+    try:
+        yield
+    finally:
+        _batched.reset(token)
+    for round_id in sorted(pending):
+        recheck(round_id, actor=actor)
+
+
+def _add(rnd: Round, nominator: Nominator, category: str, cleaned: Cleaned, *, actor, source_key, received_at,
+         summary_original) -> Nomination:
+    if source_key and by_source_key(rnd.id, source_key) is not None:
+        raise Conflict("该推荐对象已导入过（同一推荐单位、类别和名称）。")
+    values = {k: v for k, v in cleaned.values.items() if k != "received_date"}
+    if received_at is None:
+        received_at = received_at_from(cleaned.values.get("received_date"))
+    nom = Nomination(round_id=rnd.id, nominator_id=nominator.id, category=category, status="active",
+                     received_at=received_at, source_key=source_key, summary_original=summary_original,
+                     **values)
+    db.session.add(nom)
+    db.session.flush()
+    after = snapshot(nom)
+    if summary_original:
+        after["summary_original_length"] = len(summary_original)
+    audit.record("nomination.create", "nomination", nom.id, after=after, round_id=rnd.id, actor=actor)
+    rounds.bump_ranking(rnd.id, category)
+    return nom
 
 
 def create(round_id: int, nominator_id: int, category: str, raw: Mapping, *, actor=None,
            source_key: str | None = None, received_at: datetime | None = None,
-           summary_original: str | None = None, recheck: bool = True) -> Nomination:
-    """Record one nomination. `raw` holds form strings (or typed values from an import)."""
+           summary_original: str | None = None) -> Nomination:
+    """Record one nomination and re-check the round, in one transaction (an import calls this for
+    each form inside its own transaction, and re-checks once at the end)."""
     cleaned = validate_fields(category, raw)
     _refuse(cleaned)
-    values = {k: v for k, v in cleaned.values.items() if k != "received_date"}
-    if received_at is None:
-        received_at = received_at_from(cleaned.values.get("received_date"))
     with write_transaction():
         rnd = _editable_round(round_id)
-        nominator = _nominator(nominator_id)
-        if source_key and by_source_key(rnd.id, source_key) is not None:
-            raise Conflict("该推荐对象已导入过（同一推荐单位、类别和名称）。")
-        nom = Nomination(round_id=rnd.id, nominator_id=nominator.id, category=category, status="active",
-                         received_at=received_at, source_key=source_key, summary_original=summary_original,
-                         **values)
-        db.session.add(nom)
-        db.session.flush()
-        after = snapshot(nom)
-        if summary_original:
-            after["summary_original_length"] = len(summary_original)
-        audit.record("nomination.create", "nomination", nom.id, after=after, round_id=rnd.id, actor=actor)
-        rounds.bump_ranking(rnd.id, category)
-    if recheck:
-        _recheck(round_id)
+        nom = _add(rnd, _nominator(nominator_id), category, cleaned, actor=actor, source_key=source_key,
+                   received_at=received_at, summary_original=summary_original)
+        recheck(rnd.id)
     return nom
 
 
-def update(nomination_id: int, raw: Mapping, *, version: str | None = None, actor=None,
-           summary_original: str | None = None, recheck: bool = True) -> Nomination:
-    """Change the fields of a nomination (and, when `nominator_id` is in raw, its nominator).
+def update(nomination_id: int, raw: Mapping, *, version: str | None, actor=None,
+           summary_original: str | None = None) -> Nomination:
+    """Change the fields of a nomination (and, when `nominator_id` is in raw, its nominator), and re-check
+    the round, in one transaction.
 
-    `version` is the version_of() the editor started from; a different current version means someone
-    else saved in between and this save is refused (409) instead of overwriting their change.
-    `summary_original` is for a re-import that again carries an over-long 简介.
+    `version` is the version_of() the editor started from and is required: without it a save could
+    silently overwrite someone else's change, so it is refused (422); a different current version means
+    someone else saved in between (409). `summary_original` is for a re-import that again carries an
+    over-long 简介.
     """
+    if not version:
+        raise UserError("缺少版本号：请刷新页面后重试。", {"version": "缺少版本号：请刷新页面后重试。"})
     current = get(nomination_id)
     cleaned = validate_fields(current.category, raw)
     _refuse(cleaned)
@@ -334,7 +339,7 @@ def update(nomination_id: int, raw: Mapping, *, version: str | None = None, acto
         if nom is None:
             raise UserError("找不到该推荐对象。", status=404)
         rnd = _editable_round(nom.round_id)
-        if version and version != version_of(nom):
+        if version != version_of(nom):
             raise Conflict("该推荐对象已被他人修改，请刷新页面后再编辑。")
         before = snapshot(nom)
         old_summary = nom.summary
@@ -358,15 +363,11 @@ def update(nomination_id: int, raw: Mapping, *, version: str | None = None, acto
             audit.record("nomination.update", "nomination", nom.id, before=changed_before, after=changed_after,
                          round_id=rnd.id, actor=actor)
             rounds.bump_ranking(rnd.id, nom.category)
-    if recheck:
-        _recheck(nom.round_id)
+        recheck(rnd.id)
     return nom
 
 
 def _set_status(nomination_id: int, status: str, reason: str, actor, action: str) -> Nomination:
-    reason = clean_text(reason)
-    if len(reason) > REASON_MAX:
-        raise UserError(f"理由不能超过 {REASON_MAX} 字。", {"reason": f"不能超过 {REASON_MAX} 字"})
     with write_transaction():
         nom = locked(Nomination, nomination_id)
         if nom is None:
@@ -378,16 +379,24 @@ def _set_status(nomination_id: int, status: str, reason: str, actor, action: str
         audit.record(action, "nomination", nom.id, before={"status": "active" if status == "withdrawn" else "withdrawn"},
                      after={"status": status}, reason=reason, round_id=rnd.id, actor=actor)
         rounds.bump_ranking(rnd.id, nom.category)
-    _recheck(nom.round_id)
+        recheck(rnd.id)
     return nom
+
+
+def _reason(fields_class, reason) -> str:
+    form = forms.check(fields_class, {"reason": reason})
+    errors = forms.first_errors(form)
+    if errors:
+        raise UserError(errors["reason"] + "。", errors)
+    return form.reason.data
 
 
 def withdraw(nomination_id: int, reason: str, *, actor=None) -> Nomination:
     """Withdraw (撤回) a nomination: it leaves lists, quotas and rankings but nothing is deleted."""
-    if not clean_text(reason):
-        raise UserError("撤回必须填写理由。", {"reason": "请填写撤回理由"})
+    reason = _reason(forms.WithdrawFields, reason)
     return _set_status(nomination_id, "withdrawn", reason, actor, "nomination.withdraw")
 
 
 def reinstate(nomination_id: int, reason: str = "", *, actor=None) -> Nomination:
+    reason = _reason(forms.ReinstateFields, reason)
     return _set_status(nomination_id, "active", reason, actor, "nomination.reinstate")

@@ -8,7 +8,7 @@ from flask_login import current_user
 from app.core.authz import admin_required
 from app.core.errors import UserError
 from app.core.htmx import render
-from app.intake import nominators
+from app.intake import forms, nominators
 from app.intake.blueprint import bp
 from app.rounds import phases as rounds
 
@@ -17,7 +17,18 @@ def _list(status: int = 200, errors: dict | None = None, message: str = "", form
           import_error: str = ""):
     return render("intake/nominators.html", "admin", status=status, items=nominators.list_nominators(),
                   usage=nominators.usage(), round=rounds.current_round(), errors=errors or {}, message=message,
-                  values=form or {}, import_error=import_error)
+                  values=form or {}, import_error=import_error, limits=_LIMITS)
+
+
+# maxlength for the registry inputs, from the same declarations the server checks.
+_LIMITS = forms.maxlengths(forms.NominatorFields()) | {
+    name: len(str(field.hi)) for name, field in forms.NominatorFields()._fields.items() if hasattr(field, "hi")}
+
+
+def _refusal(form) -> tuple[dict, str]:
+    errors = form.first_errors()
+    message = form.error_message() if "csrf_token" in errors else "；".join(errors.values()) + "。"
+    return errors, message
 
 
 @bp.route("/admin/nominators")
@@ -29,8 +40,12 @@ def nominator_list():
 @bp.route("/admin/nominators", methods=["POST"])
 @admin_required
 def nominator_create():
+    form = forms.NominatorForm()
     try:
-        n = nominators.create(request.form, actor=current_user)
+        if not form.validate_on_submit():
+            errors, message = _refusal(form)
+            raise UserError(message, errors)
+        n = nominators.create(form.values(), actor=current_user)
     except UserError as e:
         return _list(e.status, e.field_errors, e.message, request.form.to_dict())
     flash(f"已新增推荐单位「{n.name}」。", "success")
@@ -43,7 +58,7 @@ def _edit_page(nominator_id: int, status: int = 200, errors: dict | None = None,
     used = nominators.usage().get(item.id, {"nominations": 0, "users": 0})
     values = form if form is not None else nominators.public(item)
     return render("intake/nominator_edit.html", "admin", status=status, item=item, used=used,
-                  errors=errors or {}, message=message, values=values)
+                  errors=errors or {}, message=message, values=values, limits=_LIMITS)
 
 
 @bp.route("/admin/nominators/<int:nominator_id>")
@@ -55,8 +70,12 @@ def nominator_edit(nominator_id: int):
 @bp.route("/admin/nominators/<int:nominator_id>", methods=["POST"])
 @admin_required
 def nominator_update(nominator_id: int):
+    form = forms.NominatorForm()
     try:
-        n = nominators.update(nominator_id, request.form, actor=current_user)
+        if not form.validate_on_submit():
+            errors, message = _refusal(form)
+            raise UserError(message, errors)
+        n = nominators.update(nominator_id, form.values(), actor=current_user)
     except UserError as e:
         if e.status == 404:
             raise
@@ -68,7 +87,10 @@ def nominator_update(nominator_id: int):
 @bp.route("/admin/nominators/<int:nominator_id>/delete", methods=["POST"])
 @admin_required
 def nominator_delete(nominator_id: int):
+    form = forms.ConfirmForm()
     try:
+        if not form.validate_on_submit():
+            raise UserError(form.error_message())
         nominators.delete(nominator_id, actor=current_user)
     except UserError as e:
         if e.status == 404:
@@ -81,10 +103,11 @@ def nominator_delete(nominator_id: int):
 @bp.route("/admin/nominators/import", methods=["POST"])
 @admin_required
 def nominator_import():
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        return _list(422, {"file": "请选择文件"}, "请选择要导入的 .xlsx 文件。", import_error="请选择要导入的 .xlsx 文件。")
-    data = upload.read(nominators.IMPORT_MAX_BYTES + 1)
+    form = forms.NominatorImportForm()
+    if not form.validate_on_submit():
+        message = "请选择要导入的 .xlsx 文件。" if "file" in form.first_errors() else form.error_message()
+        return _list(422, {"file": "请选择文件"}, message, import_error=message)
+    data = form.file.data.read(nominators.IMPORT_MAX_BYTES + 1)
     try:
         result = nominators.import_xlsx(data, actor=current_user)
     except UserError as e:

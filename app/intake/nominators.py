@@ -14,21 +14,13 @@ from app.audit import operations as audit
 from app.core.database import write_transaction
 from app.core.errors import UserError
 from app.extensions import db
+from app.intake import forms
+from app.intake.forms import KIND_ALIASES  # noqa: F401 — part of this module's interface
 from app.models import KIND_LABELS, Nomination, Nominator, User
 
-NAME_MAX = 100
-SHORT_MAX = 50
-POSITION_MAX = 9999
-QUOTA_MAX = 999
 IMPORT_MAX_ROWS = 2000
 IMPORT_MAX_BYTES = 5 * 1024 * 1024
 HEADERS = ("名称", "简称", "类型", "排序", "优秀组织单位名额", "优秀活动名额")
-# What people actually type in the 类型 column.
-KIND_ALIASES = {
-    "市州科协": "city", "市州": "city", "市州科学技术协会": "city", "city": "city",
-    "省直单位": "member", "省直": "member", "成员单位": "member", "省纲要办成员单位": "member", "member": "member",
-    "省级学会": "society", "学会": "society", "society": "society",
-}
 
 
 def kind_order():
@@ -63,52 +55,16 @@ def public(n: Nominator) -> dict:
 
 
 def _clean(text) -> str:
-    """NFKC folds full-width digits and spaces; inner whitespace is collapsed."""
+    """A spreadsheet cell as text: NFKC folds full-width digits and spaces; inner whitespace is collapsed."""
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", str(text if text is not None else ""))).strip()
 
 
-def _parse_int(raw, label: str, lo: int, hi: int, *, blank_ok: bool) -> tuple[int | None, str | None]:
-    if isinstance(raw, bool):
-        return None, f"{label}应为整数"
-    if isinstance(raw, float) and raw.is_integer():
-        raw = int(raw)
-    text = _clean(raw)
-    if text == "":
-        return (None, None) if blank_ok else (None, f"{label}不能为空")
-    if not re.fullmatch(r"-?\d+", text):
-        return None, f"{label}应为整数"
-    value = int(text)
-    if not lo <= value <= hi:
-        return None, f"{label}应在 {lo}–{hi} 之间"
-    return value, None
-
-
 def validate(form: Mapping) -> tuple[dict, dict[str, str]]:
-    """Form or import row -> (clean values, field errors). Keys: name, short_name, kind, position,
-    quota_unit, quota_activity; kind may be a code or its Chinese label."""
-    errors: dict[str, str] = {}
-    name = _clean(form.get("name"))
-    if not name:
-        errors["name"] = "名称不能为空"
-    elif len(name) > NAME_MAX:
-        errors["name"] = f"名称不能超过 {NAME_MAX} 个字符"
-    short = _clean(form.get("short_name"))
-    if len(short) > SHORT_MAX:
-        errors["short_name"] = f"简称不能超过 {SHORT_MAX} 个字符"
-    kind_raw = _clean(form.get("kind"))
-    kind = KIND_ALIASES.get(kind_raw)
-    if kind is None:
-        errors["kind"] = "类型应为 市州科协、省直单位 或 省级学会"
-    position, err = _parse_int(form.get("position"), "排序", 0, POSITION_MAX, blank_ok=True)
-    if err:
-        errors["position"] = err
-    quotas = {}
-    for key, label in (("quota_unit", "优秀组织单位名额"), ("quota_activity", "优秀活动名额")):
-        quotas[key], err = _parse_int(form.get(key), label, 0, QUOTA_MAX, blank_ok=True)
-        if err:
-            errors[key] = err
-    values = {"name": name, "short_name": short, "kind": kind, "position": position, **quotas}
-    return values, errors
+    """Form or import row -> (clean values, field errors), through the registry form's declarations
+    (app.intake.forms.NominatorFields). Keys: name, short_name, kind, position, quota_unit,
+    quota_activity; kind may be a code or its Chinese label."""
+    checked = forms.check(forms.NominatorFields, form)
+    return dict(checked.data), forms.first_errors(checked)
 
 
 def _raise(errors: dict[str, str]) -> None:

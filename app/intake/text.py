@@ -1,5 +1,5 @@
 """Text helpers for reading filled forms: label normalization, counts such as "1.2万人次", dates such as
-"二〇二四年九月三十日". Pure functions, shared by the readers and by nominations.validate_fields."""
+"二〇二四年九月三十日". Pure functions, shared by the readers and by the intake forms."""
 
 from __future__ import annotations
 
@@ -7,26 +7,13 @@ import re
 import unicodedata
 from datetime import date, datetime, timedelta
 
+# One cleaning filter for the whole app: the readers clean text exactly as the forms do.
+from app.core.forms import clean_line as one_line  # noqa: F401 — re-exported for the readers
+from app.core.forms import clean_text  # noqa: F401
+
 _SPACES = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b-\u200f\u2028\u2029\ufeff]")
 # Colons, stars and brackets that decorate labels ("联系人：", "*单位名称", "【活动名称】").
 _LABEL_PUNCT = re.compile(r"[:：*＊【】\[\]（）()<>《》\"'“”‘’·.,，。、;；!！?？_\-—/／|｜]")
-
-
-def clean_text(value) -> str:
-    """Form text as a person typed it: CRLF → LF, control and zero-width characters dropped, ends trimmed.
-    Full-width characters stay (they are part of Chinese text), NBSP becomes a space."""
-    if value is None:
-        return ""
-    text = str(value).replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ").replace("\u3000", " ")
-    text = _CONTROL.sub("", text)
-    lines = [line.rstrip() for line in text.split("\n")]
-    return "\n".join(lines).strip()
-
-
-def one_line(value) -> str:
-    """A single-line field: inner runs of whitespace (newlines from a table cell) collapse to one space."""
-    return _SPACES.sub(" ", clean_text(value)).strip()
 
 
 def norm_label(value) -> str:

@@ -23,7 +23,7 @@ from app.core import storage
 from app.core.database import locked, write_transaction
 from app.core.errors import Conflict, UserError
 from app.extensions import db
-from app.intake.nominations import ensure_editable
+from app.intake.nominations import ensure_editable, recheck
 from app.models import Attachment, Nomination
 
 PHOTO_FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
@@ -186,8 +186,9 @@ def _public(a: Attachment) -> dict:
 
 
 def attach(nomination_id: int, attachments: list[Attachment], *, actor=None, photo_limit: int = PHOTO_FORM_MAX,
-           action: str = "attachment.add", recheck: bool = True) -> list[Attachment]:
-    """Link already stored files to a nomination, all or none; the files are removed if refused."""
+           action: str = "attachment.add") -> list[Attachment]:
+    """Link already stored files to a nomination and re-check the round, all or none; the files are
+    removed if refused. (Inside a larger operation that later fails, that operation discards them.)"""
     try:
         with write_transaction():
             nom = _locked_nomination(nomination_id)
@@ -209,14 +210,10 @@ def attach(nomination_id: int, attachments: list[Attachment], *, actor=None, pho
             for a in attachments:
                 audit.record(action, "attachment", a.id, after={"nomination_id": nom.id, **_public(a)},
                              round_id=nom.round_id, actor=actor)
-            round_id = nom.round_id
+            recheck(nom.round_id)
     except BaseException:
         discard(attachments)
         raise
-    if recheck:
-        from app.intake import form_check
-
-        form_check.run(round_id)
     return attachments
 
 
@@ -267,9 +264,7 @@ def delete_attachment(attachment_id: int, *, actor=None, nomination_id: int | No
         audit.record("attachment.delete", "attachment", a.id, before={"nomination_id": nom.id, **_public(a)},
                      round_id=nom.round_id, actor=actor)
         db.session.delete(a)
-        round_id = nom.round_id
+        recheck(nom.round_id)
+    # Only once the row is gone for good: a rolled-back delete must still find its files.
     for name in files:
         storage.remove(name)
-    from app.intake import form_check
-
-    form_check.run(round_id)

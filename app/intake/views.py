@@ -12,15 +12,19 @@ from app.core.authz import admin_required
 from app.core.errors import UserError
 from app.core.htmx import is_partial_request, render
 from app.core.params import parse_id
-from app.intake import form_check, importer, nominations, uploads
+from app.intake import form_check, forms, importer, nominations, uploads
 from app.intake.blueprint import bp
-from app.intake.text import parse_date
 from app.intake.xlsx_reader import build_template
 from app.models import CATEGORIES
 from app.rounds import phases as rounds
 
 FINDING_FILTERS = {"": "全部", "open": "有待处理问题", "blocking": "有阻断性问题", "none": "无待处理问题"}
 STATUS_FILTERS = {"active": "有效", "withdrawn": "已撤回", "all": "全部"}
+
+
+@bp.context_processor
+def _intake_limits():
+    return {"intake_max": forms.template_limits()}
 
 
 def _actor():
@@ -74,18 +78,19 @@ def index():
 # --- create / edit ------------------------------------------------------------------------------------
 
 
-def _form_page(rnd, category, form, errors, *, nom=None, status=200, message=None):
+def _form_page(rnd, category, form, *, nom=None, status=200, message=None):
+    errors = form.first_errors()
+    if message is None and errors:
+        message = errors.get("version") or form.error_message()
     return render("intake/form.html", "form", status=status, rnd=rnd, category=category, form=form,
                   errors=errors, nom=nom, message=message, nominators=nominations.nominators(),
                   fields=nominations.fields_for(category), label=nominations.field_label)
 
 
-def _form_from(nom) -> dict:
+def _form_data(nom) -> dict:
     data = {name: getattr(nom, name) for name in nominations.FIELDS}
-    data["recommendation_date"] = nom.recommendation_date.isoformat() if nom.recommendation_date else ""
-    received = nominations.local_date(nom.received_at)
-    data["received_date"] = received.isoformat() if received else ""
-    data["nominator_id"] = nom.nominator_id
+    data["received_date"] = nominations.local_date(nom.received_at)
+    data["nominator_id"] = str(nom.nominator_id)
     data["version"] = nominations.version_of(nom)
     return data
 
@@ -95,13 +100,18 @@ def _form_from(nom) -> dict:
 def create():
     rnd = rounds.require_current_round()
     category = _category(request.values.get("category"))
+    form_class = forms.nomination_form(category)
     if request.method == "GET":
-        return _form_page(rnd, category, {"nominator_id": _int(request.args.get("nominator"))}, {})
-    form = request.form.to_dict()
+        form = form_class(data={"nominator_id": str(_int(request.args.get("nominator")) or "")})
+        return _form_page(rnd, category, form)
+    form = form_class()
+    if not form.validate_on_submit():
+        return _form_page(rnd, category, form, status=422)
     try:
-        nom = nominations.create(rnd.id, form.get("nominator_id"), category, form, actor=_actor())
+        nom = nominations.create(rnd.id, form.nominator_id.data, category, form.values(), actor=_actor())
     except UserError as e:
-        return _form_page(rnd, category, form, e.field_errors, status=e.status, message=e.message)
+        form.add_errors(e.field_errors)
+        return _form_page(rnd, category, form, status=e.status, message=e.message)
     flash(f"已新增推荐对象「{nom.title}」。", "success")
     return redirect(url_for("intake.detail", nomination_id=nom.id), 303)
 
@@ -110,13 +120,17 @@ def create():
 @admin_required
 def edit(nomination_id: int):
     nom, rnd = _nomination_in_round(nomination_id)
+    form_class = forms.nomination_form(nom.category, edit=True)
     if request.method == "GET":
-        return _form_page(rnd, nom.category, _form_from(nom), {}, nom=nom)
-    form = request.form.to_dict()
+        return _form_page(rnd, nom.category, form_class(data=_form_data(nom)), nom=nom)
+    form = form_class()
+    if not form.validate_on_submit():
+        return _form_page(rnd, nom.category, form, nom=nom, status=422)
     try:
-        nominations.update(nom.id, form, version=form.get("version"), actor=_actor())
+        nominations.update(nom.id, form.values(), version=form.version.data, actor=_actor())
     except UserError as e:
-        return _form_page(rnd, nom.category, form, e.field_errors, nom=nom, status=e.status, message=e.message)
+        form.add_errors(e.field_errors)
+        return _form_page(rnd, nom.category, form, nom=nom, status=e.status, message=e.message)
     flash("已保存修改。", "success")
     return redirect(url_for("intake.detail", nomination_id=nom.id), 303)
 
@@ -130,7 +144,14 @@ def _detail(nom, rnd, *, status=200, errors=None, message=None, block="page"):
                   STATUS_LABELS=form_check.STATUS_LABELS, errors=errors or {}, message=message,
                   label=nominations.field_label, fields=nominations.fields_for(nom.category),
                   editable=rnd.phase in nominations.EDITABLE_PHASES, photo_max=uploads.PHOTO_FORM_MAX,
-                  summary_max=500)
+                  summary_max=forms.template_limits()["summary"])
+
+
+def _refused(form) -> UserError:
+    """A form that did not validate, as the UserError its page shows (422 beside the fields)."""
+    errors = form.first_errors()
+    return UserError(next(iter(errors.values()), form.error_message()) if "csrf_token" not in errors
+                     else form.error_message(), errors)
 
 
 @bp.route("/intake/<int:nomination_id>")
@@ -140,28 +161,29 @@ def detail(nomination_id: int):
     return _detail(nom, rnd)
 
 
+def _status_change(nomination_id: int, form_class, operation, done: str):
+    nom, rnd = _nomination_in_round(nomination_id)
+    form = form_class()
+    try:
+        if not form.validate_on_submit():
+            raise _refused(form)
+        operation(nom.id, form.reason.data, actor=_actor())
+    except UserError as e:
+        return _detail(nom, rnd, status=e.status, errors=e.field_errors, message=e.message)
+    flash(done.format(title=nom.title), "success")
+    return redirect(url_for("intake.detail", nomination_id=nom.id), 303)
+
+
 @bp.route("/intake/<int:nomination_id>/withdraw", methods=["POST"])
 @admin_required
 def withdraw(nomination_id: int):
-    nom, rnd = _nomination_in_round(nomination_id)
-    try:
-        nominations.withdraw(nom.id, request.form.get("reason", ""), actor=_actor())
-    except UserError as e:
-        return _detail(nom, rnd, status=e.status, errors=e.field_errors, message=e.message)
-    flash(f"已撤回「{nom.title}」。", "success")
-    return redirect(url_for("intake.detail", nomination_id=nom.id), 303)
+    return _status_change(nomination_id, forms.WithdrawForm, nominations.withdraw, "已撤回「{title}」。")
 
 
 @bp.route("/intake/<int:nomination_id>/reinstate", methods=["POST"])
 @admin_required
 def reinstate(nomination_id: int):
-    nom, rnd = _nomination_in_round(nomination_id)
-    try:
-        nominations.reinstate(nom.id, request.form.get("reason", ""), actor=_actor())
-    except UserError as e:
-        return _detail(nom, rnd, status=e.status, errors=e.field_errors, message=e.message)
-    flash(f"已恢复「{nom.title}」。", "success")
-    return redirect(url_for("intake.detail", nomination_id=nom.id), 303)
+    return _status_change(nomination_id, forms.ReinstateForm, nominations.reinstate, "已恢复「{title}」。")
 
 
 def _after_attachment_change(nom, rnd, message: str):
@@ -172,19 +194,26 @@ def _after_attachment_change(nom, rnd, message: str):
     return redirect(url_for("intake.detail", nomination_id=nom.id) + "#media", 303)
 
 
+def _media_refused(nom, rnd, e: UserError, field: str):
+    errors = e.field_errors or {field: e.message}
+    return _detail(nom, rnd, status=e.status, errors=errors, message=e.message,
+                   block="media" if is_partial_request() else "page")
+
+
 @bp.route("/intake/<int:nomination_id>/photos", methods=["POST"])
 @admin_required
 def upload_photos(nomination_id: int):
     nom, rnd = _nomination_in_round(nomination_id)
-    # Read one byte past the limit at most: check_photo refuses the file without holding a huge upload.
-    limit = current_app.config["UPLOAD_MAX_PHOTO_BYTES"] + 1
-    files = [(f.filename or "", f.stream.read(limit)) for f in request.files.getlist("photos") if f and f.filename]
+    form = forms.PhotoForm()
     try:
-        added = uploads.add_photos(nom.id, files, actor=_actor())
+        if not form.validate_on_submit():
+            raise _refused(form)
+        # Read one byte past the limit at most: check_photo refuses the file without holding a huge upload.
+        limit = current_app.config["UPLOAD_MAX_PHOTO_BYTES"] + 1
+        added = uploads.add_photos(nom.id, [(f.filename or "", f.stream.read(limit)) for f in form.files()],
+                                   actor=_actor())
     except UserError as e:
-        errors = e.field_errors or {"photos": e.message}
-        return _detail(nom, rnd, status=e.status, errors=errors, message=e.message,
-                       block="media" if is_partial_request() else "page")
+        return _media_refused(nom, rnd, e, "photos")
     return _after_attachment_change(nom, rnd, f"已上传 {len(added)} 张照片。")
 
 
@@ -192,15 +221,14 @@ def upload_photos(nomination_id: int):
 @admin_required
 def upload_video(nomination_id: int):
     nom, rnd = _nomination_in_round(nomination_id)
-    f = request.files.get("video")
+    form = forms.VideoForm()
     try:
-        if f is None or not f.filename:
-            raise UserError("请选择要上传的视频。", {"video": "请选择视频文件"})
+        if not form.validate_on_submit():
+            raise _refused(form)
+        f = form.video.data
         uploads.add_video(nom.id, f.stream, f.filename, actor=_actor())
     except UserError as e:
-        errors = e.field_errors or {"video": e.message}
-        return _detail(nom, rnd, status=e.status, errors=errors, message=e.message,
-                       block="media" if is_partial_request() else "page")
+        return _media_refused(nom, rnd, e, "video")
     return _after_attachment_change(nom, rnd, "已上传视频。")
 
 
@@ -208,6 +236,9 @@ def upload_video(nomination_id: int):
 @admin_required
 def delete_attachment(nomination_id: int, attachment_id: int):
     nom, rnd = _nomination_in_round(nomination_id)
+    form = forms.ConfirmForm()
+    if not form.validate_on_submit():
+        raise _refused(form)
     uploads.delete_attachment(attachment_id, actor=_actor(), nomination_id=nom.id)
     return _after_attachment_change(nom, rnd, "已删除附件。")
 
@@ -223,8 +254,8 @@ def template():
                      mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", max_age=0)
 
 
-def _import_page(rnd, *, form=None, errors=None, status=200, message=None):
-    return render("intake/import.html", "page", status=status, rnd=rnd, form=form or {}, errors=errors or {},
+def _import_page(rnd, form, *, status=200, message=None):
+    return render("intake/import.html", "page", status=status, rnd=rnd, form=form, errors=form.first_errors(),
                   message=message, nominators=nominations.nominators(),
                   editable=rnd.phase in nominations.EDITABLE_PHASES)
 
@@ -233,25 +264,17 @@ def _import_page(rnd, *, form=None, errors=None, status=200, message=None):
 @admin_required
 def import_upload():
     rnd = rounds.require_current_round()
+    form = forms.ImportForm()
     if request.method == "GET":
-        return _import_page(rnd)
-    form = request.form.to_dict()
-    files = [f for f in request.files.getlist("files") if f and f.filename]
-    errors = {}
-    if not files:
-        errors["files"] = "请选择要导入的文件（.docx、.xlsx 或 .zip）"
-    try:
-        received = parse_date(form.get("received_date"))
-    except ValueError as e:
-        errors["received_date"] = str(e)
-        received = None
-    nominator_id = _int(form.get("nominator_id"))
+        return _import_page(rnd, form)
+    valid = form.validate_on_submit()
     if rnd.phase not in nominations.EDITABLE_PHASES:
-        return _import_page(rnd, form=form, status=409, message="当前阶段推荐材料已不能修改，不能导入。")
-    if errors:
-        return _import_page(rnd, form=form, errors=errors, status=422, message="请检查标出的内容。")
-    token, sources = importer.new_preview(files, user_id=current_user.id, round_id=rnd.id,
-                                          nominator_id=nominator_id, received=received)
+        return _import_page(rnd, form, status=409, message="当前阶段推荐材料已不能修改，不能导入。")
+    if not valid:
+        return _import_page(rnd, form, status=422, message="请检查标出的内容。")
+    token, _sources = importer.new_preview(form.uploads(), user_id=current_user.id, round_id=rnd.id,
+                                           nominator_id=_int(form.nominator_id.data),
+                                           received=form.received_date.data)
     _build_preview(token, rnd)
     return redirect(url_for("intake.import_preview", token=token), 303)
 
@@ -292,7 +315,10 @@ def import_preview(token: str):
             preview = importer.preview_items(token)
         return render("intake/preview.html", "page", rnd=rnd, token=token, meta=meta, preview=preview,
                       nominators=nominations.nominators(), done=meta.get("result"))
-    op = request.form.get("op")
+    form = forms.PreviewForm()
+    if not form.validate_on_submit():
+        raise _refused(form)
+    op = form.op.data
     if op == "discard":
         importer.drop_preview(token)
         flash("已放弃本次导入，未保存任何内容。", "info")
@@ -355,6 +381,9 @@ def check():
 @admin_required
 def check_run():
     rnd = rounds.require_current_round()
+    form = forms.ConfirmForm()
+    if not form.validate_on_submit():
+        raise _refused(form)
     result = form_check.run(rnd.id, actor=_actor())
     flash(f"形式审查已完成：新增 {result['added']} 项，自动解决 {result['auto_resolved']} 项，重新打开 "
           f"{result['reopened']} 项；待处理阻断性问题 {result['open_blocking']} 项，提示 {result['open_warnings']} 项。",
@@ -370,9 +399,12 @@ def finding_decide(finding_id: int, op: str):
     if finding.round_id != rnd.id:
         abort(404)
     action = {"resolve": form_check.resolve, "waive": form_check.waive, "reopen": form_check.reopen}[op]
+    form = forms.finding_form(op)()
     error = None
     try:
-        finding = action(finding_id, request.form.get("note", ""), actor=_actor())
+        if not form.validate_on_submit():
+            raise _refused(form)
+        finding = action(finding_id, form.note.data, actor=_actor())
     except UserError as e:
         if not is_partial_request():
             raise
@@ -381,8 +413,8 @@ def finding_decide(finding_id: int, op: str):
         nom = nominations.get(finding.nomination_id)
         return render("intake/_finding.html", "finding", status=error.status if error else 200, f=finding,
                       nom=nom, error=error.message if error else None, RULES=form_check.RULES,
-                      STATUS_LABELS=form_check.STATUS_LABELS, show_nomination=request.form.get("ctx") == "check",
-                      next_url=request.form.get("next", ""))
+                      STATUS_LABELS=form_check.STATUS_LABELS, show_nomination=form.ctx.data == "check",
+                      next_url=form.next.data or "", note_max=forms.NOTE_MAX)
     flash({"resolve": "已标记为已解决。", "waive": "已豁免。", "reopen": "已重新打开。"}[op], "success")
     return redirect(_back(url_for("intake.check")), 303)
 

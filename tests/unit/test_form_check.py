@@ -178,7 +178,7 @@ def test_run_is_idempotent_and_follows_the_data(intake_app):
         assert (again["added"], again["reopened"], again["auto_resolved"]) == (0, 0, 0)
         assert len(db.session.scalars(select(FormFinding)).all()) == 2
         # fixing the data resolves the finding on the next run
-        nominations.update(nom.id, {**_fields(nom), "recommendation": "同意推荐。"})
+        nominations.update(nom.id, {**_fields(nom), "recommendation": "同意推荐。"}, version=nominations.version_of(nom))
         statuses = {f.rule: f.status for f in db.session.scalars(select(FormFinding))}
         assert statuses == {"no_recommendation": "resolved", "no_video": "open"}
 

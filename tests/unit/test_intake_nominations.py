@@ -131,7 +131,7 @@ def test_nothing_changes_once_the_committee_meets(intake_app):
         rnd.phase = "deliberating"
         db.session.commit()
         with pytest.raises(Conflict, match="会议审定"):
-            nominations.update(nom.id, {**GOOD, "title": "迟到的修改"})
+            nominations.update(nom.id, {**GOOD, "title": "迟到的修改"}, version=nominations.version_of(nom))
         with pytest.raises(Conflict):
             nominations.create(rnd.id, nominator("长沙市科协").id, "unit", GOOD)
 
@@ -141,7 +141,7 @@ def test_quota_usage_counts_active_nominations_against_overrides(intake_app):
         rnd = _round()
         society = nominator("湖南省科普作家协会")
         for i in range(2):
-            nominations.create(rnd.id, society.id, "activity", {**GOOD, "title": f"活动{i}"}, recheck=False)
+            nominations.create(rnd.id, society.id, "activity", {**GOOD, "title": f"活动{i}"})
         rows = {q.nominator.name: q for q in nominations.quota_usage(rnd, "activity")}
         assert (rows["湖南省科普作家协会"].count, rows["湖南省科普作家协会"].quota) == (2, 1)
         assert rows["湖南省科普作家协会"].over and not rows["长沙市科协"].over

@@ -22,7 +22,7 @@ PNG_END = b"IEND\xaeB`\x82"
 
 def _nom():
     rnd = db.session.scalar(select(Round))
-    return nominations.create(rnd.id, nominator("长沙市科协").id, "activity", {"title": "科普进社区"}, recheck=False)
+    return nominations.create(rnd.id, nominator("长沙市科协").id, "activity", {"title": "科普进社区"})
 
 
 def _files(app):
