@@ -116,8 +116,9 @@ def demo_logins():
 
 def register(app: Flask) -> None:
     from app.intake.cli import nominations_cli
+    from app.jobs.cli import jobs_cli
     from app.ops.cli import ops_commands
     from app.reports.cli import reports_cli
 
-    for group in (users_cli, demo_cli, nominations_cli, reports_cli, *ops_commands):
+    for group in (users_cli, demo_cli, nominations_cli, reports_cli, jobs_cli, *ops_commands):
         app.cli.add_command(group)

@@ -32,6 +32,19 @@ class Defaults:
     RANKING_POLL_SECONDS = 5
     # Reverse proxies in front of the app that add X-Forwarded-* (1 behind one nginx); 0 = none trusted.
     PROXY_COUNT = 0
+    # Background jobs (app/jobs). Unset: SqliteHuey, a file in JOBS_FOLDER (default: the instance folder),
+    # for one machine. KEPU_JOBS_URL=redis://host:6379/1: RedisHuey, one queue for consumers on many machines.
+    JOBS_URL = None
+    JOBS_FOLDER = None
+    # True: a task runs inside the call that queues it (unit and web tests). None: True when TESTING.
+    JOBS_IMMEDIATE = None
+    # A running job rewrites its record every JOBS_HEARTBEAT_SECONDS; one silent for JOBS_STALE_SECONDS
+    # belongs to a consumer that died and is reported 失败 (the page notices within a minute).
+    JOBS_HEARTBEAT_SECONDS = 5
+    JOBS_STALE_SECONDS = 30
+    # Finished jobs (and their files) beyond the newest JOBS_KEEP, or older than JOBS_MAX_AGE_HOURS, are pruned.
+    JOBS_KEEP = 60
+    JOBS_MAX_AGE_HOURS = 72
 
 
 def from_environment() -> dict:

@@ -328,15 +328,10 @@ def known_error(path: str, htmx: bool, error: str) -> KnownError | None:
     return None
 
 
-class _NullPool:
-    def submit(self, *args, **kwargs):
-        return None
-
-
 def no_background_jobs():
-    """Report jobs stay queued instead of rendering PDFs in threads that would outlive the test app: the
+    """Report jobs stay queued instead of rendering PDFs inside the request (JOBS_IMMEDIATE in tests): the
     walks and the fuzzing test the request, not the renderer (tests/unit/test_reports_* do that)."""
-    return mock.patch.object(jobs, "_pool", lambda: _NullPool())
+    return mock.patch.object(jobs, "_enqueue", lambda job_id: None)
 
 
 def audit_count(app: Flask) -> int:

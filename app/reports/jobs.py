@@ -1,37 +1,57 @@
-"""Background rendering of large documents (batch forms, full lists, reports), outside the request
-worker: a small ThreadPoolExecutor in the process, each job a JSON file next to its output under
-instance/reports/ (REPORTS_FOLDER). JSON files rather than a table: a job is a cache entry, not
-business data, and every process (gunicorn workers) sees the same folder, so any worker can answer
-the polling request of a job another one runs.
+"""Large documents (batch forms, full lists, reports) rendered by a job consumer (`flask jobs worker`,
+app/jobs), never in a gunicorn worker: a recycled or killed web worker loses nothing, and a long batch
+never holds up the small downloads the web process serves itself.
 
-A job that stays queued or running longer than STALE_SECONDS without an update belongs to a process
-that died; it is then reported as failed and can be requested again.
+Records. Each job is a JSON file next to its output under instance/reports/ (REPORTS_FOLDER), not a
+table: a job is a cache entry, not business data (nothing joins it, nothing needs it in a backup), and
+the folder is already shared by every web process and, in a multi-machine deployment, every machine
+(docs/deploy.md §8), so a consumer on one machine writes the file that a web worker on another one
+serves. A table would add a migration and put a write every few seconds (the heartbeat) on the
+database that the scoring pages share.
+
+One job per request. Identical requests (kind, format, round, category and the round's data version,
+RankingCounter, which every score, decision and phase change bumps) share a job key. The key is
+claimed in huey's storage (Redis HSETNX or SQLite INSERT OR ABORT, both atomic across processes and,
+with Redis, machines): only the request that wins the claim queues a job, the others get that job.
+A claim whose job is finished, failed or dead is taken over by the next request (a retry).
+
+Liveness. A running job rewrites its record every JOBS_HEARTBEAT_SECONDS; one whose record is older
+than JOBS_STALE_SECONDS belongs to a consumer that was killed, and is reported 失败 (within a minute of
+the kill) so the user can request it again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
 import secrets
+import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from flask import current_app
+from sqlalchemy import select
 
 from app.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
-STALE_SECONDS = 15 * 60
+# Defaults of JOBS_STALE_SECONDS / JOBS_HEARTBEAT_SECONDS (app/config.py).
+STALE_SECONDS = 30
+HEARTBEAT_SECONDS = 5
+# A queued job nobody has started in this long lost its queue message (e.g. Redis was flushed).
+QUEUED_STALE_SECONDS = 6 * 3600
 KEEP_JOBS = 60
 _ID = re.compile(r"^[0-9a-f]{16}$")
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
 STATUS_LABELS = {"queued": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}
+STALE_ERROR = "后台生成进程已中断（{n} 秒没有响应），请重新生成。"
+INTERRUPTED_ERROR = "生成被中断（后台生成服务已停止），请重新生成。"
+LOST_ERROR = "排队超时，后台生成服务可能未运行，请重新生成。"
+_CLAIM_ATTEMPTS = 5
 
 
 @dataclass
@@ -52,10 +72,9 @@ class Job:
     mimetype: str = ""
     size: int = 0
     error: str = ""
-
-    @property
-    def key(self) -> tuple:
-        return (self.kind, self.fmt, self.round_id, self.category)
+    job_key: str = ""
+    progress: str = ""
+    worker: str = ""
 
     @property
     def active(self) -> bool:
@@ -69,6 +88,18 @@ class Job:
     def elapsed(self) -> float:
         end = self.finished_at or time.time()
         return max(0.0, end - (self.started_at or self.created_at))
+
+
+_FIELDS = {f.name for f in fields(Job)}
+
+
+def _setting(name: str, default):
+    value = current_app.config.get(name)
+    return default if value is None else value
+
+
+def stale_seconds() -> float:
+    return float(_setting("JOBS_STALE_SECONDS", STALE_SECONDS))
 
 
 def folder() -> str:
@@ -89,26 +120,37 @@ def output_path(job: Job) -> str:
 def _write(job: Job) -> None:
     job.updated_at = time.time()
     path = _meta_path(job.id)
-    tmp = f"{path}.{threading.get_ident()}.tmp"
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(asdict(job), fh, ensure_ascii=False)
     os.replace(tmp, path)
 
 
-def get(job_id: str) -> Job | None:
+def _load(job_id: str) -> Job | None:
     if not _ID.match(job_id or ""):
         return None
     try:
         with open(_meta_path(job_id), encoding="utf-8") as fh:
-            job = Job(**json.load(fh))
+            data = json.load(fh)
+        return Job(**{k: v for k, v in data.items() if k in _FIELDS})
     except (OSError, ValueError, TypeError):
         return None
-    if job.active and time.time() - job.updated_at > STALE_SECONDS:
-        job.status, job.error = "failed", "生成任务已中断，请重新生成。"
+
+
+def get(job_id: str) -> Job | None:
+    """The job as the pages should show it: a running job whose heartbeat stopped is failed."""
+    job = _load(job_id)
+    if job is None:
+        return None
+    silent = time.time() - job.updated_at
+    if job.status == "running" and silent > stale_seconds():
+        job.status, job.error = "failed", STALE_ERROR.format(n=int(silent))
+    elif job.status == "queued" and silent > QUEUED_STALE_SECONDS:
+        job.status, job.error = "failed", LOST_ERROR
     return job
 
 
-def recent(limit: int = 20) -> list[Job]:
+def recent(limit: int | None = 20) -> list[Job]:
     jobs = []
     for name in os.listdir(folder()):
         if name.endswith(".json"):
@@ -116,73 +158,222 @@ def recent(limit: int = 20) -> list[Job]:
             if job is not None:
                 jobs.append(job)
     jobs.sort(key=lambda j: j.created_at, reverse=True)
-    return jobs[:limit]
+    return jobs if limit is None else jobs[:limit]
 
 
-def _cleanup() -> None:
-    for job in recent(limit=10_000)[KEEP_JOBS:]:
-        if job.active:
-            continue
-        for path in (_meta_path(job.id), output_path(job)):
-            try:
-                os.remove(path)
-            except OSError:
-                pass
+# ----------------------------------------------------------------------------- queueing (web process)
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            # One worker: PDF renders are serialised by app.reports.pdf anyway, and the machine has few cores.
-            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kepu-report")
-        return _executor
+def data_version(round_id: int, category: str | None) -> str:
+    from app.extensions import db
+    from app.models import RankingCounter
+
+    query = select(RankingCounter.category, RankingCounter.version).where(RankingCounter.round_id == round_id)
+    if category:
+        query = query.where(RankingCounter.category == category)
+    rows = sorted(db.session.execute(query).all())
+    return ",".join(f"{c}{v}" for c, v in rows) or "0"
+
+
+def job_key(kind: str, fmt: str, round_id: int, category: str | None) -> str:
+    return f"{kind}|{fmt}|{round_id}|{category or '*'}|{data_version(round_id, category)}"
+
+
+def _claim_name(key: str) -> str:
+    return "kepu-job:" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 def submit(kind: str, fmt: str, round_id: int, category: str | None, *, label: str, user=None) -> Job:
-    """Queue a document; an identical job already queued or running is returned instead."""
+    """Queue a document; the job of an identical request that is still queued or running is returned
+    instead. Returns the job as it is now (already finished in JOBS_IMMEDIATE mode)."""
+    from app.jobs import get_huey
     from app.reports import catalog
 
     catalog.check(kind, fmt, category)
-    for job in recent(limit=KEEP_JOBS):
-        if job.active and job.key == (kind, fmt, round_id, category):
-            return job
-    job = Job(id=secrets.token_hex(8), kind=kind, fmt=fmt, round_id=round_id, category=category, label=label,
-              requested_by=getattr(user, "id", None))
-    _write(job)
-    _cleanup()
-    app = current_app._get_current_object()
-    _pool().submit(_run, app, job.id)
-    return job
+    huey = get_huey()
+    key = job_key(kind, fmt, round_id, category)
+    claim = _claim_name(key)
+    for _ in range(_CLAIM_ATTEMPTS):
+        holder = huey.get(claim, peek=True)
+        if holder is not None:
+            current = get(holder)
+            if current is not None and current.active:
+                return current
+            # Finished, failed or dead: take the claim over. Popping is atomic, so of two requests
+            # retrying at once only one removes it; if what it removed is not what it looked at,
+            # somebody else's fresh claim was in between and goes back.
+            taken = huey.get(claim)
+            if taken is not None and taken != holder:
+                huey.put_if_empty(claim, taken)
+                continue
+        job = Job(id=secrets.token_hex(8), kind=kind, fmt=fmt, round_id=round_id, category=category, label=label,
+                  requested_by=getattr(user, "id", None), job_key=key)
+        # The record exists before the claim names it: whoever reads the claim finds the job.
+        _write(job)
+        if huey.put_if_empty(claim, job.id):
+            _enqueue(job.id)
+            return get(job.id) or job
+        _remove(_meta_path(job.id))
+    raise UserError("同一文档正在被多次提交，请稍后重试。", status=409)
 
 
-def _run(app, job_id: str) -> None:
+def _enqueue(job_id: str) -> None:
+    from app.jobs import get_jobs
+
+    get_jobs().render_report(job_id)
+
+
+def _release(job: Job) -> None:
+    """Drop the job's claim so the next identical request starts afresh (a retry also takes over a
+    claim left behind, so this only keeps the store small)."""
+    from app.jobs import get_huey
+
+    huey = get_huey()
+    claim = _claim_name(job.job_key)
+    taken = huey.get(claim)
+    if taken is not None and taken != job.id:
+        huey.put_if_empty(claim, taken)
+
+
+# ----------------------------------------------------------------------------- running (consumer)
+
+
+class _Heartbeat:
+    """Rewrites the running job's record every few seconds from a side thread, so a consumer killed
+    in the middle of a single long WeasyPrint call is told apart from one still working."""
+
+    def __init__(self, job: Job, interval: float):
+        self.job, self.interval = job, interval
+        self._app = current_app._get_current_object()
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"kepu-heartbeat-{job.id}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
+
+    def _beat(self) -> None:
+        with self._app.app_context():
+            while not self._stop.wait(self.interval):
+                with self.lock:
+                    if self.job.active:
+                        _write(self.job)
+
+    def update(self, **changes) -> None:
+        with self.lock:
+            for name, value in changes.items():
+                setattr(self.job, name, value)
+            _write(self.job)
+
+
+def _count_text(job: Job) -> str:
+    from app.reports import queries
+
+    try:
+        if job.kind == "forms" and job.category:
+            return f"（共 {len(queries.approved_nominations(job.round_id, job.category))} 份推荐表）"
+        if job.kind == "sheets":
+            return f"（共 {len(queries.reviewers(job.round_id))} 位专家）"
+    except Exception:  # noqa: BLE001 — only a progress hint; the render reports the real error
+        log.warning("job %s: could not count the parts", job.id, exc_info=True)
+    return ""
+
+
+def run(job_id: str) -> None:
+    """Render one queued job (called by the consumer's task inside an app context)."""
+    from app.extensions import db
     from app.reports import catalog
 
-    with app.app_context():
-        job = get(job_id)
-        if job is None:
-            return
-        job.status, job.started_at = "running", time.time()
-        _write(job)
-        try:
-            doc = catalog.build(job.kind, job.fmt, job.round_id, job.category)
-            tmp = output_path(job) + ".part"
-            with open(tmp, "wb") as fh:
-                fh.write(doc.content)
-            os.replace(tmp, output_path(job))
-            job.status, job.filename, job.mimetype, job.size = "done", doc.filename, doc.mimetype, len(doc.content)
-        except UserError as e:
-            job.status, job.error = "failed", e.message
-        except Exception:  # noqa: BLE001 — a failed render must be reported in the page, not lost in a thread
-            log.exception("report job %s failed", job_id)
-            job.status, job.error = "failed", "生成失败，请稍后重试或联系管理员。"
-        finally:
-            job.finished_at = time.time()
-            _write(job)
-            from app.extensions import db
+    job = get(job_id)
+    if job is None or job.status != "queued":
+        return  # already run, given up as lost, or pruned
+    job.status, job.started_at = "running", time.time()
+    job.worker = f"{socket.gethostname()}:{os.getpid()}"
+    job.progress = "第 1/2 步：读取数据"
+    _write(job)
+    interval = float(_setting("JOBS_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
+    try:
+        with _Heartbeat(job, interval) as beat:
+            try:
+                beat.update(progress=f"第 1/2 步：排版{_count_text(job)}")
+                doc = catalog.build(job.kind, job.fmt, job.round_id, job.category)
+                beat.update(progress="第 2/2 步：保存文件")
+                tmp = output_path(job) + ".part"
+                with open(tmp, "wb") as fh:
+                    fh.write(doc.content)
+                os.replace(tmp, output_path(job))
+                outcome = {"status": "done", "filename": doc.filename, "mimetype": doc.mimetype,
+                           "size": len(doc.content)}
+            except UserError as e:
+                outcome = {"status": "failed", "error": e.message}
+            except Exception:  # noqa: BLE001 — a failed render must be reported in the page, not lost in a log
+                log.exception("report job %s failed", job_id)
+                outcome = {"status": "failed", "error": "生成失败，请稍后重试或联系管理员。"}
+            beat.update(**outcome, progress="", finished_at=time.time())
+    finally:
+        db.session.remove()
+    _release(job)
+    prune()
 
-            db.session.remove()
+
+def mark_interrupted(job_id: str) -> None:
+    job = _load(job_id)
+    if job is not None and job.active:
+        job.status, job.error, job.progress, job.finished_at = "failed", INTERRUPTED_ERROR, "", time.time()
+        _write(job)
+
+
+# ----------------------------------------------------------------------------- cleanup
+
+
+def _remove(path: str) -> bool:
+    try:
+        os.remove(path)
+        return True
+    except OSError:
+        return False
+
+
+def prune() -> int:
+    """Delete finished jobs beyond the newest JOBS_KEEP or older than JOBS_MAX_AGE_HOURS, with their
+    outputs, and files no live job owns (a killed consumer's half-written output). Returns the number
+    of files removed."""
+    now = time.time()
+    keep = int(_setting("JOBS_KEEP", KEEP_JOBS))
+    max_age = float(_setting("JOBS_MAX_AGE_HOURS", 72)) * 3600
+    grace = stale_seconds()
+    removed = 0
+    kept: set[str] = set()
+    finished_kept = 0
+    for job in recent(limit=None):
+        if job.active:
+            kept.add(job.id)
+            continue
+        if finished_kept < keep and now - (job.finished_at or job.updated_at) < max_age:
+            finished_kept += 1
+            kept.add(job.id)
+            continue
+        removed += _remove(_meta_path(job.id)) + _remove(output_path(job))
+    root = folder()
+    for name in os.listdir(root):
+        owner, path = name.split(".", 1)[0], os.path.join(root, name)
+        if not name.endswith((".out", ".part", ".tmp")) or (owner in kept and not name.endswith(".part")):
+            continue
+        if name.endswith(".part") and owner in kept and get(owner).active:
+            continue
+        try:
+            young = now - os.stat(path).st_mtime < grace
+        except OSError:
+            continue
+        # A record or an output being written right now by a job that is about to be kept.
+        if not young:
+            removed += _remove(path)
+    return removed
 
 
 def wait(job_id: str, timeout: float = 120.0) -> Job | None:

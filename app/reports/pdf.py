@@ -30,6 +30,7 @@ import mimetypes
 import os
 import threading
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
@@ -59,16 +60,55 @@ _PDF_OPTIONS = {
     "presentational_hints": True,
 }
 
-# One FontConfiguration per process: building it scans system fonts, and the
-# @font-face TTFs it loads are cached inside it (keyed by the rule), so reusing
-# it avoids re-reading 30 MB of fonts for every document. Pango/fontconfig
-# objects are not documented as thread-safe, so renders are serialised with
-# _RENDER_LOCK (gunicorn sync workers have one thread anyway; in a threaded
-# server concurrent PDF requests simply queue).
-_INIT_LOCK = threading.Lock()
-_RENDER_LOCK = threading.Lock()
-_font_config: FontConfiguration | None = None
-_css_cache: tuple[int, CSS] | None = None  # (mtime_ns of pdf.css, parsed CSS)
+# A renderer is one FontConfiguration plus pdf.css parsed against it. Building one scans system fonts,
+# and the @font-face TTFs it loads are cached inside it (keyed by the rule), so reusing it avoids
+# re-reading 30 MB of fonts for every document. Pango/fontconfig objects are not documented as safe to
+# use from two threads at once, so a renderer is checked out by one render at a time; but a process
+# keeps up to PDF_RENDERERS of them, so a small 推荐表 in one gthread thread is not serialised behind a
+# long render in another (big documents render in the job consumer anyway, see app/jobs). Separate
+# FontConfigurations share no Pango font map, which is the way Pango (>= 1.32) supports threads.
+# Two per process: each costs ~40 MB once its fonts are loaded, and a web process only renders
+# one-form/one-sheet PDFs (~1 s).
+PDF_RENDERERS = 2
+
+
+class _Renderer:
+    def __init__(self):
+        self.font_config = FontConfiguration()
+        self._css: tuple[int, CSS] | None = None  # (mtime_ns of pdf.css, parsed CSS)
+
+    def stylesheet(self) -> CSS:
+        """pdf.css parsed once per renderer, re-parsed if the file changes (dev)."""
+        css_path = STATIC_DIR / _STYLESHEET
+        mtime = css_path.stat().st_mtime_ns
+        if self._css is None or self._css[0] != mtime:
+            css = CSS(
+                string=css_path.read_text(encoding="utf-8"),
+                base_url=STATIC_BASE_URL + _STYLESHEET,
+                url_fetcher=SafeFetcher(),
+                font_config=self.font_config,
+            )
+            self._css = (mtime, css)
+        return self._css[1]
+
+
+_POOL_LOCK = threading.Lock()
+_idle: list[_Renderer] = []
+_available = threading.BoundedSemaphore(PDF_RENDERERS)
+
+
+@contextmanager
+def _renderer():
+    with _available:
+        with _POOL_LOCK:
+            renderer = _idle.pop() if _idle else None
+        if renderer is None:
+            renderer = _Renderer()
+        try:
+            yield renderer
+        finally:
+            with _POOL_LOCK:
+                _idle.append(renderer)
 
 
 class RefusedURL(ValueError):
@@ -131,43 +171,16 @@ class SafeFetcher(URLFetcher):
         return URLFetcherResponse(url, body, {"Content-Type": content_type})
 
 
-def _get_font_config() -> FontConfiguration:
-    global _font_config
-    if _font_config is None:
-        with _INIT_LOCK:
-            if _font_config is None:
-                _font_config = FontConfiguration()
-    return _font_config
-
-
-def _get_stylesheet(font_config: FontConfiguration) -> CSS:
-    """pdf.css parsed once per process, re-parsed if the file changes (dev)."""
-    global _css_cache
-    css_path = STATIC_DIR / _STYLESHEET
-    mtime = css_path.stat().st_mtime_ns
-    if _css_cache is None or _css_cache[0] != mtime:
-        css = CSS(
-            string=css_path.read_text(encoding="utf-8"),
-            base_url=STATIC_BASE_URL + _STYLESHEET,
-            url_fetcher=SafeFetcher(),
-            font_config=font_config,
-        )
-        _css_cache = (mtime, css)
-    return _css_cache[1]
-
-
 def render_pdf(html: str, *, extra_files: Mapping[str, bytes] | None = None) -> bytes:
     """Render an HTML string (already escaped by Jinja) to PDF bytes.
 
     ``extra_files`` maps NAME -> bytes, referenced as ``kepu-file:NAME``.
     """
-    font_config = _get_font_config()
     fetcher = SafeFetcher(extra_files)
-    with _RENDER_LOCK:
-        stylesheet = _get_stylesheet(font_config)
+    with _renderer() as renderer:
         document = HTML(string=html, base_url=STATIC_BASE_URL, url_fetcher=fetcher)
         return document.write_pdf(
-            stylesheets=[stylesheet], font_config=font_config, **_PDF_OPTIONS
+            stylesheets=[renderer.stylesheet()], font_config=renderer.font_config, **_PDF_OPTIONS
         )
 
 

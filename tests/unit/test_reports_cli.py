@@ -1,12 +1,10 @@
-"""`flask reports …` and `flask demo seed --stage final` through click's runner, and the background
-job runner the downloads page uses."""
+"""`flask reports …` and `flask demo seed --stage final` through click's runner. (The background job
+runner the downloads page uses: tests/unit/test_jobs.py and tests/load/test_jobs_processes.py.)"""
 
 from __future__ import annotations
 
 import io
-import json
 import os
-import time
 
 import pytest
 from openpyxl import load_workbook
@@ -14,11 +12,9 @@ from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from app.core import storage
-from app.core.errors import UserError
 from app.deliberation import operations as decisions
 from app.extensions import db
 from app.models import AuditEvent, Decision, Round
-from app.reports import jobs
 from tests.chair_fixtures import build_small_round
 
 
@@ -100,44 +96,3 @@ def test_demo_seed_final_leaves_a_finalized_round_with_everything(app, tmp_path)
     assert result.exit_code == 0, result.output
     text = _text(target)
     assert "2024年全国科普日优秀组织单位名单" in text and "讨论稿" not in text and "公示稿" not in text
-
-
-# ----------------------------------------------------------------------------- job runner
-
-
-def test_job_runs_in_the_background_and_keeps_its_file(app, decided):
-    with app.test_request_context():
-        # One worker: the sheets job keeps it busy, so the list job is still queued when asked again.
-        busy = jobs.submit("sheets", "pdf", decided.round_id, "activity", label="专家评分表")
-        job = jobs.submit("list", "pdf", decided.round_id, "activity", label="优秀活动名单（PDF）")
-        assert job.status == "queued" and job.active
-        again = jobs.submit("list", "pdf", decided.round_id, "activity", label="优秀活动名单（PDF）")
-        assert again.id == job.id
-        done = jobs.wait(job.id, timeout=60)
-        assert done.status == "done", done.error
-        assert jobs.get(busy.id).status == "done"
-        assert {j.id for j in jobs.recent()} == {busy.id, job.id}
-        assert done.filename == "2024年全国科普日优秀活动名单.pdf" and done.size > 1000
-        with open(jobs.output_path(done), "rb") as fh:
-            assert fh.read(5) == b"%PDF-"
-        assert done.finished_at >= done.started_at >= done.created_at
-        assert os.path.dirname(jobs.output_path(done)).startswith(str(app.config["UPLOAD_FOLDER"]).rsplit("/", 1)[0])
-
-
-def test_failed_and_stale_jobs_are_reported(app, decided):
-    with app.test_request_context():
-        job = jobs.submit("list", "pdf", 999_999, "activity", label="不存在的批次")
-        done = jobs.wait(job.id, timeout=30)
-        assert done.status == "failed" and done.error == "找不到评选批次。"
-
-        stale = jobs.Job(id="0123456789abcdef", kind="forms", fmt="pdf", round_id=decided.round_id,
-                         category="unit", label="中断的任务", requested_by=None, status="running")
-        with open(os.path.join(jobs.folder(), f"{stale.id}.json"), "w", encoding="utf-8") as fh:
-            data = dict(stale.__dict__, updated_at=time.time() - jobs.STALE_SECONDS - 5)
-            json.dump(data, fh)
-        found = jobs.get(stale.id)
-        assert found.status == "failed" and "中断" in found.error
-        for bad in ("../etc/passwd", "0123456789ABCDEF", "", "x" * 16):
-            assert jobs.get(bad) is None
-        with pytest.raises(UserError):
-            jobs.submit("nope", "pdf", decided.round_id, "unit", label="x")

@@ -1,0 +1,44 @@
+"""The tasks, registered on each app's Huey. Each closes over the app it was built for: the consumer
+creates the app once and every task pushes a fresh app context of it (its own database session)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from huey import Huey, crontab
+from huey.signals import SIGNAL_INTERRUPTED
+
+log = logging.getLogger(__name__)
+
+
+def register(huey: Huey, app: Flask):
+    from app.jobs import Jobs
+
+    # retries=0: a render that failed once fails the same way again; the user retries from the page.
+    @huey.task(name="kepu.reports.render", retries=0)
+    def render_report(job_id: str) -> None:
+        from app.reports import jobs
+
+        with app.app_context():
+            jobs.run(job_id)
+
+    @huey.periodic_task(crontab(minute="*/15"), name="kepu.reports.prune")
+    def prune_reports() -> None:
+        from app.reports import jobs
+
+        with app.app_context():
+            jobs.prune()
+
+    @huey.signal(SIGNAL_INTERRUPTED)
+    def interrupted(signal, task, *args, **kwargs) -> None:
+        # The consumer was stopped (SIGTERM) in the middle of a render: say so now rather than letting
+        # the heartbeat go stale. A SIGKILL gets no such chance; the stale heartbeat covers it.
+        if task.name != render_report.name or not task.args:
+            return
+        from app.reports import jobs
+
+        with app.app_context():
+            jobs.mark_interrupted(task.args[0])
+
+    return Jobs(huey=huey, render_report=render_report, prune_reports=prune_reports)
