@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.audit import operations as audit
 from app.core.database import write_transaction
 from app.core.errors import UserError
-from app.core.params import parse_id
 from app.extensions import db
 from app.models import ROLE_LABELS, Nominator, User
 from app.models._base import utcnow
@@ -39,6 +36,8 @@ def create_user(username: str, display_name: str, role: str, password: str, *,
                 affiliation: str | None = None, actor=None) -> User:
     username = (username or "").strip()
     display_name = (display_name or "").strip() or username
+    if len(display_name) > DISPLAY_NAME_MAX:
+        raise UserError(f"姓名不能超过 {DISPLAY_NAME_MAX} 个字符。", {"display_name": f"不能超过 {DISPLAY_NAME_MAX} 字"})
     if not username or len(username) > USERNAME_MAX:
         raise UserError("用户名不能为空，且不超过 50 个字符。")
     if role not in ROLE_LABELS:
@@ -53,7 +52,7 @@ def create_user(username: str, display_name: str, role: str, password: str, *,
             if nominator is None:
                 raise UserError(f"找不到推荐单位：{affiliation}。")
             affiliation_id = nominator.id
-        user = User(username=username, display_name=display_name[:50], role=role,
+        user = User(username=username, display_name=display_name, role=role,
                     password_hash=generate_password_hash(password), affiliation_id=affiliation_id)
         db.session.add(user)
         db.session.flush()
@@ -96,11 +95,10 @@ def set_password(user: User, new_password: str, *, actor=None) -> None:
         audit.record("user.set_password", "user", user.id, actor=actor)
 
 
-def change_own_password(user: User, current: str, new: str, confirm: str) -> None:
+def change_own_password(user: User, current: str, new: str) -> None:
+    """The form has checked the new password's length and its confirmation; the current one needs the hash."""
     if not check_password_hash(user.password_hash, current or ""):
         raise UserError("当前密码不正确。", {"current": "当前密码不正确"})
-    if new != confirm:
-        raise UserError("两次输入的新密码不一致。", {"confirm": "不一致"})
     set_password(user, new, actor=user)
 
 
@@ -130,7 +128,7 @@ def list_users() -> list[User]:
 # Administration (the admin area's users page)
 
 DISPLAY_NAME_MAX = 50
-_USERNAME_RE = r"^[A-Za-z0-9_.\-]+$"
+USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 
 
 def get_user(user_id: int) -> User:
@@ -140,75 +138,37 @@ def get_user(user_id: int) -> User:
     return user
 
 
-def _affiliation(form) -> tuple[Nominator | None, str | None]:
-    """The nominator chosen in a user form's affiliation_id (blank: none), or a field error."""
-    aff = (form.get("affiliation_id") or "").strip()
-    if not aff:
-        return None, None
-    ident = parse_id(aff)
-    nominator = db.session.get(Nominator, ident) if ident else None
-    return (nominator, None) if nominator else (None, "找不到该推荐单位")
+def _nominator(affiliation_id: int | None) -> Nominator | None:
+    if affiliation_id is None:
+        return None
+    nominator = db.session.get(Nominator, affiliation_id)
+    if nominator is None:
+        raise UserError("找不到该推荐单位。", {"affiliation_id": "找不到该推荐单位"})
+    return nominator
 
 
-def validate_new_user(form) -> dict[str, str]:
-    """Field errors (Chinese) for the create form; create_user raises the first problem only."""
-    errors: dict[str, str] = {}
-    username = (form.get("username") or "").strip()
-    if not username:
-        errors["username"] = "用户名不能为空"
-    elif len(username) > USERNAME_MAX:
-        errors["username"] = f"用户名不能超过 {USERNAME_MAX} 个字符"
-    elif not re.match(_USERNAME_RE, username):
-        errors["username"] = "用户名只能包含字母、数字、下划线、点和连字符"
-    if len((form.get("display_name") or "").strip()) > DISPLAY_NAME_MAX:
-        errors["display_name"] = f"姓名不能超过 {DISPLAY_NAME_MAX} 个字符"
-    if form.get("role") not in ROLE_LABELS:
-        errors["role"] = "请选择角色"
-    password = form.get("password") or ""
-    if len(password) < PASSWORD_MIN:
-        errors["password"] = f"密码至少需要 {PASSWORD_MIN} 个字符"
-    elif len(password) > PASSWORD_MAX:
-        errors["password"] = f"密码不能超过 {PASSWORD_MAX} 个字符"
-    if (error := _affiliation(form)[1]) is not None:
-        errors["affiliation_id"] = error
-    return errors
+def create_account(username: str, display_name: str, role: str, password: str, *, affiliation_id: int | None = None,
+                   actor=None) -> User:
+    """The admin's create form, typed (accounts/forms.py checked the format); a taken username is a
+    field error beside the username."""
+    with write_transaction():
+        nominator = _nominator(affiliation_id)
+        try:
+            return create_user(username, display_name, role, password,
+                               affiliation=nominator.name if nominator else None, actor=actor)
+        except UserError as e:
+            if e.status == 409:
+                e.field_errors = {"username": "已存在"}
+            raise
 
 
-def create_from_form(form, *, actor=None) -> User:
-    """The admin's create form: username, display_name, role, password, affiliation_id (for 回避)."""
-    errors = validate_new_user(form)
-    if errors:
-        raise UserError("；".join(errors.values()) + "。", errors)
-    nominator = _affiliation(form)[0]
-    affiliation = nominator.name if nominator else None
-    try:
-        return create_user(form.get("username", ""), form.get("display_name", ""), form.get("role", ""),
-                           form.get("password", ""), affiliation=affiliation, actor=actor)
-    except UserError as e:
-        if e.status == 409:
-            e.field_errors = {"username": "已存在"}
-        raise
-
-
-def update_user(user_id: int, form, *, actor=None) -> User:
+def update_user(user_id: int, *, display_name: str, role: str, affiliation_id: int | None, actor=None) -> User:
     """Display name, role and affiliation (回避). An admin cannot take away their own admin role."""
-    errors: dict[str, str] = {}
-    display_name = (form.get("display_name") or "").strip()
-    if not display_name:
-        errors["display_name"] = "姓名不能为空"
-    elif len(display_name) > DISPLAY_NAME_MAX:
-        errors["display_name"] = f"姓名不能超过 {DISPLAY_NAME_MAX} 个字符"
-    role = form.get("role")
     if role not in ROLE_LABELS:
-        errors["role"] = "请选择角色"
-    nominator, error = _affiliation(form)
-    if error is not None:
-        errors["affiliation_id"] = error
-    affiliation_id = nominator.id if nominator else None
-    if errors:
-        raise UserError("；".join(errors.values()) + "。", errors)
+        raise UserError("请选择角色。", {"role": "请选择角色"})
     with write_transaction():
         user = get_user(user_id)
+        affiliation_id = nominator.id if (nominator := _nominator(affiliation_id)) else None
         if actor is not None and user.id == actor.id and role != "admin":
             raise UserError("不能取消自己的管理员角色。", {"role": "不能修改自己的角色"}, status=409)
         before = _public(user)
@@ -229,15 +189,8 @@ def admin_set_active(user_id: int, active: bool, *, actor=None) -> User:
     return get_user(user_id)
 
 
-def admin_reset_password(user_id: int, new_password: str, confirm: str, *, actor=None) -> User:
-    """The admin sets a new password; every session of that user ends."""
-    if (new_password or "") != (confirm or ""):
-        raise UserError("两次输入的新密码不一致。", {"confirm": "不一致"})
-    try:
-        validate_password(new_password or "")
-    except UserError as e:
-        e.field_errors = {"password": e.field_errors.get("password", e.message)}
-        raise
+def admin_reset_password(user_id: int, new_password: str, *, actor=None) -> User:
+    """The admin sets a new password (its confirmation is the form's); every session of that user ends."""
     user = get_user(user_id)
     set_password(user, new_password, actor=actor)
     return user

@@ -6,6 +6,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from app.accounts import operations as users
 from app.accounts import throttle
 from app.accounts.blueprint import bp
+from app.accounts.forms import AccountPasswordForm, LoginForm
 from app.core.authz import home_endpoint
 from app.core.errors import UserError
 from app.extensions import db, login_manager
@@ -52,26 +53,19 @@ def index():
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
+    form = LoginForm()
     if request.method == "GET":
         if current_user.is_authenticated:
             return redirect(url_for(home_endpoint(current_user)))
-        return render_template("accounts/login.html", username="", error=None)
-    username = request.form.get("username", "").strip()
-    password = request.form.get("password", "")
+        return render_template("accounts/login.html", form=form, error=None)
+    # Every attempt is counted before anything is checked (throttle.py explains why).
     if not throttle.reserve_login_attempt():
-        return render_template("accounts/login.html", username=username[:50],
-                               error="登录尝试过于频繁，请一分钟后再试。"), 429
-    error, status = None, 422
-    if not username or not password:
-        error = "请输入用户名和密码。"
-    elif len(username) > users.USERNAME_MAX or len(password) > users.PASSWORD_MAX:
-        error = "用户名或密码过长。"
-    else:
-        user = users.authenticate(username, password)
-        if user is None:
-            error, status = "用户名或密码不正确，或账号已停用。", 401
-    if error:
-        return render_template("accounts/login.html", username=username[:50], error=error), status
+        return render_template("accounts/login.html", form=form, error="登录尝试过于频繁，请一分钟后再试。"), 429
+    if not form.validate_on_submit():
+        return render_template("accounts/login.html", form=form, error=form.message()), 422
+    user = users.authenticate(form.username.data, form.password.data)
+    if user is None:
+        return render_template("accounts/login.html", form=form, error="用户名或密码不正确，或账号已停用。"), 401
     throttle.refund_login_attempt()
     login_user(user)
     users.record_login(user)
@@ -90,19 +84,18 @@ def logout():
 @bp.route("/account", methods=["GET", "POST"])
 @login_required
 def account():
-    errors = {}
-    status = 200
-    if request.method == "POST":
-        try:
-            users.change_own_password(
-                current_user, request.form.get("current", ""), request.form.get("new", ""),
-                request.form.get("confirm", ""),
-            )
-        except UserError as e:
-            flash(e.message, "error")
-            errors, status = e.field_errors, e.status
-        else:
-            logout_user()
-            flash("密码已修改，所有已登录的会话均已失效，请重新登录。", "success")
-            return redirect(url_for("accounts.login"), 303)
-    return render_template("accounts/account.html", errors=errors), status
+    form = AccountPasswordForm()
+    if request.method == "GET":
+        return render_template("accounts/account.html", form=form)
+    if not form.validate_on_submit():
+        flash(form.summary(), "error")
+        return render_template("accounts/account.html", form=form), 422
+    try:
+        users.change_own_password(current_user, form.current.data, form.new.data)
+    except UserError as e:
+        flash(e.message, "error")
+        form.add_errors(e.field_errors)
+        return render_template("accounts/account.html", form=form), e.status
+    logout_user()
+    flash("密码已修改，所有已登录的会话均已失效，请重新登录。", "success")
+    return redirect(url_for("accounts.login"), 303)
