@@ -218,3 +218,53 @@ def test_cli_check_and_template(intake_app, tmp_path):
     out = tmp_path / "模板.xlsx"
     result = runner.invoke(args=["nominations", "template", str(out)])
     assert result.exit_code == 0 and out.stat().st_size > 1000
+
+
+def test_an_import_refuses_exactly_what_the_form_refuses(intake_app, tmp_path):
+    from app.intake import forms
+
+    headers = ["类别", "推荐单位", "名称", "主办单位", "联系电话", "活动场数", "服务人数"]
+    rows = [["优秀活动", "长沙市科协", "名" * 101, "长沙市科协", "13812345678", 5, 100],
+            ["优秀活动", "长沙市科协", "科普下乡", "长沙市科协", "打电话", 5, 100],
+            ["优秀活动", "长沙市科协", "科普进校园", "长沙市科协", "13812345678", 5, 100]]
+    path = _write(tmp_path, "汇总.xlsx", make_xlsx(headers, rows))
+    with intake_app.app_context():
+        _r, items, outcome = _import([path])
+        assert [i.action for i in items] == ["reject", "reject", "create"]
+        form_says = {name: forms.first_errors(forms.check(forms.ActivityFields, {name: value}))[name]
+                     for name, value in (("title", "名" * 101), ("contact_phone", "打电话"))}
+        assert form_says["title"] == "活动名称不能超过 100 字（当前 101 字）"
+        assert items[0].errors == [form_says["title"]]
+        assert items[1].errors == [form_says["contact_phone"]]
+        assert [n.title for n in db.session.scalars(select(Nomination))] == ["科普进校园"]
+
+
+def test_an_import_is_one_operation_that_rechecks_once(intake_app, tmp_path, monkeypatch):
+    from app.intake import form_check
+
+    headers = ["类别", "推荐单位", "名称", "主办单位", "活动场数", "服务人数"]
+    rows = [["优秀活动", "长沙市科协", f"科普活动{i}", "长沙市科协", 5, 100] for i in range(3)]
+    path = _write(tmp_path, "汇总.xlsx", make_xlsx(headers, rows))
+    real_run, calls = form_check.run, []
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(form_check, "run", counted)
+    with intake_app.app_context():
+        _r, _items, outcome = _import([path])
+        assert len(outcome.created) == 3 and len(calls) == 1
+
+        def broken(*_a, **_k):
+            raise RuntimeError("形式审查失败")
+
+        monkeypatch.setattr(form_check, "run", broken)
+        rows = [["优秀活动", "长沙市科协", f"第二批活动{i}", "长沙市科协", 5, 100] for i in range(2)]
+        second = _write(tmp_path, "第二批.xlsx", make_xlsx(headers, rows))
+        with pytest.raises(RuntimeError):
+            _import([second])
+        db.session.rollback()
+        # the forms and their re-check are one transaction: none of the second batch was kept
+        assert _count() == 3
+        assert len(db.session.scalars(select(AuditEvent).where(AuditEvent.action == "nomination.import")).all()) == 1

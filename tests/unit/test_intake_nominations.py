@@ -156,3 +156,45 @@ def test_source_key_ignores_spacing_and_punctuation():
     b = nominations.source_key_for("长沙市 科协", "activity", "科普进社区活动")
     assert a == b
     assert a != nominations.source_key_for("长沙市科协", "unit", "科普进社区活动")
+
+
+def test_an_edit_without_a_version_is_refused_and_writes_nothing(intake_app):
+    with intake_app.app_context():
+        nom = nominations.create(_round().id, nominator("长沙市科协").id, "activity", GOOD)
+        for version in (None, ""):
+            with pytest.raises(UserError) as e:
+                nominations.update(nom.id, {**GOOD, "title": "没有版本号的修改"}, version=version)
+            assert e.value.status == 422 and "版本号" in e.value.message
+        db.session.expire_all()
+        assert db.session.get(Nomination, nom.id).title == "科普进社区"
+        assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "nomination.update")) is None
+
+
+@BOTH
+def test_an_edit_and_its_recheck_are_one_commit(intake_app, monkeypatch):
+    from app.intake import form_check
+
+    with intake_app.app_context():
+        nom = nominations.create(_round().id, nominator("长沙市科协").id, "activity", GOOD)
+        version = nominations.version_of(nom)
+
+        def broken(*_a, **_k):
+            raise RuntimeError("形式审查失败")
+
+        monkeypatch.setattr(form_check, "run", broken)
+        with pytest.raises(RuntimeError):
+            nominations.update(nom.id, {**GOOD, "title": "随复查一起回滚"}, version=version)
+        with pytest.raises(RuntimeError):
+            nominations.create(_round().id, nominator("长沙市科协").id, "unit", {**GOOD, "title": "也不保存"})
+        db.session.rollback()
+        db.session.expire_all()
+        assert db.session.get(Nomination, nom.id).title == "科普进社区"
+        assert len(db.session.scalars(select(Nomination)).all()) == 1
+        assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "nomination.update")) is None
+
+
+def test_a_control_character_is_stripped_by_the_one_cleaning_filter(intake_app):
+    with intake_app.app_context():
+        nom = nominations.create(_round().id, nominator("长沙市科协").id, "activity",
+                                 {**GOOD, "title": "科普\x00进\u200b社区\x07", "summary": "第一行\r\n第二\x0b行"})
+        assert nom.title == "科普进社区" and nom.summary == "第一行\n第二行"

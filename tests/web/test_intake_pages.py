@@ -268,3 +268,57 @@ def test_a_round_loaded_without_checks_says_so_until_checked(demo_app, demo_clie
     assert "还没有做过形式审查" not in listing and "未检查" not in listing
     check = demo_client.get("/intake/check?status=open").get_data(as_text=True)
     assert "上次检查" in check and "缺少活动视频" in check
+
+
+def test_the_form_strips_control_characters_and_renders_limits_from_its_declarations(intake_app, admin):
+    from app.intake import forms
+
+    page = admin.get("/intake/new?category=activity").get_data(as_text=True)
+    declared = forms.maxlengths(forms.ActivityFields())
+    assert declared["summary"] == 500 and declared["title"] == 100
+    assert f'name="summary" maxlength="{declared["summary"]}"' in page and 'data-maxchars="500"' in page
+    assert f'name="title" maxlength="{declared["title"]}"' in page
+    resp = _create(intake_app, admin, title="科普\x00进\u200b社区\x07", contact_name="张\x1b三")
+    assert resp.status_code == 303
+    with intake_app.app_context():
+        nom = db.session.scalar(select(Nomination))
+        assert (nom.title, nom.contact_name) == ("科普进社区", "张三")
+
+
+def test_an_over_long_field_is_422_beside_the_field_and_writes_nothing(intake_app, admin):
+    resp = _create(intake_app, admin, title="名" * 101, contact_phone="打电话")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert 'id="err-title">活动名称不能超过 100 字（当前 101 字）' in html
+    assert 'id="err-contact_phone">联系电话应为数字' in html
+    assert _count(intake_app) == 0
+    with intake_app.app_context():
+        assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "nomination.create")) is None
+
+
+def test_writes_answer_405_to_other_methods_and_write_nothing(intake_app, admin):
+    token = _token(admin)
+    data = {**FORM, "category": "activity", "nominator_id": _ids(intake_app)["长沙市科协"], "csrf_token": token}
+    for method in (admin.put, admin.patch, admin.delete):
+        assert method("/intake/new", data=data).status_code == 405
+    nid = int(_create(intake_app, admin).headers["Location"].split("/")[-1])
+    assert admin.get(f"/intake/{nid}/withdraw").status_code == 405
+    assert admin.put(f"/intake/{nid}/edit", data={**data, "title": "PUT 修改"}).status_code == 405
+    assert _count(intake_app) == 1
+    with intake_app.app_context():
+        nom = db.session.get(Nomination, nid)
+        assert nom.title == "科普进社区" and nom.status == "active"
+
+
+def test_an_edit_without_its_version_is_refused(intake_app, admin):
+    nid = int(_create(intake_app, admin).headers["Location"].split("/")[-1])
+    page = admin.get(f"/intake/{nid}/edit").get_data(as_text=True)
+    data = {**FORM, "nominator_id": _ids(intake_app)["长沙市科协"], "csrf_token": csrf_token_from(page),
+            "title": "没有版本号的修改"}
+    for version in (None, "", "   "):
+        sent = data if version is None else {**data, "version": version}
+        resp = admin.post(f"/intake/{nid}/edit", data=sent)
+        assert resp.status_code == 422 and "缺少版本号" in resp.get_data(as_text=True)
+    with intake_app.app_context():
+        assert db.session.get(Nomination, nid).title == "科普进社区"
+        assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "nomination.update")) is None
