@@ -22,6 +22,7 @@ from app.core import storage
 from app.core.database import locked, write_transaction
 from app.core.errors import Conflict, UserError
 from app.extensions import db
+from app.intake.nominations import quota_for  # the nominator's quota has one home: intake
 from app.models import CATEGORIES, CATEGORY_LABELS, PHASE_LABELS, Decision, Nomination, Nominator, Round
 from app.rounds import phases as rounds
 
@@ -95,11 +96,6 @@ def opinion_text(rnd: Round, category: str, outcome: str) -> str:
     return (tpl or "").replace("{year}", str(rnd.year)).replace("{category}", CATEGORY_LABELS[category])
 
 
-def effective_quota(rnd: Round, nominator: Nominator, category: str) -> int:
-    override = nominator.quota_unit if category == "unit" else nominator.quota_activity
-    return override if override is not None else rnd.quota(nominator.kind, category)
-
-
 def _rank_rows(round_id: int, category: str) -> list:
     from app.ranking import engine as ranking  # the official ranking: submitted sheets, the round's method
 
@@ -154,7 +150,7 @@ def quota_warnings(rnd: Round, category: str) -> list[QuotaWarning]:
     )
     out = []
     for nominator, approved in db.session.execute(stmt):
-        quota = effective_quota(rnd, nominator, category)
+        quota = quota_for(rnd, nominator, category)
         if approved > quota:
             out.append(QuotaWarning(nominator.id, nominator.name, approved, quota))
     return out

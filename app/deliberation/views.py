@@ -12,6 +12,7 @@ from flask_login import current_user
 from app.core.authz import admin_required, staff_required
 from app.core.errors import UserError
 from app.core.htmx import is_partial_request, render, trigger
+from app.deliberation import forms
 from app.deliberation import operations as decisions
 from app.deliberation.blueprint import bp
 from app.extensions import db
@@ -30,7 +31,7 @@ def _page_context(category: str, *, errors: dict | None = None, form_values: dic
         round=rnd, category=category, rows=rows, summary=decisions.summary(rnd, category, rows),
         slots=rnd.slots(category), editable=rnd.phase == "deliberating", is_admin=current_user.role == "admin",
         errors=errors or {}, form_values=form_values or {}, has_seal=bool(rnd.seal_file),
-        outcome_labels=decisions.OUTCOME_LABELS, opinion_max=decisions.OPINION_MAX,
+        outcome_labels=decisions.OUTCOME_LABELS, opinion_max=forms.LIMITS["opinion"], limits=forms.LIMITS,
     )
 
 
@@ -86,13 +87,28 @@ def summary(category: str):
     return _page(category, block="summary")
 
 
+def _checked(form) -> None:
+    """Refuse a form that did not validate, before anything is written: a forged request (no CSRF token,
+    no or a bad version) is a 400; wrong input is a 422 naming the field."""
+    if form.validate_on_submit():
+        return
+    errors = form.first_errors()
+    if "csrf_token" in errors:
+        raise UserError(form.error_message(), status=400)
+    if "version" in errors:
+        raise UserError(errors["version"], status=400)
+    raise UserError(next(iter(errors.values())), errors)
+
+
 @bp.post("/decide/<int:nomination_id>")
 @staff_required
 def decide(nomination_id: int):
     nom = _nomination(nomination_id)
-    outcome, reason = request.form.get("outcome", ""), request.form.get("reason", "")
+    form = forms.DecideForm()
+    reason = form.reason.data or ""
     try:
-        decisions.decide(nom.id, outcome, reason=reason, expected_version=request.form.get("version"),
+        _checked(form)
+        decisions.decide(nom.id, form.outcome.data, reason=reason, expected_version=form.version.data,
                          actor=current_user)
     except UserError as e:
         if e.status not in (409, 422):
@@ -106,9 +122,11 @@ def decide(nomination_id: int):
 @staff_required
 def opinion(nomination_id: int):
     nom = _nomination(nomination_id)
-    text = request.form.get("opinion", "")
+    form = forms.OpinionForm()
+    text = form.opinion.data or ""
     try:
-        decisions.set_opinion(nom.id, text, expected_version=request.form.get("version"), actor=current_user)
+        _checked(form)
+        decisions.set_opinion(nom.id, text, expected_version=form.version.data, actor=current_user)
     except UserError as e:
         if e.status not in (409, 422):
             raise
@@ -121,6 +139,7 @@ def opinion(nomination_id: int):
 @staff_required
 def prefill(category: str):
     rnd = rounds.require_current_round()
+    _checked(forms.BulkForm())
     made = decisions.prefill_from_cut_line(rnd.id, category, actor=current_user)
     return _after_bulk(category, f"已按分数线预填 {made} 项审定。" if made else "所有推荐对象均已审定，无需预填。")
 
@@ -129,8 +148,9 @@ def prefill(category: str):
 @staff_required
 def fill_opinions(category: str):
     rnd = rounds.require_current_round()
-    overwrite = request.form.get("overwrite") == "1"
-    changed = decisions.fill_opinions(rnd.id, category, overwrite=overwrite, actor=current_user)
+    form = forms.BulkForm()
+    _checked(form)
+    changed = decisions.fill_opinions(rnd.id, category, overwrite=form.overwrite_flag, actor=current_user)
     return _after_bulk(category, f"已按模板填写 {changed} 条审定意见。" if changed else "没有需要填写的审定意见。")
 
 
@@ -147,33 +167,33 @@ def _after_bulk(category: str, message: str):
 @staff_required
 def approval_date():
     rnd = rounds.require_current_round()
-    category = _category_arg()
-    decisions.set_approval_date(rnd.id, decisions.parse_date(request.form.get("approval_date")), actor=current_user)
+    form = forms.ApprovalDateForm()
+    _checked(form)
+    decisions.set_approval_date(rnd.id, form.approval_date.date, actor=current_user)
     flash("审定日期已保存。", "success")
-    return _back(category)
+    return _back(_category_arg())
 
 
 @bp.post("/templates")
 @admin_required
 def templates():
     rnd = rounds.require_current_round()
-    category = _category_arg()
-    decisions.set_templates(rnd.id, request.form.get("approve_template", ""),
-                            request.form.get("decline_template", ""), actor=current_user)
+    form = forms.TemplatesForm()
+    _checked(form)
+    decisions.set_templates(rnd.id, form.approve_template.data, form.decline_template.data, actor=current_user)
     flash("审定意见模板已保存；已填写的审定意见不会自动改变，可用“按模板填写”更新。", "success")
-    return _back(category)
+    return _back(_category_arg())
 
 
 @bp.post("/seal")
 @admin_required
 def seal():
     rnd = rounds.require_current_round()
-    category = _category_arg()
-    upload = request.files.get("seal")
-    data = upload.read(decisions.SEAL_MAX_BYTES + 1) if upload else b""
-    decisions.save_seal(rnd.id, data, actor=current_user)
+    form = forms.SealForm()
+    _checked(form)
+    decisions.save_seal(rnd.id, form.read(), actor=current_user)
     flash("印章图片已上传。", "success")
-    return _back(category)
+    return _back(_category_arg())
 
 
 @bp.get("/seal.png")
@@ -192,6 +212,7 @@ def seal_image():
 @staff_required
 def publicize():
     rnd = rounds.require_current_round()
+    _checked(forms.PhaseForm())
     decisions.publicize(rnd.id, actor=current_user)
     flash("已进入公示阶段，审定结果已锁定；可下载公示名单。", "success")
     return _back(_category_arg())
@@ -201,8 +222,7 @@ def publicize():
 @staff_required
 def finalize():
     rnd = rounds.require_current_round()
-    if request.form.get("confirm") != "1":
-        raise UserError("请勾选确认后再定稿。", {"confirm": "必选"})
+    _checked(forms.FinalizeForm())
     decisions.finalize(rnd.id, actor=current_user)
     flash("已定稿。本批次的评分和审定结果不再修改。", "success")
     return _back(_category_arg())
@@ -212,7 +232,9 @@ def finalize():
 @admin_required
 def reopen():
     rnd = rounds.require_current_round()
-    decisions.reopen(rnd.id, request.form.get("reason", ""), actor=current_user)
+    form = forms.ReopenForm()
+    _checked(form)
+    decisions.reopen(rnd.id, form.reason.data, actor=current_user)
     flash("已退回上一阶段，操作已记入日志。", "warning")
     return _back(_category_arg())
 

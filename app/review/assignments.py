@@ -37,11 +37,10 @@ from app.models import (
     Score,
     User,
 )
-from app.review import recusals
-from app.rounds import phases as rounds
+from app.review import pairs, recusals
 from app.rounds.phases import bump_ranking
 
-EDITABLE_PHASES = ("setup", "collecting", "reviewing")
+EDITABLE_PHASES = pairs.EDITABLE_PHASES
 MODES = ("all", "balanced")
 MODE_LABELS = {"all": "每位专家评审全部推荐对象", "balanced": "每件推荐对象分配 k 位专家（均衡）"}
 K_MAX = 50
@@ -244,13 +243,6 @@ def _assigned_pairs(round_id: int, category: str | None) -> set[Pair]:
     return {(r, n) for r, n in db.session.execute(stmt)}
 
 
-def _editable_round(round_id: int) -> Round:
-    rnd = rounds.get(round_id, lock=True)
-    if rnd.phase not in EDITABLE_PHASES:
-        raise UserError(f"评选批次已进入「{rnd.phase_label}」阶段，评审分配不能再调整。", status=409)
-    return rnd
-
-
 def _check_category(category: str | None) -> None:
     if category is not None and category not in CATEGORY_LABELS:
         raise UserError(f"未知类别：{category}。")
@@ -264,7 +256,7 @@ def assign_all(round_id: int, category: str | None = None, *, actor=None) -> Run
     """Every active reviewer × every active nomination in scope, except recused pairs."""
     _check_category(category)
     with write_transaction():
-        rnd = _editable_round(round_id)
+        rnd = pairs.editable_round(round_id)
         reviewers, noms, blocked, existing, pinned = _inputs(rnd.id, category)
         planned = {(r, n) for n in noms for r in reviewers if (r, n) not in blocked} | pinned
         empty = [n for n in noms if not any((r, n) in planned for r in reviewers)]
@@ -288,7 +280,7 @@ def assign_balanced(round_id: int, k: int, cap: int | None = None, category: str
     if errors:
         raise UserError("；".join(errors.values()) + "。", errors)
     with write_transaction():
-        rnd = _editable_round(round_id)
+        rnd = pairs.editable_round(round_id)
         reviewers, noms, blocked, existing, pinned = _inputs(rnd.id, category)
         if not reviewers:
             raise UserError("没有在用的评审专家账号，无法分配。请先在用户管理中添加专家。", status=409)
@@ -349,22 +341,6 @@ def _audit_run(rnd: Round, category, result: RunResult, params: dict, actor) -> 
 # Hand edits (the matrix)
 
 
-def pair_for_edit(reviewer_id: int, nomination_id: int) -> tuple[User, Nomination, Round]:
-    nom = db.session.get(Nomination, nomination_id)
-    if nom is None:
-        raise UserError("找不到该推荐对象。", status=404)
-    reviewer = db.session.get(User, reviewer_id)
-    if reviewer is None or reviewer.role != "reviewer":
-        raise UserError("找不到该评审专家。", status=404)
-    rnd = _editable_round(nom.round_id)
-    return reviewer, nom, rnd
-
-
-def _pair_audit(reviewer: User, nom: Nomination) -> dict:
-    return {"reviewer": reviewer.username, "reviewer_id": reviewer.id, "nomination_id": nom.id,
-            "title": nom.title}
-
-
 def set_assignment(reviewer_id: int, nomination_id: int, assigned: bool, *, reason: str = "",
                    actor=None) -> bool:
     """Assign or unassign one pair; True if something changed. See the module notes on reasons."""
@@ -372,7 +348,7 @@ def set_assignment(reviewer_id: int, nomination_id: int, assigned: bool, *, reas
     if len(reason) > REASON_MAX:
         raise UserError(f"理由不能超过 {REASON_MAX} 个字符。", {"reason": "过长"})
     with write_transaction():
-        reviewer, nom, rnd = pair_for_edit(reviewer_id, nomination_id)
+        reviewer, nom, rnd = pairs.for_edit(reviewer_id, nomination_id)
         changed = _set_pair(rnd, reviewer, nom, assigned, reason, actor)
         if changed:
             bump_ranking(rnd.id, nom.category)
@@ -393,7 +369,7 @@ def _set_pair(rnd: Round, reviewer: User, nom: Nomination, assigned: bool, reaso
         if nom.status != "active":
             raise UserError(f"《{nom.title}》已撤回，不能分配。", status=409)
         db.session.add(Assignment(reviewer_id=reviewer.id, nomination_id=nom.id))
-        audit.record("assignment.add", "nomination", nom.id, after=_pair_audit(reviewer, nom), reason=reason,
+        audit.record("assignment.add", "nomination", nom.id, after=pairs.audit_view(reviewer, nom), reason=reason,
                      round_id=rnd.id, actor=actor)
         return True
     if existing is None:
@@ -406,7 +382,7 @@ def _set_pair(rnd: Round, reviewer: User, nom: Nomination, assigned: bool, reaso
         raise UserError(f"{reviewer.display_name} 已对《{nom.title}》评分，取消分配必须填写理由"
                         "（评分记录会保留，但不再计入排名）。", {"reason": "必填"})
     db.session.delete(existing)
-    before = _pair_audit(reviewer, nom)
+    before = pairs.audit_view(reviewer, nom)
     if sheet:
         before.update(sheet_status=sheet.status, scores=n_scores)
     audit.record("assignment.remove", "nomination", nom.id, before=before, reason=reason, round_id=rnd.id,
@@ -421,7 +397,7 @@ def save_matrix_page(round_id: int, reviewer_ids: list[int], nomination_ids: lis
     Cells whose sheet holds work are never unassigned from here (that needs a reason, on the pair
     page); recused cells are never assigned. Returns (added, removed, left_locked)."""
     with write_transaction():
-        rnd = _editable_round(round_id)
+        rnd = pairs.editable_round(round_id)
         noms = {n.id: n for n in db.session.scalars(
             select(Nomination).where(Nomination.round_id == rnd.id, Nomination.id.in_(nomination_ids)))}
         revs = {u.id: u for u in db.session.scalars(
@@ -556,6 +532,6 @@ def summary(round_id: int) -> dict[str, dict[str, int]]:
 
 __all__ = [
     "MODES", "MODE_LABELS", "Plan", "RunResult", "MatrixPage", "PairInfo", "plan_balanced", "assign_all",
-    "assign_balanced", "set_assignment", "save_matrix_page", "pair_for_edit", "sheet_states", "has_work", "matrix_page", "pair_counts", "pair_info",
+    "assign_balanced", "set_assignment", "save_matrix_page", "sheet_states", "has_work", "matrix_page", "pair_counts", "pair_info",
     "summary", "active_reviewers",
 ]

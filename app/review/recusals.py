@@ -13,6 +13,7 @@ from app.core.database import locked, write_transaction
 from app.core.errors import UserError
 from app.extensions import db
 from app.models import Assignment, Nomination, Recusal, Round, User
+from app.review import pairs
 from app.rounds import phases as rounds
 
 REASON_MAX = 500
@@ -133,25 +134,18 @@ def declare(reviewer, nomination_id: int, reason: str) -> Recusal:
     return recusal
 
 
-def _pair_audit(reviewer: User, nom: Nomination) -> dict:
-    return {"reviewer": reviewer.username, "reviewer_id": reviewer.id, "nomination_id": nom.id,
-            "title": nom.title}
-
-
 def declare_on_behalf(reviewer_id: int, nomination_id: int, reason: str, *, actor=None) -> Recusal:
     """An admin records a declared conflict for a reviewer (the assignment page). As when reviewers
     declare one themselves, an existing assignment stays in place but stops counting: the queue and
     the ranking leave recused pairs out, and withdrawing the recusal brings the pair back."""
-    from app.review.assignments import pair_for_edit  # the assignment page's own phase rule
-
     reason = _clean_reason(reason, "recusal_reason", "登记回避必须填写理由。")
     with write_transaction():
-        reviewer, nom, rnd = pair_for_edit(reviewer_id, nomination_id)
+        reviewer, nom, rnd = pairs.for_edit(reviewer_id, nomination_id)
         if is_recused(reviewer, nom):
             raise UserError(f"{reviewer.display_name} 已须回避《{nom.title}》。", status=409)
         recusal = Recusal(reviewer_id=reviewer.id, nomination_id=nom.id, reason=reason)
         db.session.add(recusal)
-        audit.record("recusal.declare", "nomination", nom.id, after=_pair_audit(reviewer, nom), reason=reason,
+        audit.record("recusal.declare", "nomination", nom.id, after=pairs.audit_view(reviewer, nom), reason=reason,
                      round_id=rnd.id, actor=actor)
         rounds.bump_ranking(rnd.id, nom.category)
     return recusal
@@ -159,14 +153,12 @@ def declare_on_behalf(reviewer_id: int, nomination_id: int, reason: str, *, acto
 
 def withdraw(reviewer_id: int, nomination_id: int, *, actor=None) -> None:
     """Remove a declared conflict (affiliation conflicts cannot be withdrawn). Does not assign."""
-    from app.review.assignments import pair_for_edit
-
     with write_transaction():
-        reviewer, nom, rnd = pair_for_edit(reviewer_id, nomination_id)
+        reviewer, nom, rnd = pairs.for_edit(reviewer_id, nomination_id)
         row = declared(reviewer.id, nom.id)
         if row is None:
             raise UserError("没有登记过这项回避。", status=404)
         db.session.delete(row)
-        audit.record("recusal.withdraw", "nomination", nom.id, before={**_pair_audit(reviewer, nom),
+        audit.record("recusal.withdraw", "nomination", nom.id, before={**pairs.audit_view(reviewer, nom),
                      "reason": row.reason}, round_id=rnd.id, actor=actor)
         rounds.bump_ranking(rnd.id, nom.category)
