@@ -119,7 +119,7 @@ def _serve_and_check(dep: Deployment, unit: str, env: dict) -> None:
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a bound for a hung start, not a speed requirement
         while True:
             assert proc.poll() is None, (dep.tmp / "gunicorn.log").read_text()
             try:
