@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from app.core.params import parse_id
 from app.core.time import fmt_second
 from app.extensions import db
 from app.models import AuditEvent, User
@@ -60,30 +59,6 @@ class Filters:
         out = {"actor": self.actor, "action": self.action, "object_type": self.object_type,
                "object_id": self.object_id, "date_from": self.date_from, "date_to": self.date_to}
         return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in out.items() if v not in ("", None)}
-
-
-def parse_filters(args: Mapping) -> tuple[Filters, dict[str, str]]:
-    """Query-string values -> Filters; a bad value is dropped and explained, never a 500."""
-    errors: dict[str, str] = {}
-    f = Filters(actor=str(args.get("actor", "")).strip()[:50], action=str(args.get("action", "")).strip()[:50],
-                object_type=str(args.get("object_type", "")).strip()[:30])
-    raw_id = str(args.get("object_id", "")).strip()
-    if raw_id:
-        if parse_id(raw_id) is not None:
-            f.object_id = int(raw_id)
-        else:
-            errors["object_id"] = "对象编号应为整数"
-    for key, label in (("date_from", "开始日期"), ("date_to", "结束日期")):
-        raw = str(args.get(key, "")).strip()
-        if raw:
-            try:
-                setattr(f, key, date.fromisoformat(raw))
-            except ValueError:
-                errors[key] = f"{label}格式应为 年-月-日"
-    if f.date_from and f.date_to and f.date_from > f.date_to:
-        errors["date_to"] = "结束日期不能早于开始日期"
-        f.date_to = None
-    return f, errors
 
 
 def _local_midnight_utc(d: date) -> datetime:

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from app.accounts import operations as users
+from app.audit import forms as audit_filters
 from app.audit import queries as audit_log
 from app.core.errors import UserError
 from app.extensions import db
@@ -161,12 +162,20 @@ def test_search_filters_and_pages(app, world):
         assert total(date_from=date(2024, 10, 2), date_to=date(2024, 10, 2)) in (24, 23, 25)  # local-day edges
 
 
-def test_parse_filters_explains_bad_values():
-    f, errors = audit_log.parse_filters({"object_id": "abc", "date_from": "2024-13-01", "actor": " admin1 "})
+def test_parse_filters_explains_bad_values(app):
+    with app.test_request_context():
+        _parse_filters_explains_bad_values()
+
+
+def _parse_filters_explains_bad_values():
+    f, errors = audit_filters.parse({"object_id": "abc", "date_from": "2024-13-01", "actor": " admin1 "})
     assert f.actor == "admin1" and f.object_id is None and f.date_from is None
     assert errors == {"object_id": "对象编号应为整数", "date_from": "开始日期格式应为 年-月-日"}
-    f, errors = audit_log.parse_filters({"date_from": "2024-10-09", "date_to": "2024-10-01"})
+    f, errors = audit_filters.parse({"date_from": "2024-10-09", "date_to": "2024-10-01"})
     assert errors == {"date_to": "结束日期不能早于开始日期"} and f.date_to is None
+    f, errors = audit_filters.parse({"actor": "a\x00dmin1", "action": "x" * 51, "object_id": "²"})
+    assert f.actor == "admin1" and f.action == "" and f.object_id is None
+    assert errors == {"action": "不能超过 50 字", "object_id": "对象编号应为整数"}
 
 
 def test_diff_is_readable():
