@@ -289,3 +289,98 @@ def test_nominator_import_page(app, world, admin):
         assert db.session.get(Nominator, world.nominators["cs"]).quota_unit == 9
         assert [e.after["created"] for e in events("nominator.import")] == [1, 0]
     assert "导入完成" in admin.get("/admin/nominators").get_data(as_text=True)
+
+
+# ----------------------------------------------------------------------------- form hygiene (users, settings, phase)
+
+
+def _users_count(app) -> int:
+    with app.app_context():
+        from app.models import User
+
+        return count(User)
+
+
+def test_control_characters_never_reach_the_database(app, world, admin):
+    from app.models import User
+
+    resp = admin.post("/admin/users", {"username": "exp\x00ert7", "display_name": "赵\x00七\u202e\x07 研究员",
+                                       "role": "reviewer", "password": "secret-123"})
+    assert resp.status_code == 303
+    resp = admin.post("/admin/phase", {"target": "setup", "reason": "名额\x00有误\x1b，需要更正"})
+    assert resp.status_code == 303
+    resp = admin.post("/admin/settings", _settings_data(name="2024年\x00评选\u200b", version=_version(app, world)))
+    assert resp.status_code == 303
+    with app.app_context():
+        user = db.session.query(User).filter_by(username="expert7").one()
+        assert user.display_name == "赵七 研究员"
+        assert events("round.phase_back")[0].reason == "名额有误，需要更正"
+        assert db.session.get(Round, world.round_id).name == "2024年评选"
+
+
+@pytest.mark.parametrize("url,data,field_message", [
+    ("/admin/users", {"username": "u7", "display_name": "长" * 51, "role": "reviewer", "password": "secret-123"},
+     "不能超过 50 字"),
+    ("/admin/phase", {"target": "setup", "reason": "因" * 501}, "不能超过 500 字"),
+    ("/admin/settings", {"name": "名" * 101}, "不能超过 100 字"),
+])
+def test_over_long_text_is_refused_beside_the_field_and_nothing_is_written(app, world, admin, url, data,
+                                                                          field_message):
+    if url == "/admin/settings":
+        data = _settings_data(version=_version(app, world), **data)
+    before = count_events(app), _users_count(app)
+    resp = admin.post(url, data)
+    assert resp.status_code == 422
+    html = resp.get_data(as_text=True)
+    assert field_message in html and 'class="field-error"' in html
+    assert (count_events(app), _users_count(app)) == before
+    with app.app_context():
+        assert db.session.get(Round, world.round_id).phase == "collecting"
+
+
+def test_limits_are_rendered_from_the_forms(admin):
+    settings = admin.get("/admin/settings").get_data(as_text=True)
+    assert re.search(r'<input[^>]*maxlength="100"[^>]*name="name"', settings)
+    assert re.search(r'<textarea[^>]*maxlength="500"[^>]*name="opinion_approve_template"', settings)
+    assert re.search(r'<input[^>]*name="version"[^>]*type="hidden"|<input[^>]*type="hidden"[^>]*name="version"',
+                     settings)
+    dashboard = admin.get("/admin/").get_data(as_text=True)
+    assert re.search(r'<textarea[^>]*maxlength="500"[^>]*name="reason"', dashboard)
+    users_page = admin.get("/admin/users").get_data(as_text=True)
+    assert re.search(r'<input[^>]*maxlength="50"[^>]*name="username"', users_page)
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("url", ["/admin/phase", "/admin/settings", "/admin/users", "/admin/users/5",
+                                 "/admin/users/5/password"])
+def test_wrong_method_is_405_and_writes_nothing(app, world, admin, method, url):
+    before = count_events(app)
+    resp = admin.client.open(url, method=method, data={"csrf_token": admin.token, "target": "setup",
+                                                       "reason": "x", "display_name": "x", "role": "reviewer"})
+    assert resp.status_code == 405
+    assert count_events(app) == before
+
+
+@pytest.mark.parametrize("url,data", [
+    ("/admin/users/5", {"display_name": "改名", "role": "reviewer"}),
+    ("/admin/users/5/password", {"password": "new-pass-1", "confirm": "new-pass-1"}),
+    ("/admin/rounds", {"year": "2031"}),
+])
+def test_more_posts_need_csrf(app, world, admin, url, data):
+    before = count_events(app)
+    resp = admin.post(url, data, csrf=False)
+    assert resp.status_code == 400 and "CSRF" in resp.get_data(as_text=True)
+    assert count_events(app) == before
+
+
+def test_settings_without_or_with_a_stale_version_are_refused(app, world, admin):
+    data = _settings_data(slots_unit="17")
+    resp = admin.post("/admin/settings", data)  # no version at all
+    assert resp.status_code == 422 and "缺少版本号" in resp.get_data(as_text=True)
+    stale = _version(app, world)
+    assert admin.post("/admin/settings", _settings_data(slots_unit="18", version=stale)).status_code == 303
+    resp = admin.post("/admin/settings", _settings_data(slots_unit="19", version=stale))
+    assert resp.status_code == 409 and "已被他人修改" in resp.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Round, world.round_id).slots_unit == 18
+        assert len(events("round.settings")) == 1
