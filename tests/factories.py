@@ -9,7 +9,6 @@ from app.extensions import db
 from app.models import Criterion, Nomination, Nominator, RankingCounter, Round
 from app.models.round import DEFAULT_RUBRIC
 
-
 DEFAULT_RUBRIC_ROWS = tuple((c["code"], c["name"], c["max"]) for c in DEFAULT_RUBRIC)
 
 
