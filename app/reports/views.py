@@ -1,6 +1,7 @@
 """Downloads. Chair and admin get everything; a reviewer gets only their own 专家评分表. Large PDFs
-are rendered by the job runner (the page polls the job, then links the file); small ones (one 推荐表,
-one reviewer's sheet) and the XLSX exports are answered directly."""
+are queued for the job consumer (app/jobs; the page polls the job, then links the file) and never
+rendered in this process; small ones (one 推荐表, one reviewer's sheet) and the XLSX exports are
+answered directly."""
 
 from __future__ import annotations
 
