@@ -253,3 +253,70 @@ def test_after_finalize_nothing_changes_through_the_app(app, chair, admin, small
         event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "round.phase_back"))
         assert event.reason == "公示期收到实名异议" and event.actor_id == small.users["admin"]
     assert decisions.OUTCOME_LABELS["approve"] in chair.get("/chair/activity").get_data(as_text=True)
+
+
+# --- the forms: cleaning, limits, version, methods ------------------------------------------------
+
+def test_decision_forms_clean_text_and_refuse_without_writing(app, chair, admin, small):
+    a1, a3 = small.noms["A1"], small.noms["A3"]
+    # A crossing decision whose reason is too long: 422 beside the field, nothing stored.
+    resp = _post(chair, f"/chair/decide/{a3}", {"outcome": "approve", "version": "0", "reason": "理" * 501},
+                 headers=HX)
+    assert resp.status_code == 422 and "理由不能超过 500 个字符" in resp.get_data(as_text=True)
+    assert _decision(app, a3) is None
+    # A reason of control characters only is no reason at all.
+    resp = _post(chair, f"/chair/decide/{a3}", {"outcome": "approve", "version": "0", "reason": "\x00\u200b\x07"})
+    assert resp.status_code == 422 and "须填写理由" in resp.get_data(as_text=True)
+    assert _decision(app, a3) is None
+    # Control characters never reach the database.
+    resp = _post(chair, f"/chair/decide/{a3}", {"outcome": "approve", "version": "0", "reason": "全省\x00影响\u200b大"})
+    assert resp.status_code == 303 and _decision(app, a3)[2] == "全省影响大"
+    _post(chair, f"/chair/decide/{a1}", {"outcome": "approve", "version": "0"})
+    resp = _post(chair, f"/chair/opinion/{a1}", {"opinion": "\ufeff同意\x00推荐。\r\n\x1b第二行 ", "version": "1"})
+    assert resp.status_code == 303 and _decision(app, a1)[1] == "同意推荐。\n第二行"
+    resp = _post(chair, f"/chair/opinion/{a1}", {"opinion": "\x00 \u200b", "version": "2"}, headers=HX)
+    assert resp.status_code == 422 and "审定意见不能为空" in resp.get_data(as_text=True)
+    assert _decision(app, a1)[1] == "同意推荐。\n第二行"
+    resp = _post(admin, "/chair/templates", {"approve_template": "\x00", "decline_template": "不同意。"})
+    assert resp.status_code == 422 and "审定意见模板不能为空" in resp.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("version", [None, "", "x", "-1"])
+def test_decide_and_opinion_need_a_version(app, chair, small, version):
+    a1 = small.noms["A1"]
+    data = {"outcome": "approve"} if version is None else {"outcome": "approve", "version": version}
+    for headers in (HX, {}):
+        resp = _post(chair, f"/chair/decide/{a1}", data, headers=headers)
+        assert resp.status_code == 400 and "版本号" in resp.get_data(as_text=True)
+    assert _decision(app, a1) is None
+    _post(chair, f"/chair/decide/{a1}", {"outcome": "approve", "version": "0"})
+    before = _decision(app, a1)
+    data = {"opinion": "改"} if version is None else {"opinion": "改", "version": version}
+    assert _post(chair, f"/chair/opinion/{a1}", data).status_code == 400
+    assert _decision(app, a1) == before
+
+
+def test_deliberation_writes_refuse_other_methods(app, chair, small):
+    a1 = small.noms["A1"]
+    for url in (f"/chair/decide/{a1}", f"/chair/opinion/{a1}", "/chair/activity/prefill", "/chair/approval-date",
+                "/chair/publicize", "/chair/finalize"):
+        resp = chair.get(url)
+        assert resp.status_code == 405 and "不支持此操作方式" in resp.get_data(as_text=True), url
+    assert _decision(app, a1) is None
+
+
+def test_reopen_reason_is_cleaned_and_required(app, admin, small):
+    for category in ("activity", "unit"):
+        assert _post(admin, f"/chair/{category}/prefill").status_code == 303
+    assert _post(admin, "/chair/publicize").status_code == 303
+    resp = _post(admin, "/chair/reopen", {"reason": "\x00\u200b"})
+    assert resp.status_code == 422 and "重新开放必须填写理由" in resp.get_data(as_text=True)
+    resp = _post(admin, "/chair/reopen", {"reason": "理" * 501})
+    assert resp.status_code == 422
+    with app.app_context():
+        assert db.session.get(Round, small.round_id).phase == "publicizing"
+    assert _post(admin, "/chair/reopen", {"reason": "收到\x00异议"}).status_code == 303
+    with app.app_context():
+        assert db.session.get(Round, small.round_id).phase == "deliberating"
+        reasons = db.session.scalars(select(AuditEvent.reason).where(AuditEvent.reason.is_not(None))).all()
+        assert "收到异议" in reasons
