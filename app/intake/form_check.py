@@ -21,10 +21,11 @@ from sqlalchemy.orm import selectinload
 from app.audit import operations as audit
 from app.core.database import locked, write_transaction
 from app.core.errors import Conflict, UserError
+from app.core.time import beijing_date as local_date
 from app.extensions import db
 from app.intake import forms
 from app.intake.limits import NOTE_MAX  # noqa: F401 — part of this module's interface
-from app.intake.nominations import local_date, quota_for
+from app.intake.quotas import quota_for
 from app.intake.text import clean_text, norm_key
 from app.models import Attachment, AuditEvent, FormFinding, Nomination, Nominator, Round
 from app.models.nomination import SUMMARY_MAX

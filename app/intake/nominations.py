@@ -26,8 +26,9 @@ from app.core.errors import Conflict, UserError
 from app.core.params import parse_id
 from app.core.time import beijing_date, noon_utc
 from app.extensions import db
-from app.intake import forms
+from app.intake import form_check, forms
 from app.intake.limits import COUNT_MAX, REASON_MAX  # noqa: F401 — part of this module's interface
+from app.intake.quotas import quota_for  # noqa: F401 — the name other areas call
 from app.intake.text import norm_key
 from app.models import CATEGORIES, PHASE_LABELS, FormFinding, Nomination, Nominator, Round
 from app.models._base import utcnow
@@ -187,11 +188,6 @@ def open_finding_counts(round_id: int) -> dict[int, tuple[int, int]]:
     return {nid: (int(b or 0), int(w or 0)) for nid, b, w in rows}
 
 
-def quota_for(rnd: Round, nominator: Nominator, category: str) -> int:
-    override = nominator.quota_unit if category == "unit" else nominator.quota_activity
-    return override if override is not None else rnd.quota(nominator.kind, category)
-
-
 @dataclass
 class QuotaRow:
     nominator: Nominator
@@ -258,8 +254,6 @@ def recheck(round_id: int, *, actor=None) -> None:
     if pending is not None:
         pending.add(round_id)
         return
-    from app.intake import form_check
-
     form_check.run(round_id, actor=actor)
 
 
