@@ -158,8 +158,9 @@ class Form(FlaskForm):
             cleaner = _filter_for(unbound_field.field_class)
             if cleaner is not None:
                 filters = [cleaner, *unbound_field.kwargs.get("filters", ())]
+                # bind() lets options override the declaration's kwargs, which are shared by every
+                # instance of the form class and so must not be changed here.
                 options = {**options, "filters": filters}
-                unbound_field.kwargs.pop("filters", None)
             return unbound_field.bind(form=form, **options)
 
     def first_errors(self) -> dict[str, str]:
