@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from wtforms import BooleanField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, StringField, TextAreaField
 from wtforms.validators import AnyOf, StopValidation, ValidationError
 
 from app.core.forms import (
@@ -28,7 +28,7 @@ CRITERION_ACTIONS = ("save", "up", "down", "delete")
 class PhaseForm(Form):
     """Forward (no reason) or back one phase (reason required — a rule of the move, phases.py)."""
 
-    target = StringField("目标阶段", validators=[required("未知阶段"), AnyOf(PHASES, message="未知阶段")])
+    target = HiddenField("目标阶段", validators=[required("未知阶段"), AnyOf(PHASES, message="未知阶段")])
     reason = reason_field("退回理由", limit=phases.REASON_MAX, optional=True)
 
 

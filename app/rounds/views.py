@@ -13,6 +13,7 @@ from app.core.errors import UserError
 from app.core.htmx import render
 from app.models import PHASE_LABELS
 from app.review import assignments
+from app.rounds import moves
 from app.rounds import phases as rounds
 from app.rounds import settings as round_settings
 from app.rounds.blueprint import bp
@@ -28,7 +29,7 @@ def _dashboard(status: int = 200, message: str = "", phase_form: PhaseForm | Non
     if rnd is not None:
         ctx.update(stats=round_settings.overview(rnd.id), moves=rounds.phase_moves(rnd),
                    coverage=assignments.summary(rnd.id),
-                   blocking_now=rounds.live_blocking_problems(rnd) if rnd.phase in ("setup", "collecting")
+                   blocking_now=moves.live_blocking_problems(rnd) if rnd.phase in ("setup", "collecting")
                    else None)
     return render("rounds/index.html", "admin", status=status, **ctx)
 
@@ -47,7 +48,7 @@ def phase():
     if not form.validate_on_submit():
         return _dashboard(422, form.summary(), phase_form=form)
     try:
-        rounds.admin_move(rnd.id, form.target.data, reason=form.reason.data or "", actor=current_user)
+        moves.admin_move(rnd.id, form.target.data, reason=form.reason.data or "", actor=current_user)
     except UserError as e:
         form.add_errors(e.field_errors)
         return _dashboard(e.status, e.message, phase_form=form)

@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models import AuditEvent, Criterion, FormFinding, RankingCounter, Round
 from app.models.round import DEFAULT_QUOTAS, DEFAULT_RUBRIC
 from app.review import assignments
-from app.rounds import phases
+from app.rounds import moves, phases
 from app.rounds import settings as round_settings
 from app.rounds.forms import CriterionForm, RoundCreateForm, SettingsForm
 from tests.admin_fixtures import add_sheet, build_world, count, events
@@ -142,7 +142,7 @@ def test_settings_need_the_version_they_were_based_on(app, world):
 def test_a_phase_change_makes_an_open_settings_form_stale(app, world):
     rnd = db.session.get(Round, world.round_id)
     before = rnd.version
-    phases.admin_move(rnd.id, "setup", reason="名额要改")
+    moves.admin_move(rnd.id, "setup", reason="名额要改")
     db.session.expire_all()
     assert db.session.get(Round, world.round_id).version == before + 1
 
@@ -272,14 +272,14 @@ def test_rubric_locked_by_any_score_even_back_in_collecting(app, world):
 
 
 def test_forward_to_reviewing_needs_assignments(app, world, monkeypatch):
-    monkeypatch.setattr(phases, "_form_check_guard", lambda: None)  # 形式审查 is tested below
+    monkeypatch.setattr(moves, "_form_check_guard", lambda: None)  # 形式审查 is tested below
     with pytest.raises(UserError) as exc:
-        phases.admin_move(world.round_id, "reviewing")
+        moves.admin_move(world.round_id, "reviewing")
     assert exc.value.status == 409 and "尚未分配评审专家" in exc.value.message
     db.session.rollback()
     assert db.session.get(Round, world.round_id).phase == "collecting"
     assignments.assign_all(world.round_id)
-    phases.admin_move(world.round_id, "reviewing")
+    moves.admin_move(world.round_id, "reviewing")
     assert db.session.get(Round, world.round_id).phase == "reviewing"
     [ev] = events("round.phase")
     assert ev.before == {"phase": "collecting"} and ev.after == {"phase": "reviewing"}
@@ -303,7 +303,7 @@ def test_forward_to_reviewing_runs_the_form_check_guard(app, world, monkeypatch)
 
     monkeypatch.setattr(services_pkg, "form_check", fake, raising=False)
     with pytest.raises(UserError, match="形式审查"):
-        phases.admin_move(world.round_id, "reviewing")
+        moves.admin_move(world.round_id, "reviewing")
     assert calls == [world.round_id]
     db.session.rollback()
     assert db.session.get(Round, world.round_id).phase == "collecting"
@@ -314,7 +314,7 @@ def test_real_form_check_guard_blocks_on_open_blocking_findings(app, world):
     assignments.assign_all(world.round_id)
     # The test nominations have no photos: the intake area's 形式审查 finds blocking problems.
     with pytest.raises(UserError) as exc:
-        phases.admin_move(world.round_id, "reviewing")
+        moves.admin_move(world.round_id, "reviewing")
     assert exc.value.status == 409 and "形式审查" in exc.value.message
     db.session.rollback()
     assert db.session.get(Round, world.round_id).phase == "collecting"
@@ -323,9 +323,9 @@ def test_real_form_check_guard_blocks_on_open_blocking_findings(app, world):
 
 def test_back_needs_a_reason_and_is_audited(app, world):
     with pytest.raises(UserError) as exc:
-        phases.admin_move(world.round_id, "setup", reason="  ")
+        moves.admin_move(world.round_id, "setup", reason="  ")
     assert exc.value.field_errors == {"reason": "必填"}
-    phases.admin_move(world.round_id, "setup", reason="名额设置有误，需要更正")
+    moves.admin_move(world.round_id, "setup", reason="名额设置有误，需要更正")
     [ev] = events("round.phase_back")
     assert ev.reason == "名额设置有误，需要更正" and ev.after == {"phase": "setup"}
 
@@ -333,16 +333,16 @@ def test_back_needs_a_reason_and_is_audited(app, world):
 def test_admin_does_not_move_past_deliberating_or_skip(app, world):
     rnd = db.session.get(Round, world.round_id)
     with pytest.raises(UserError, match="逐级"):
-        phases.admin_move(rnd.id, "deliberating")
+        moves.admin_move(rnd.id, "deliberating")
     db.session.rollback()
     rnd = db.session.get(Round, world.round_id)
     rnd.phase = "deliberating"
     db.session.commit()
     with pytest.raises(UserError) as exc:
-        phases.admin_move(rnd.id, "publicizing")
+        moves.admin_move(rnd.id, "publicizing")
     assert exc.value.status == 409 and "会议审定页面" in exc.value.message
     db.session.rollback()
-    phases.admin_move(rnd.id, "reviewing", reason="补充一位专家的评分")
+    moves.admin_move(rnd.id, "reviewing", reason="补充一位专家的评分")
     assert db.session.get(Round, world.round_id).phase == "reviewing"
 
 

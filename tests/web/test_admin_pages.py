@@ -97,13 +97,13 @@ def test_dashboard_shows_phase_counts_and_controls(admin):
 
 
 def test_phase_forward_blocked_then_done_and_back_with_reason(app, world, admin, monkeypatch):
-    from app.rounds import phases
+    from app.rounds import moves
 
     resp = admin.post("/admin/phase", {"target": "reviewing"})
     assert resp.status_code == 409 and "尚未分配评审专家" in resp.get_data(as_text=True)
     with app.app_context():
         assignments.assign_all(world.round_id)
-    monkeypatch.setattr(phases, "_form_check_guard", lambda: None)
+    monkeypatch.setattr(moves, "_form_check_guard", lambda: None)
     resp = admin.post("/admin/phase", {"target": "reviewing"})
     assert resp.status_code == 303
     dashboard = admin.get("/admin/").get_data(as_text=True)
