@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from huey import SqliteHuey
+from huey import RedisHuey, SqliteHuey
 
 from app import create_app
 from app.deliberation import operations as decisions
@@ -51,11 +51,11 @@ class Site:
         self.instance.mkdir()
         self.reports = work / "reports"  # UPLOAD_FOLDER's sibling
         url = "sqlite:///" + str(self.instance / "kepu.sqlite3")
-        self.env = {**os.environ, "FLASK_APP": "wsgi.py", "KEPU_DATABASE_URL": url,
-                    "KEPU_INSTANCE_PATH": str(self.instance), "KEPU_UPLOAD_FOLDER": str(work / "uploads"),
-                    "KEPU_SECRET_KEY": "jobs-process-test", "KEPU_RATELIMIT_ENABLED": "false",
-                    **(extra_env or {})}
-        self.env.pop("KEPU_JOBS_URL", None)
+        self.env = {k: v for k, v in os.environ.items() if k != "KEPU_JOBS_URL"}
+        self.env.update({"FLASK_APP": "wsgi.py", "KEPU_DATABASE_URL": url, "KEPU_INSTANCE_PATH": str(self.instance),
+                         "KEPU_UPLOAD_FOLDER": str(work / "uploads"), "KEPU_SECRET_KEY": "jobs-process-test",
+                         "KEPU_RATELIMIT_ENABLED": "false", **(extra_env or {})})
+        self.jobs_url = self.env.get("KEPU_JOBS_URL")
         self.logs = work
         self.procs: list[subprocess.Popen] = []
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "UPLOAD_FOLDER": str(work / "uploads"),
@@ -134,12 +134,23 @@ class Site:
             return {}
 
     def pending(self) -> int:
+        if self.jobs_url:
+            return RedisHuey("kepu", url=self.jobs_url).pending_count()
         return SqliteHuey("kepu", filename=str(self.instance / "jobs.sqlite3")).pending_count()
 
 
-@pytest.fixture
-def site(tmp_path):
-    s = Site(tmp_path)
+REDIS_JOBS_URL = "redis://127.0.0.1:6379/11"  # 12–15: the deploy-doc, load, throttle tests
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def site(request, tmp_path):
+    extra = {}
+    if request.param == "redis":
+        import redis
+
+        redis.Redis.from_url(REDIS_JOBS_URL).flushdb()
+        extra["KEPU_JOBS_URL"] = REDIS_JOBS_URL
+    s = Site(tmp_path, extra)
     yield s
     s.stop()
 
