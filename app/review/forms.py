@@ -8,6 +8,7 @@ script reads back from the page, so a limit lives in one place.
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
 from wtforms import DecimalField, Field, HiddenField, StringField, TextAreaField
 from wtforms.validators import NumberRange, Optional, StopValidation
@@ -57,6 +58,12 @@ class ScoreField(DecimalField):
 class SheetForm(Form):
     """The fixed part of the score panel; `sheet_form()` adds one ScoreField per criterion."""
 
+    class Meta:
+        # The app-wide CSRFProtect has already checked this request's token before the view runs (a
+        # request without it is a 400 and never reaches here); checking it again per form would sign
+        # and verify the token twice on the hottest path of the system.
+        csrf = False
+
     comment = TextAreaField("评审意见", validators=[max_chars(COMMENT_MAX)])
     version = VersionField()
     action = StringField("操作", default="save")
@@ -97,9 +104,15 @@ def score_field_name(criterion_id: int) -> str:
 
 def sheet_form(target: Target, **kwargs) -> SheetForm:
     """The score panel's form for one nomination: its rubric decides the fields."""
-    fields = {score_field_name(item.id): ScoreField(item) for item in target.rubric}
-    form_class = type("NominationSheetForm", (SheetForm,), fields)
-    return form_class(**kwargs)
+    return _sheet_form_class(target.rubric)(**kwargs)
+
+
+@lru_cache(maxsize=256)
+def _sheet_form_class(rubric: tuple[RubricItem, ...]) -> type[SheetForm]:
+    # Building a form class costs more than the whole save's SQL; a rubric (plain frozen values,
+    # so a changed criterion is another key) gets its class once per process.
+    fields = {score_field_name(item.id): ScoreField(item) for item in rubric}
+    return type("NominationSheetForm", (SheetForm,), fields)
 
 
 SHEET_LIMITS = limits(SheetForm)
