@@ -40,6 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "kepu.sqlite3")
     app.config.setdefault("UPLOAD_FOLDER", os.path.join(app.instance_path, "uploads"))
 
+    app.config.setdefault("JOB_TASK_MODULES", JOB_TASK_MODULES)
     _init_extensions(app)
     _register_blueprints(app)
 
@@ -69,6 +70,9 @@ def _init_extensions(app: Flask) -> None:
     htmx.init_app(app)
     templating.init_app(app)
 
+
+# Modules whose register(huey, app) adds an area's background tasks (see app/jobs).
+JOB_TASK_MODULES = ("app.reports.tasks",)
 
 # Modules whose routes attach to their package's blueprint (app/<area>/blueprint.py).
 VIEW_MODULES = (

@@ -6,7 +6,8 @@
 * ``JOBS_IMMEDIATE`` (default: on when TESTING) → a task runs inside the call that queues it, on
   huey's in-memory storage: unit and web tests need no consumer.
 
-Tasks (app/jobs/tasks.py) run in the consumer process, which creates the Flask app once; each task
+Tasks live in their area (app/reports/tasks.py) and are registered by the modules the app lists in
+JOB_TASK_MODULES, so this package knows no area. They run in the consumer process, which creates the Flask app once; each task
 runs inside an app context of that app. Job records and outputs are not huey's business: see
 app/reports/jobs.py. Huey's own key/value store (Redis or the SQLite file) holds only the job-key
 claims that make two identical requests one job, because it is the one store every web process and
@@ -15,9 +16,10 @@ consumer on every machine already shares atomically.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 from huey import Huey, RedisHuey, SqliteHuey
@@ -31,8 +33,7 @@ _build_lock = threading.Lock()
 @dataclass
 class Jobs:
     huey: Huey
-    render_report: TaskWrapper
-    prune_reports: TaskWrapper
+    tasks: dict[str, TaskWrapper] = field(default_factory=dict)
 
 
 def build(app: Flask) -> Jobs:
@@ -53,9 +54,10 @@ def build(app: Flask) -> Jobs:
     else:
         raise RuntimeError(f"不支持的 JOBS_URL：{url}（应为 redis://… 或 sqlite:///…）")
 
-    from app.jobs import tasks
-
-    return tasks.register(huey, app)
+    jobs = Jobs(huey=huey)
+    for name in app.config.get("JOB_TASK_MODULES", ()):
+        jobs.tasks.update(importlib.import_module(name).register(huey, app))
+    return jobs
 
 
 def get_jobs(app: Flask | None = None) -> Jobs:

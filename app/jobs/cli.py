@@ -31,12 +31,3 @@ def worker_command(workers: int):
                                          check_worker_health=True)
     click.echo(f"任务消费进程已启动（{workers} 个线程，队列 {type(jobs.huey).__name__}）。", err=True)
     consumer.run()
-
-
-@jobs_cli.command("prune")
-def prune_command():
-    """删除过期的生成记录和文件（消费进程每 15 分钟也会做一次）。"""
-    from app.reports import jobs
-
-    removed = jobs.prune()
-    click.echo(f"已清理 {removed} 个文件。")

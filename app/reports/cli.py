@@ -93,3 +93,12 @@ def sheets_command(year, category, out, fmt, username):
             raise click.ClickException(f"{username} 不是评审专家。")
         reviewer_ids = [user.id]
     _write("sheets", fmt, year, category, out, reviewer_ids=reviewer_ids)
+
+
+@reports_cli.command("prune")
+def prune_command():
+    """删除过期的生成记录和文件（后台任务进程每 15 分钟也会做一次）。"""
+    from app.reports import jobs
+
+    removed = jobs.prune()
+    click.echo(f"已清理 {removed} 个文件。")

@@ -220,7 +220,7 @@ def submit(kind: str, fmt: str, round_id: int, category: str | None, *, label: s
 def _enqueue(job_id: str) -> None:
     from app.jobs import get_jobs
 
-    get_jobs().render_report(job_id)
+    get_jobs().tasks["render_report"](job_id)
 
 
 def _release(job: Job) -> None:

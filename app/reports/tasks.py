@@ -1,4 +1,5 @@
-"""The tasks, registered on each app's Huey. Each closes over the app it was built for: the consumer
+"""The reports area's background tasks, registered on each app's Huey (app/jobs builds it and calls
+register() of every module in JOB_TASK_MODULES). Each closes over the app it was built for: the consumer
 creates the app once and every task pushes a fresh app context of it (its own database session)."""
 
 from __future__ import annotations
@@ -9,24 +10,20 @@ from flask import Flask
 from huey import Huey, crontab
 from huey.signals import SIGNAL_INTERRUPTED
 
+from app.reports import jobs
+
 log = logging.getLogger(__name__)
 
 
-def register(huey: Huey, app: Flask):
-    from app.jobs import Jobs
-
+def register(huey: Huey, app: Flask) -> dict:
     # retries=0: a render that failed once fails the same way again; the user retries from the page.
     @huey.task(name="kepu.reports.render", retries=0)
     def render_report(job_id: str) -> None:
-        from app.reports import jobs
-
         with app.app_context():
             jobs.run(job_id)
 
     @huey.periodic_task(crontab(minute="*/15"), name="kepu.reports.prune")
     def prune_reports() -> None:
-        from app.reports import jobs
-
         with app.app_context():
             jobs.prune()
 
@@ -36,9 +33,7 @@ def register(huey: Huey, app: Flask):
         # the heartbeat go stale. A SIGKILL gets no such chance; the stale heartbeat covers it.
         if task.name != render_report.name or not task.args:
             return
-        from app.reports import jobs
-
         with app.app_context():
             jobs.mark_interrupted(task.args[0])
 
-    return Jobs(huey=huey, render_report=render_report, prune_reports=prune_reports)
+    return {"render_report": render_report, "prune_reports": prune_reports}
