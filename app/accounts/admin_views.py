@@ -36,7 +36,7 @@ def user_list():
 def user_create():
     form = UserCreateForm()
     if not form.validate_on_submit():
-        return _list(422, form.summary(), form)
+        return _list(422, form.page_message(), form)
     try:
         user = users.create_account(form.username.data, form.display_name.data or "", form.role.data,
                                     form.password.data, affiliation_id=form.affiliation_id.number, actor=current_user)
@@ -67,7 +67,7 @@ def user_update(user_id: int):
     users.get_user(user_id)  # an unknown user is a 404 whatever the form says
     form = UserEditForm()
     if not form.validate_on_submit():
-        return _edit(user_id, 422, form.summary(), form)
+        return _edit(user_id, 422, form.page_message(), form)
     try:
         user = users.update_user(user_id, display_name=form.display_name.data, role=form.role.data,
                                  affiliation_id=form.affiliation_id.number, actor=current_user)
@@ -86,7 +86,7 @@ def user_active(user_id: int):
     users.get_user(user_id)
     form = UserActiveForm()
     if not form.validate_on_submit():
-        return _edit(user_id, 422, form.summary())
+        return _edit(user_id, 422, form.page_message())
     active = form.active.data == "1"
     try:
         user = users.admin_set_active(user_id, active, actor=current_user)
@@ -106,7 +106,7 @@ def user_password(user_id: int):
     users.get_user(user_id)
     form = UserPasswordForm()
     if not form.validate_on_submit():
-        return _edit(user_id, 422, form.summary(), password_form=form)
+        return _edit(user_id, 422, form.page_message(), password_form=form)
     try:
         user = users.admin_reset_password(user_id, form.password.data, actor=current_user)
     except UserError as e:

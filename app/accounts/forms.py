@@ -32,7 +32,7 @@ class LoginForm(Form):
 
     def message(self) -> str:
         errors = self.first_errors()
-        return errors.get("username") or errors.get("password") or self.summary()
+        return errors.get("username") or errors.get("password") or self.page_message()
 
 
 def _new_password(label: str = "密码"):

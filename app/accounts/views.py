@@ -7,6 +7,7 @@ from app.accounts import operations as users
 from app.accounts import throttle
 from app.accounts.blueprint import bp
 from app.accounts.forms import AccountPasswordForm, LoginForm
+from app.accounts.next_url import safe_next
 from app.core.authz import home_endpoint
 from app.core.errors import UserError
 from app.extensions import db, login_manager
@@ -37,13 +38,6 @@ def _load_user(token: str):
     return db.session.scalar(select(User).where(User.session_token == token, User.active.is_(True)))
 
 
-def _safe_next(target: str | None) -> str | None:
-    # Only local paths: an open redirect after sign-in is a phishing aid.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
-
-
 @bp.route("/")
 def index():
     if current_user.is_authenticated:
@@ -58,18 +52,35 @@ def login():
         if current_user.is_authenticated:
             return redirect(url_for(home_endpoint(current_user)))
         return render_template("accounts/login.html", form=form, error=None)
-    # Every attempt is counted before anything is checked (throttle.py explains why).
-    if not throttle.reserve_login_attempt():
-        return render_template("accounts/login.html", form=form, error="登录尝试过于频繁，请一分钟后再试。"), 429
+    # Every attempt is counted before anything is checked (throttle.py explains why, and the rules).
+    refused = throttle.reserve_login_attempt()
+    if refused:
+        return _refused(form, refused)
     if not form.validate_on_submit():
         return render_template("accounts/login.html", form=form, error=form.message()), 422
-    user = users.authenticate(form.username.data, form.password.data)
+    username = form.username.data
+    hint = users.user_id_for(username)
+    refused = throttle.reserve_account_attempt(username, hint)
+    if refused:
+        # No password was checked: the address keeps its unit for the owner's next try.
+        throttle.refund_login_attempt()
+        return _refused(form, refused)
+    user = users.authenticate(username, form.password.data)
     if user is None:
         return render_template("accounts/login.html", form=form, error="用户名或密码不正确，或账号已停用。"), 401
     throttle.refund_login_attempt()
+    throttle.refund_account_attempt(username, hint)
     login_user(user)
     users.record_login(user)
-    return redirect(_safe_next(request.args.get("next")) or url_for(home_endpoint(user)), 303)
+    resp = redirect(safe_next(request.args.get("next")) or url_for(home_endpoint(user)), 303)
+    throttle.remember_device(resp, user.id)
+    return resp
+
+
+def _refused(form, refused: throttle.Refusal):
+    resp = make_response(render_template("accounts/login.html", form=form, error=refused.message), 429)
+    resp.headers["Retry-After"] = str(refused.wait_seconds)
+    return resp
 
 
 @bp.route("/logout", methods=["POST"])
@@ -88,7 +99,7 @@ def account():
     if request.method == "GET":
         return render_template("accounts/account.html", form=form)
     if not form.validate_on_submit():
-        flash(form.summary(), "error")
+        flash(form.page_message(), "error")
         return render_template("accounts/account.html", form=form), 422
     try:
         users.change_own_password(current_user, form.current.data, form.new.data)

@@ -178,7 +178,7 @@ class Form(FlaskForm):
             return "页面已过期或缺少安全校验（CSRF），请刷新页面后重试。"
         return "提交的内容有误，请检查标出的项目。" if errors else ""
 
-    def summary(self) -> str:
+    def page_message(self) -> str:
         """The page's one-line message: the CSRF refusal, or what is wrong with fields that have no
         place on the page to show it (hidden ones: the version, a target), else the generic line."""
         errors = self.first_errors()

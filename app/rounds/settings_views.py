@@ -38,7 +38,7 @@ def settings_save():
     rnd = rounds.require_current_round()
     form = SettingsForm()
     if not form.validate_on_submit():
-        return _page(422, form.summary(), form)
+        return _page(422, form.page_message(), form)
     try:
         round_settings.update_settings(rnd.id, form.values(), version=form.version.data, actor=current_user)
     except UserError as e:
@@ -55,7 +55,7 @@ def criterion_add(category: str):
     key = f"new-{category}"
     form = CriterionForm()
     if not form.validate_on_submit():
-        return _page(422, form.summary(), criterion_form=form, criterion_key=key)
+        return _page(422, form.page_message(), criterion_form=form, criterion_key=key)
     try:
         c = round_settings.add_criterion(rnd.id, category, **form.values(), actor=current_user)
     except UserError as e:
@@ -73,11 +73,11 @@ def criterion_update(criterion_id: int):
     key = str(criterion_id)
     pressed = CriterionActionForm()
     if not pressed.validate_on_submit():
-        return _page(422, pressed.summary() if "csrf_token" in pressed.errors else pressed.first_errors()["action"])
+        return _page(422, pressed.page_message() if "csrf_token" in pressed.errors else pressed.first_errors()["action"])
     action = pressed.action.data
     form = CriterionForm() if action == "save" else None
     if form is not None and not form.validate_on_submit():
-        return _page(422, form.summary(), criterion_form=form, criterion_key=key)
+        return _page(422, form.page_message(), criterion_form=form, criterion_key=key)
     try:
         if action == "delete":
             round_settings.remove_criterion(criterion_id, actor=current_user)

@@ -46,7 +46,7 @@ def phase():
     rnd = rounds.require_current_round()
     form = PhaseForm()
     if not form.validate_on_submit():
-        return _dashboard(422, form.summary(), phase_form=form)
+        return _dashboard(422, form.page_message(), phase_form=form)
     try:
         moves.admin_move(rnd.id, form.target.data, reason=form.reason.data or "", actor=current_user)
     except UserError as e:
@@ -61,7 +61,7 @@ def phase():
 def create_round():
     form = RoundCreateForm()
     if not form.validate_on_submit():
-        return _dashboard(422, form.summary(), create_form=form)
+        return _dashboard(422, form.page_message(), create_form=form)
     try:
         rnd = round_settings.create_round(form.year.number, form.name.data or "", actor=current_user)
     except UserError as e:
