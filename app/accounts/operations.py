@@ -71,6 +71,11 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
+def user_id_for(username: str) -> int | None:
+    """The id of the account with this exact username, if any (the throttle's known-device check)."""
+    return db.session.scalar(select(User.id).where(User.username == (username or "").strip()))
+
+
 def record_login(user: User) -> None:
     with write_transaction():
         user = db.session.get(User, user.id)

@@ -1,7 +1,8 @@
 """Security headers on every response. The CSP has no 'unsafe-inline': templates carry no inline
 scripts, styles or on* handlers, and htmx's own indicator styles are switched off in its config."""
 
-from flask import Flask
+from flask import Flask, request
+from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 CSP = (
@@ -29,6 +30,23 @@ def init_app(app: Flask) -> None:
         h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Referrer-Policy", "same-origin")
         h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        _no_store_when_signed_in(response)
         if app.config.get("PRODUCTION"):
             h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response
+
+
+def _no_store_when_signed_in(response) -> None:
+    """A signed-in page (scores, names, phone numbers) must not stay in the browser's cache, where the
+    next person at a shared office computer could open it with Back after sign-out. Static files and
+    the public login page are left cacheable; a view that chose its own policy (the ranking's ETag
+    revalidation, private photo caching) keeps it; a bare "no-cache" is werkzeug's send_file default,
+    not a choice, and still lets the browser store the file."""
+    if request.endpoint == "static" or response.headers.get("Cache-Control", "no-cache") != "no-cache":
+        return
+    try:
+        signed_in = bool(current_user and current_user.is_authenticated)
+    except Exception:  # noqa: BLE001 — an error page whose database is down is still sent
+        signed_in = False
+    if signed_in:
+        response.headers["Cache-Control"] = "no-store"
