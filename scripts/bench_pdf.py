@@ -1,125 +1,197 @@
 #!/usr/bin/env python3
-"""Benchmark app.reports.pdf.render_pdf: a 500-row list and a 100-form document.
+"""PDF benchmark: the real report documents through app.reports (queries + template + app.reports.pdf),
+each next to WeasyPrint alone on exactly the same HTML.
 
-Usage: .venv/bin/python scripts/bench_pdf.py [--out DIR]
-Prints one line per case, then a JSON object as the last line.
-Peak RSS is the process high-water mark (ru_maxrss) after each case.
+    .venv/bin/python scripts/bench_pdf.py [--rows 500] [--forms 100] [--out DIR]
+
+Builds a throw-away SQLite database with two final rounds (seal uploaded): 2024 with `rows` approved
+activities (500-character summaries, spread over the 14 市州, 省直单位 and 省级学会) and 2023 with
+`forms` approved activities. Then, in this order and in one fresh process:
+  first_s          the first document of the process (one 推荐表 with the seal): fonts load, pdf.css parses
+  warm_s           the same small document again, everything warm
+  list500_s        the 2024 public list (documents.public_list_pdf)
+  list500_bare_s   weasyprint.HTML(string=that list's HTML).write_pdf() with pdf.css, the same PDF options
+                   and a warm FontConfiguration of its own; no safe fetcher, no renderer pool
+  forms100_s       the 2023 batch of approved 推荐表 (documents.batch_forms_pdf), and forms100_bare_s
+  ratio_list, ratio_forms   ours / bare: what our own layer costs (also per CPU second: *_cpu)
+  peak_mib         the process high-water mark (ru_maxrss), seeding included
+The LAST line printed is one JSON object with these keys (and the page counts). Results:
+docs/benchmarks.md section 4.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
 import io
 import json
+import os
 import resource
 import sys
+import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from app.reports.pdf import render_pdf  # noqa: E402
+CITIES = ["长沙市", "株洲市", "湘潭市", "衡阳市", "邵阳市", "岳阳市", "常德市", "张家界市", "益阳市", "郴州市",
+          "永州市", "怀化市", "娄底市", "湘西土家族苗族自治州"]
+SUMMARY = ("本单位围绕“提升全民科学素质，协力建设科技强国”主题，组织科技工作者走进社区、学校和乡村，"
+           "开展科普报告、科学实验秀、科普展览等活动，群众参与踊跃，社会反响良好。") * 8
 
 
-def _peak_rss_mb() -> float:
+def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _doc(title: str, body: str) -> str:
-    return (
-        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title></head><body>{body}</body></html>"
-    )
+def _nominators() -> list:
+    from app.extensions import db
+    from app.models import Nominator
+
+    people = [Nominator(name=f"{c}科协", kind="city", position=i) for i, c in enumerate(CITIES, 1)]
+    people += [Nominator(name=f"湖南省第{i}厅", kind="member", position=20 + i) for i in range(1, 9)]
+    people += [Nominator(name=f"湖南省第{i}学会", kind="society", position=40 + i) for i in range(1, 9)]
+    db.session.add_all(people)
+    db.session.commit()
+    return people
 
 
-def list_document(rows: int) -> str:
-    trs = "".join(
-        f'<tr><td class="num">{i}</td><td>第{i}项 “科技助力现代化 科普赋能高质量发展”主题科普活动</td>'
-        f'<td>某某省某某市科学技术协会</td><td class="num">{80 + i % 20}.{i % 10}</td>'
-        f'<td class="num">{i}</td></tr>'
-        for i in range(1, rows + 1)
-    )
-    return _doc(
-        "优秀活动评审结果",
-        '<h1 class="doc-title">2024年全国科普日优秀活动评审结果</h1>'
-        '<p class="doc-subtitle">（按得分排序）</p>'
-        '<table class="list-table"><colgroup><col style="width:12mm"><col>'
-        '<col style="width:42mm"><col style="width:16mm"><col style="width:12mm"></colgroup>'
-        '<thead><tr><th class="num">序号</th><th>活动名称</th><th>组织单位</th>'
-        '<th class="num">得分</th><th class="num">排名</th></tr></thead>'
-        f"<tbody>{trs}</tbody></table>",
-    )
+def _final_round(year: int, rows: int, nominators: list) -> int:
+    """A round in its final phase with `rows` approved activities and the seal: what the 名单 and the
+    batch of 推荐表 are printed from."""
+    from app.deliberation import operations as decisions
+    from app.demo.final import make_seal_png
+    from app.extensions import db
+    from app.models import Decision, Nomination
+    from tests.factories import make_round
+
+    rnd = make_round("deliberating", year=year)
+    rnd.slots_activity, rnd.approval_date = rows, date(year, 11, 20)
+    for i in range(rows):
+        nom = Nomination(round_id=rnd.id, nominator_id=nominators[i % len(nominators)].id, category="activity",
+                         title=f"第{i + 1}项“科技助力现代化 科普赋能高质量发展”主题科普活动",
+                         host=f"某某市某某区科学技术协会（{i + 1}）", contact_name="张三", contact_title="科普部部长",
+                         contact_phone="13812345678", address="长沙市岳麓区麓山南路932号", event_count=12,
+                         people_served=3000 + i, summary=SUMMARY[:500], recommendation="同意推荐。" * 20,
+                         recommendation_date=date(year, 9, 30))
+        db.session.add(nom)
+        db.session.flush()
+        db.session.add(Decision(nomination_id=nom.id, outcome="approve",
+                                opinion=f"经专家评审、会议审定，同意推荐为{year}年全国科普日优秀活动。"))
+    db.session.commit()
+    decisions.save_seal(rnd.id, make_seal_png())  # refused once final: upload first, then finalise
+    rnd.phase = "final"
+    db.session.commit()
+    return rnd.id
 
 
-def forms_document(forms: int) -> str:
-    intro = "本单位高度重视全国科普日活动，围绕主题组织开展了形式多样的科普活动，" * 6
-    parts = []
-    for i in range(1, forms + 1):
-        parts.append(
-            f'<section class="{"page-break" if i > 1 else ""}">'
-            '<p class="attachment-label">附件1</p>'
-            '<h1 class="doc-title small">2024年全国科普日优秀活动推荐表</h1>'
-            '<table class="form-table"><colgroup><col style="width:30mm"><col>'
-            '<col style="width:30mm"><col></colgroup>'
-            f"<tr><th>活动名称</th><td colspan=3>第{i}号 社区科学之夜</td></tr>"
-            f"<tr><th>组织单位</th><td colspan=3>某某区科学技术协会（第{i}号）</td></tr>"
-            "<tr><th>联系人</th><td>张三</td><th>联系电话</th><td>010-12345678</td></tr>"
-            "<tr><th>活动时间</th><td>2024年9月15日</td><th>参与人数</th><td>1200</td></tr>"
-            f'<tr class="long-text"><th>活动简介</th><td class="long-text" colspan=3>{intro}</td></tr>'
-            "</table>"
-            '<div class="seal-box"><div class="seal-unit">某某区科学技术协会</div>'
-            '<div class="seal-date">2024年9月30日</div>'
-            '<img class="seal" src="kepu-file:seal.png" alt=""></div>'
-            "</section>"
-        )
-    return _doc("优秀活动推荐表", "".join(parts))
+class Bare:
+    """WeasyPrint alone: the same stylesheet and PDF options, its own warm FontConfiguration, the
+    default fetcher (kepu-file: sources rewritten to real files)."""
+
+    def __init__(self, folder: Path):
+        from weasyprint import CSS
+        from weasyprint.text.fonts import FontConfiguration
+
+        from app.reports import pdf
+
+        self.folder = folder
+        self.static = pdf.STATIC_DIR
+        self.options = pdf._PDF_OPTIONS  # the app's own options, so the ratio compares like with like
+        self.font_config = FontConfiguration()
+        self.css = CSS(filename=str(self.static / "css" / "pdf.css"), font_config=self.font_config)
+
+    def render(self, html: str, extra_files: dict[str, bytes]) -> bytes:
+        from weasyprint import HTML
+
+        for name, data in extra_files.items():
+            path = self.folder / f"bare-{name}"
+            path.write_bytes(data)
+            html = html.replace(f"kepu-file:{name}", path.as_uri())
+        return HTML(string=html, base_url=self.static.as_uri() + "/").write_pdf(
+            stylesheets=[self.css], font_config=self.font_config, **self.options)
 
 
-def seal_png() -> bytes:
-    from PIL import Image, ImageDraw
+def _timed(results: dict, key: str, fn):
+    """Wall time (what a user waits) under `key`, CPU time of the process under key_cpu: this machine
+    is shared and wall times under load are noisy."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    results[key] = time.perf_counter() - t0
+    results[key.removesuffix("_s") + "_cpu_s"] = time.process_time() - c0
+    return out
 
-    img = Image.new("RGBA", (496, 496), (0, 0, 0, 0))  # 42 mm at 300 dpi
-    draw = ImageDraw.Draw(img)
-    draw.ellipse((8, 8, 488, 488), outline=(220, 0, 0, 230), width=18)
-    draw.regular_polygon((248, 248, 70), 5, rotation=-90, fill=(220, 0, 0, 230))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+
+def _pages(pdf: bytes) -> int:
+    from pypdf import PdfReader
+
+    return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+def run(rows: int, forms: int, folder: Path, out: Path | None) -> dict:
+    from app import create_app
+    from app.extensions import db
+    from app.reports import documents
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "bench", "UPLOAD_FOLDER": str(folder / "uploads"),
+                      "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(folder / "bench.sqlite3")})
+    r: dict = {}
+    with app.app_context():
+        db.create_all()
+        nominators = _nominators()
+        list_round = _final_round(2024, rows, nominators)
+        forms_round = _final_round(2023, forms, nominators)
+        first_form = min(n.id for n in documents.queries.approved_nominations(list_round, "activity"))
+
+        # Nothing has rendered in this process yet: the first document pays for the fonts.
+        first = _timed(r, "first_s", lambda: documents.nomination_form_pdf(first_form))
+        _timed(r, "warm_s", lambda: documents.nomination_form_pdf(first_form))
+
+        lst = _timed(r, "list500_s", lambda: documents.public_list_pdf(list_round, "activity"))
+        bare = Bare(folder)
+        bare.render("<p>预热</p>", {})  # its fonts load outside the timing, as ours did in first_s
+        source = documents.public_list_source(list_round, "activity")
+        _timed(r, "list500_bare_s", lambda: bare.render(source.html, source.extra_files))
+
+        batch = _timed(r, "forms100_s", lambda: documents.batch_forms_pdf(forms_round, "activity"))
+        source = documents.batch_forms_source(forms_round, "activity")
+        _timed(r, "forms100_bare_s", lambda: bare.render(source.html, source.extra_files))
+
+        r["first_pages"], r["list_pages"], r["forms_pages"] = _pages(first.content), _pages(lst.content), \
+            _pages(batch.content)
+        r["list_kib"], r["forms_kib"] = round(len(lst.content) / 1024, 1), round(len(batch.content) / 1024, 1)
+        if out:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "form.pdf").write_bytes(first.content)
+            (out / "list.pdf").write_bytes(lst.content)
+            (out / "forms.pdf").write_bytes(batch.content)
+        db.session.remove()
+        db.engine.dispose()
+    r = {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}
+    for kind, case in (("list", "list500"), ("forms", "forms100")):
+        r[f"ratio_{kind}"] = round(r[f"{case}_s"] / r[f"{case}_bare_s"], 2)
+        r[f"ratio_{kind}_cpu"] = round(r[f"{case}_cpu_s"] / r[f"{case}_bare_cpu_s"], 2)
+    r["rows"], r["forms"] = rows, forms
+    r["peak_mib"] = round(_peak_mib(), 1)
+    return r
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, help="write the PDFs here")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=500, help="approved activities on the public list")
+    parser.add_argument("--forms", type=int, default=100, help="approved 推荐表 in the batch")
+    parser.add_argument("--out", type=Path, help="also write the PDFs here")
     args = parser.parse_args()
-
-    from pypdf import PdfReader
-
-    results = {"rss_mb_start": round(_peak_rss_mb(), 1)}
-    cases = [
-        ("warmup_1_page", lambda: render_pdf(_doc("w", '<h1 class="doc-title">预热</h1>'))),
-        ("list_500_rows", lambda: render_pdf(list_document(500))),
-        ("forms_100", lambda: render_pdf(forms_document(100), extra_files={"seal.png": seal_png()})),
-    ]
-    for name, fn in cases:
-        t0 = time.perf_counter()
-        pdf = fn()
-        seconds = time.perf_counter() - t0
-        pages = len(PdfReader(io.BytesIO(pdf)).pages)
-        results[name] = {
-            "seconds": round(seconds, 2),
-            "pages": pages,
-            "pdf_kb": round(len(pdf) / 1024, 1),
-            "peak_rss_mb": round(_peak_rss_mb(), 1),
-        }
-        print(f"{name}: {seconds:.2f}s, {pages} pages, {len(pdf) / 1024:.0f} KiB, "
-              f"peak RSS {_peak_rss_mb():.0f} MiB", flush=True)
-        if args.out:
-            args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / f"{name}.pdf").write_bytes(pdf)
-    results["peak_rss_mb"] = round(_peak_rss_mb(), 1)
-    print(json.dumps(results, ensure_ascii=False))
+    with tempfile.TemporaryDirectory(prefix="kepu-bench-pdf-") as tmp:
+        os.environ.pop("KEPU_DATABASE_URL", None)  # the bench's own SQLite file, whatever the shell says
+        results = run(args.rows, args.forms, Path(tmp), args.out)
+    for key in ("first_s", "warm_s", "list500_s", "list500_bare_s", "forms100_s", "forms100_bare_s"):
+        print(f"{key:>16}: {results[key]:6.2f} s wall, {results[key.removesuffix('_s') + '_cpu_s']:6.2f} s CPU")
+    print(f"list {results['list_pages']} pages (ours/bare {results['ratio_list']}), forms {results['forms_pages']} "
+          f"pages (ours/bare {results['ratio_forms']}), peak {results['peak_mib']} MiB")
+    print(json.dumps(results, ensure_ascii=False), flush=True)
     return 0
 
 
