@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.review import recusals  # the 回避 rule has one home; here as SQL text
+
 ORDER_DECIMALS = 9
 # A reviewer whose totals in the category have (almost) no spread cannot be standardized: z = 0.
 ZERO_VARIANCE = 1e-9
@@ -82,9 +84,7 @@ eligible AS (
   FROM assignments a
   JOIN noms ON noms.id = a.nomination_id
   JOIN users u ON u.id = a.reviewer_id
-  WHERE (u.affiliation_id IS NULL OR u.affiliation_id <> noms.nominator_id)
-    AND NOT EXISTS (SELECT 1 FROM recusals rc
-                    WHERE rc.reviewer_id = a.reviewer_id AND rc.nomination_id = a.nomination_id)
+  WHERE """ + recusals.not_recused_sql("a.reviewer_id", "a.nomination_id", "u.affiliation_id", "noms.nominator_id") + """
 )"""
 
 
@@ -315,9 +315,7 @@ sheet AS (
   GROUP BY s.id, s.reviewer_id, s.status, s.comment, s.submitted_at, s.updated_at
 )
 SELECT u.id AS reviewer_id, u.display_name AS reviewer_name, u.username,
-       CASE WHEN u.affiliation_id = nom.nominator_id
-                 OR EXISTS (SELECT 1 FROM recusals rc
-                            WHERE rc.reviewer_id = u.id AND rc.nomination_id = nom.id)
+       CASE WHEN {recusals.recused_sql("u.id", "nom.id", "u.affiliation_id", "nom.nominator_id")}
             THEN 1 ELSE 0 END AS recused,
        sheet.sheet_id, sheet.status, sheet.comment, sheet.submitted_at, sheet.updated_at,
        sheet.n_values, sheet.total

@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import Select, and_, case, exists, func, literal, select
 
 from app.extensions import db
-from app.models import CATEGORIES, Assignment, Nomination, Nominator, Recusal, ReviewSheet, Score
-from app.review.recusals import affiliation_conflict, not_recused_clause
+from app.models import CATEGORIES, Assignment, Nomination, Nominator, ReviewSheet, Score
+from app.review.recusals import affiliation_conflict, declared_id, not_recused_clause
 
 STATES = {"unscored": "未评分", "in_progress": "评分中", "unsubmitted": "未提交", "submitted": "已提交"}
 
@@ -192,10 +192,7 @@ def denial(user, nomination: Nomination) -> str | None:
     if affiliation_conflict(user.affiliation_id, nomination.nominator_id):
         return "affiliation"
     row = db.session.execute(
-        select(Assignment.id, Recusal.id)
-        .select_from(Assignment)
-        .outerjoin(Recusal, and_(Recusal.reviewer_id == Assignment.reviewer_id,
-                                 Recusal.nomination_id == Assignment.nomination_id))
+        select(Assignment.id, declared_id(Assignment.reviewer_id, Assignment.nomination_id))
         .where(Assignment.reviewer_id == user.id, Assignment.nomination_id == nomination.id)
     ).first()
     if row is None:

@@ -42,6 +42,21 @@ def not_recused_clause(reviewer_id, nomination_id, affiliation_id, nominator_id)
     return and_(none_declared, or_(affiliation_id.is_(None), affiliation_id != nominator_id))
 
 
+def not_recused_sql(reviewer: str, nomination: str, affiliation: str, nominator: str) -> str:
+    """The same rule as not_recused_clause() as SQL text over the given column expressions, for the
+    ranking's hand-written statements (they are text so the 7,000-nomination aggregate skips compiling)."""
+    return (f"({affiliation} IS NULL OR {affiliation} <> {nominator})\n"
+            f"    AND NOT EXISTS (SELECT 1 FROM recusals rc\n"
+            f"                    WHERE rc.reviewer_id = {reviewer} AND rc.nomination_id = {nomination})")
+
+
+def recused_sql(reviewer: str, nomination: str, affiliation: str, nominator: str) -> str:
+    """SQL text, true when the pair is recused (own unit, or declared); the negation of not_recused_sql()."""
+    return (f"{affiliation} = {nominator}\n"
+            f"                 OR EXISTS (SELECT 1 FROM recusals rc\n"
+            f"                            WHERE rc.reviewer_id = {reviewer} AND rc.nomination_id = {nomination})")
+
+
 def declared_id(reviewer_id, nomination_id):
     """SQL scalar: the declared recusal's id for this pair, or NULL — a column for one-statement gates
     (the score save reads it together with the phase and the assignment)."""
