@@ -17,7 +17,9 @@ from app.deliberation import operations as decisions
 from app.extensions import db
 from app.models import CATEGORIES, Round, User
 
-SEAL_TEXT = "湖南省科学技术协会"
+# Never a real organisation's name: a generated seal bearing one would be a forged seal the moment a
+# demo document left the building.
+SEAL_TEXT = "演示专用章"
 SEAL_RED = (214, 24, 31)
 _FONT = Path(__file__).resolve().parents[2] / "static" / "fonts" / "NotoSerifSC-Bold.ttf"
 
@@ -89,7 +91,7 @@ def finish(round_id: int, *, approval_date: date | None = None) -> dict:
         decisions.fill_opinions(round_id, category, actor=chair)
         out[f"approved_{category}"] = decisions.approved_count(round_id, category)
     decisions.set_approval_date(round_id, approval_date or rnd.approval_date or date(rnd.year, 11, 20), actor=admin)
-    decisions.save_seal(round_id, make_seal_png(), actor=admin)
+    decisions.save_seal(round_id, make_seal_png(SEAL_TEXT), actor=admin)
     decisions.publicize(round_id, actor=chair)
     decisions.finalize(round_id, actor=chair)
     return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import random
 from datetime import date, datetime, time, timedelta
+from functools import cache
+from pathlib import Path
 
 from PIL import Image
 from sqlalchemy import func, select
@@ -34,6 +36,11 @@ STAGES = ("collecting", "reviewing", "deliberating", "final")
 YEAR = 2024
 # One lenient and one harsh expert make the z-score and severity views worth looking at.
 REVIEWER_BIAS = [0.0, 6.0, -1.0, 1.5, -7.0, 0.5, -0.5]
+# A few nominations carry the shipped demo video (5 s, 480×270 H.264, made once with ffmpeg), so the
+# player can be seen while most still show the 缺少活动视频 finding, as in a real round. Chosen by
+# position, not by the data generator's random stream, which the rest of the demo data depends on.
+DEMO_VIDEO = Path(__file__).resolve().parent / "media" / "activity-demo.mp4"
+VIDEO_EVERY = 12
 
 
 def database_is_empty() -> bool:
@@ -133,6 +140,8 @@ def _nominations(rnd, nominators, rng, photos: bool, seed_value: int, target_tot
         if photos:
             for pos in range(item["photo_count"]):
                 nom.attachments.append(_demo_photo(seed_value * 1000 + i * 10 + pos, item["title"], pos))
+        if has_video(i):
+            nom.attachments.append(_demo_video(position=item["photo_count"]))
         noms.append(nom)
     db.session.flush()
     return noms
@@ -145,6 +154,25 @@ def _demo_photo(photo_seed: int, caption: str, position: int) -> Attachment:
     return Attachment(kind="photo", stored_name=stored, thumb_name=storage.save_thumbnail(image),
                       original_name=f"活动照片{position + 1}.jpg", mime="image/jpeg", size_bytes=len(data),
                       width=image.width, height=image.height, position=position)
+
+
+def has_video(index: int) -> bool:
+    return index % VIDEO_EVERY == VIDEO_EVERY // 2
+
+
+@cache
+def _video_bytes() -> bytes:
+    return DEMO_VIDEO.read_bytes()
+
+
+def _demo_video(position: int) -> Attachment:
+    data = _video_bytes()
+    # Checked like an upload: the file shipped must be one the app itself would accept.
+    from app.intake.uploads import video_type
+
+    mime, ext = video_type(data[:4096])
+    return Attachment(kind="video", stored_name=storage.save_bytes(data, ext), original_name=f"活动视频.{ext}",
+                      mime=mime, size_bytes=len(data), position=position)
 
 
 def _assign_everyone(reviewers: list[User], noms: list[Nomination]) -> int:
