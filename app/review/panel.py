@@ -9,6 +9,7 @@ from datetime import datetime
 
 from app.core.templating import fmt_score
 from app.core.time import aware, beijing
+from app.review.forms import SHEET_LIMITS
 from app.review.scoring import SheetState, Target, parse_value
 
 
@@ -78,8 +79,6 @@ class Panel:
     @property
     def comment_max(self) -> int:
         """The 评审意见 limit the form enforces; the template renders it and score-panel.js reads it back."""
-        from app.review.forms import SHEET_LIMITS
-
         return SHEET_LIMITS["comment"]
 
 

@@ -271,6 +271,32 @@ def test_declaring_a_conflict_needs_a_reason_and_leaves_the_queue(w):
     assert db.session.scalar(select(func.count()).select_from(Recusal)) == 1
 
 
+def test_every_place_agrees_on_who_is_recused(w):
+    """One rule, read everywhere: the recused pairs recusals lists are exactly those the queue hides,
+    the page refuses, the save gate refuses, the ranking SQL excludes, and the breakdown marks."""
+    from app.models import Assignment
+    from app.ranking import engine as ranking
+
+    recusals.declare(_user(w.rev1), w.act_b, "曾参与策划")
+    pairs = set(db.session.execute(select(Assignment.reviewer_id, Assignment.nomination_id)).all())
+    recused = set(recusals.recused_pairs(w.round_id))
+    assert recused & pairs  # the world has both kinds: an own-unit pair and the declared one
+    for reviewer_id, nomination_id in sorted(pairs):
+        reviewer, nom = _user(reviewer_id), db.session.get(Nomination, nomination_id)
+        expected = (reviewer_id, nomination_id) in recused
+        assert recusals.is_recused(reviewer, nom) is expected
+        queued = nomination_id in [i.nomination_id for i in review_queue.queue(reviewer, w.round_id)]
+        assert queued is not expected or nom.status != "active"
+        assert (review_queue.denial(reviewer, nom) in ("affiliation", "declared")) is expected
+        if expected:
+            with pytest.raises(UserError) as e:
+                scoring.check_access(reviewer, nomination_id)
+            assert e.value.status == 403 and "回避" in e.value.message
+        marks = {t.reviewer_id: t.status == "recused"
+                 for t in ranking.reviewer_totals(w.round_id, nomination_id, include_drafts=True)}
+        assert marks.get(reviewer_id) is expected
+
+
 def test_declaring_for_an_unassigned_nomination_is_403(w):
     with pytest.raises(UserError) as e:
         recusals.declare(_user(w.chair), w.act_b, "理由")
