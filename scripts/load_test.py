@@ -589,6 +589,8 @@ def run_load(base: str, workload: Workload, duration: float, recorder: Recorder,
     end = t_start + (duration + DEFAULT_GRACE_S if deadline is None else deadline)
 
     def finished() -> bool:
+        if control is not None and not control.is_alive() and len(results) < len(schedule):
+            return True  # a scheduled action raised: its goal can never come, stop (goal_reached=False)
         return (time.monotonic() - t_start >= duration and (control is None or not control.is_alive())
                 and (until is None or until()))
 
