@@ -2,7 +2,9 @@
 
 compute() derives the current problems from the data (a pure read); run() turns them into FormFinding
 rows idempotently — new problems are added, fixed ones resolve themselves, waived ones stay waived, and
-a problem an admin marked resolved that is still there is reopened. guard_reviewing() recomputes, so a
+a problem an admin marked resolved that is still there is reopened. Intake writes call run() after they
+commit (nominations.operation()), and run() computes outside any write transaction, so a round of
+7,000 nominations is checked without any score save waiting for it. guard_reviewing() recomputes, so a
 stale finding table can neither block nor let through the move to 专家评审.
 """
 
@@ -11,15 +13,17 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from rapidfuzz import fuzz
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from app.audit import operations as audit
-from app.core.database import locked, write_transaction
+from app.core.database import in_write_transaction, locked, write_transaction
 from app.core.errors import Conflict, UserError
 from app.core.time import beijing_date as local_date
 from app.extensions import db
@@ -197,19 +201,70 @@ def _similar(a: str, b: str) -> bool:
     return not (diff and set(diff) <= _NUMERALS)
 
 
+def _min_overlap(length: int) -> int:
+    """Characters two keys must share when one of them has `length` characters and their ratio is at
+    least SIMILARITY: ratio = 2·M/(|a|+|b|) and M ≤ min(|a|, |b|), so |b| ≥ |a|·s/(2−s) and M ≥ |a|·s/(2−s)."""
+    return max(1, math.ceil(length * SIMILARITY / (2 - SIMILARITY) - 1e-9))
+
+
+def _similar_pairs(keys: list[str]) -> list[tuple[int, int]]:
+    """Index pairs (i < j, in order) whose keys are _similar — found without comparing every pair.
+
+    difflib's ratio counts matching blocks, which form a common subsequence, so a similar pair shares at
+    least _min_overlap characters (as a multiset) and their lengths differ by at most what that allows.
+    Order each key's characters rarest first: two keys sharing that many characters share one among
+    their first len − overlap + 1 (the prefix filter of PPJoin). Only keys that meet in that short, rare
+    prefix are compared, by rapidfuzz's Indel ratio (2·LCS/total, never below difflib's ratio) first and
+    SequenceMatcher only for the pairs that pass it — the findings are exactly the pairwise check's."""
+    tokens: list[list[tuple[str, int]]] = []
+    for key in keys:
+        seen: dict[str, int] = defaultdict(int)
+        row = []
+        for ch in key:
+            row.append((ch, seen[ch]))
+            seen[ch] += 1
+        tokens.append(row)
+    freq: dict[tuple[str, int], int] = defaultdict(int)
+    for row in tokens:
+        for t in row:
+            freq[t] += 1
+    cutoff = SIMILARITY * 100 - 1e-6
+    shortest = SIMILARITY / (2 - SIMILARITY)
+    # Keys are taken shortest first, so each bucket lists its keys by length and the ones long enough
+    # to be similar to the current key are a tail found by bisection.
+    index: dict[tuple[str, int], tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+    pairs = []
+    for i in sorted(range(len(keys)), key=lambda k: len(keys[k])):
+        row, key = tokens[i], keys[i]
+        if not row:
+            continue
+        row.sort(key=lambda t: (freq[t], t))
+        candidates: set[int] = set()
+        floor = shortest * len(key) - 1e-9
+        for t in row[:len(row) - _min_overlap(len(row)) + 1]:
+            members, lengths = index[t]
+            candidates.update(members[bisect_left(lengths, floor):])
+            members.append(i)
+            lengths.append(len(key))
+        for j in candidates:
+            other = keys[j]
+            if key == other or (fuzz.ratio(key, other, score_cutoff=cutoff) and _similar(key, other)):
+                pairs.append((min(i, j), max(i, j)))
+    return sorted(pairs)
+
+
 def _duplicates(noms: list[Nomination]) -> dict[int, str]:
     """Similar names (and, for activities, similar hosts — the same name by two hosts is two events)."""
     others: dict[int, list[Nomination]] = defaultdict(list)
     for category in ("unit", "activity"):
         group = [(n, _title_key(n.title), norm_key(n.host)) for n in noms if n.category == category]
-        for i, (a, ta, ha) in enumerate(group):
-            for b, tb, hb in group[i + 1:]:
-                if not _similar(ta, tb):
-                    continue
-                if category == "activity" and ha and hb and not _similar(ha, hb):
-                    continue
-                others[a.id].append(b)
-                others[b.id].append(a)
+        for i, j in _similar_pairs([t for _n, t, _h in group]):
+            a, _ta, ha = group[i]
+            b, _tb, hb = group[j]
+            if category == "activity" and ha and hb and not _similar(ha, hb):
+                continue
+            others[a.id].append(b)
+            others[b.id].append(a)
     return {nid: "与" + "；".join(f"{o.nominator.name}推荐的「{o.title}」（编号 {o.id}）" for o in lst[:5])
             + "相同或高度相似，请确认是否重复推荐。" for nid, lst in others.items()}
 
@@ -232,40 +287,83 @@ def compute(rnd: Round) -> dict[tuple[int, str], str]:
 # --- findings -----------------------------------------------------------------------------------------
 
 
+# The writes whose effect 形式审查 reads: a check computed before one of these committed is stale.
+INTAKE_ACTIONS = ("nomination.create", "nomination.update", "nomination.withdraw", "nomination.reinstate",
+                  "attachment.add", "attachment.import", "attachment.delete")
+_ATTEMPTS = 3
+
+
+def _intake_mark(round_id: int) -> tuple:
+    return tuple(db.session.execute(
+        select(func.count(), func.max(AuditEvent.id))
+        .where(AuditEvent.round_id == round_id, AuditEvent.action.in_(INTAKE_ACTIONS))).one())
+
+
+def _one_check_at_a_time(round_id: int) -> None:
+    """Serialise the writing of one round's findings without touching the round row, which every score
+    save reads FOR SHARE (SQLite's BEGIN IMMEDIATE already lets one writer in at a time)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(func.pg_advisory_xact_lock(0x6B65_7075_0000 + round_id)))
+
+
 def run(round_id: int, *, actor=None) -> dict:
-    """Bring the findings table in line with the data; safe to call any number of times."""
-    with write_transaction():
-        rnd = rounds.get(round_id, lock=True)  # one check at a time per round
-        found = compute(rnd)
-        existing = {(f.nomination_id, f.rule): f for f in db.session.scalars(
-            select(FormFinding).where(FormFinding.round_id == rnd.id))}
-        added = reopened = resolved = 0
-        for key, message in found.items():
-            f = existing.get(key)
-            if f is None:
-                db.session.add(FormFinding(round_id=rnd.id, nomination_id=key[0], rule=key[1], message=message,
-                                           blocking=RULES[key[1]].blocking, status="open"))
-                added += 1
+    """Bring the findings table in line with the data; safe to call any number of times.
+
+    The round is read and checked outside any write transaction, then the findings are written in a
+    short one, so no score save waits while titles are compared. If a nomination or attachment changed
+    in between, the check is taken again (that change's own re-check may still be queued behind this
+    one); the last attempt checks inside the write transaction. Called inside a caller's write
+    transaction, it checks there and the findings commit with the caller's change."""
+    if in_write_transaction():
+        with write_transaction():
+            _one_check_at_a_time(round_id)
+            return _apply(rounds.get(round_id), compute(rounds.get(round_id)), actor)
+    for attempt in range(1, _ATTEMPTS + 1):
+        rnd = rounds.get(round_id)
+        mark = _intake_mark(rnd.id)
+        found = compute(rnd) if attempt < _ATTEMPTS else None
+        with write_transaction():
+            _one_check_at_a_time(round_id)
+            if found is None:
+                found = compute(rounds.get(round_id))
+            elif _intake_mark(round_id) != mark:
                 continue
+            return _apply(rounds.get(round_id), found, actor)
+    raise AssertionError("unreachable: the last attempt always applies")
+
+
+def _apply(rnd: Round, found: dict[tuple[int, str], str], actor) -> dict:
+    existing = {(f.nomination_id, f.rule): f for f in db.session.scalars(
+        select(FormFinding).where(FormFinding.round_id == rnd.id))}
+    added = reopened = resolved = 0
+    for key, message in found.items():
+        f = existing.get(key)
+        if f is None:
+            db.session.add(FormFinding(round_id=rnd.id, nomination_id=key[0], rule=key[1], message=message,
+                                       blocking=RULES[key[1]].blocking, status="open"))
+            added += 1
+            continue
+        if f.message != message:
             f.message = message
+        if f.blocking != RULES[key[1]].blocking:
             f.blocking = RULES[key[1]].blocking
-            if f.status == "resolved":
-                f.status = "open"
-                f.note = ((f.note + "\n") if f.note else "") + "复查时问题仍存在，已重新打开。"
-                f.resolved_by_id = None
-                reopened += 1
-        for key, f in existing.items():
-            if key not in found and f.status == "open":
-                f.status = "resolved"
-                f.note = ((f.note + "\n") if f.note else "") + "复查时问题已不存在，自动标记为已解决。"
-                f.resolved_by_id = None
-                resolved += 1
-        db.session.flush()
-        result = {"added": added, "reopened": reopened, "auto_resolved": resolved, **_counts(rnd.id)}
-        # Automatic re-checks after each edit are logged only when they change something; a check the
-        # admin asked for is always logged (it also tells the pages the round has been checked).
-        if added or reopened or resolved or actor is not None or last_run(rnd.id) is None:
-            audit.record("form_check.run", "round", rnd.id, after=result, round_id=rnd.id, actor=actor)
+        if f.status == "resolved":
+            f.status = "open"
+            f.note = ((f.note + "\n") if f.note else "") + "复查时问题仍存在，已重新打开。"
+            f.resolved_by_id = None
+            reopened += 1
+    for key, f in existing.items():
+        if key not in found and f.status == "open":
+            f.status = "resolved"
+            f.note = ((f.note + "\n") if f.note else "") + "复查时问题已不存在，自动标记为已解决。"
+            f.resolved_by_id = None
+            resolved += 1
+    db.session.flush()
+    result = {"added": added, "reopened": reopened, "auto_resolved": resolved, **_counts(rnd.id)}
+    # Automatic re-checks after each edit are logged only when they change something; a check the
+    # admin asked for is always logged (it also tells the pages the round has been checked).
+    if added or reopened or resolved or actor is not None or last_run(rnd.id) is None:
+        audit.record("form_check.run", "round", rnd.id, after=result, round_id=rnd.id, actor=actor)
     return result
 
 

@@ -27,7 +27,6 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.audit import operations as audit
-from app.core.database import write_transaction
 from app.core.errors import UserError
 from app.extensions import db
 from app.intake import nominations, uploads, zip_reader
@@ -456,7 +455,7 @@ def _store_media(reading: Reading, item: Item) -> list:
 
 def save(reading: Reading, items: list[Item], rnd: Round, *, actor=None) -> Outcome:
     """Save what the plan says (items the admin left included) as one operation: one transaction that
-    calls nominations.create/update for each form and re-checks the round once at the end.
+    calls nominations.create/update for each form, and one re-check of the round after it commits.
 
     A form refused at this point (someone saved the same nomination since the preview, say) is rolled
     back to its savepoint and reported, without undoing the others; anything else undoes the whole
@@ -464,7 +463,7 @@ def save(reading: Reading, items: list[Item], rnd: Round, *, actor=None) -> Outc
     out = Outcome(file_errors=list(reading.file_errors))
     stored: list[Attachment] = []
     try:
-        with write_transaction(), nominations.batch(actor=actor):
+        with nominations.batch(actor=actor):
             for item in items:
                 _save_item(reading, item, rnd, out, stored, actor)
             if out.created or out.updated:

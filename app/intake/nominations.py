@@ -2,9 +2,10 @@
 
 Their fields are declared once, in app.intake.forms (UnitFields / ActivityFields); validate_fields()
 checks a mapping through those declarations, so the admin page, every importer and the CLI refuse the
-same values with the same messages. Each write re-runs 形式审查 inside its own transaction: an edit and
-its findings commit together or not at all. Writes lock the round, so none commits after the round left
-an editable phase, and the re-check that follows needs no second, conflicting lock.
+same values with the same messages. Each write is one operation(): its transaction, then 形式审查 of
+the round once that has committed — the check reads the whole round, and nothing that waits on the
+round row (every score save reads it FOR SHARE) should wait for it. Writes lock the round FOR SHARE, so
+none commits after the round left an editable phase.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from sqlalchemy import and_, case, exists, func, select
 from sqlalchemy.orm import selectinload
 
 from app.audit import operations as audit
-from app.core.database import in_write_transaction, locked, write_transaction
+from app.core.database import locked, write_transaction
 from app.core.errors import Conflict, UserError
 from app.core.params import parse_id
 from app.core.time import beijing_date, noon_utc
@@ -33,6 +35,8 @@ from app.intake.text import norm_key
 from app.models import CATEGORIES, PHASE_LABELS, FormFinding, Nomination, Nominator, Round
 from app.models._base import utcnow
 from app.rounds import phases as rounds
+
+log = logging.getLogger(__name__)
 
 # Nominations can be added and corrected until the committee meets; late arrivals during review are
 # still recorded (and flagged late by 形式审查), never refused.
@@ -218,9 +222,9 @@ def nominators() -> list[Nominator]:
 
 
 def _editable_round(round_id: int) -> Round:
-    # FOR UPDATE, not FOR SHARE: every write here ends with 形式审查 in the same transaction, which locks
-    # the round exclusively; two writers each holding a share lock and waiting to upgrade would deadlock.
-    rnd = rounds.get(round_id, lock=True)
+    # FOR SHARE, like a score save: enough to hold the phase still until the write commits, and neither
+    # waits for the other. 形式审查 runs after the commit and never locks the round row.
+    rnd = rounds.get(round_id, lock=True, shared=True)
     if rnd.phase not in EDITABLE_PHASES:
         raise Conflict(f"评选批次处于「{PHASE_LABELS[rnd.phase]}」阶段，推荐材料已不能修改。")
     return rnd
@@ -244,38 +248,52 @@ def _refuse(cleaned: Cleaned) -> None:
         raise UserError("请修正标出的字段后再保存。", dict(cleaned.errors))
 
 
-_batched: contextvars.ContextVar[set | None] = contextvars.ContextVar("intake_batched_rechecks", default=None)
+_pending: contextvars.ContextVar[dict | None] = contextvars.ContextVar("intake_pending_rechecks", default=None)
 
 
 def recheck(round_id: int, *, actor=None) -> None:
-    """形式审查 after a change, in the caller's transaction (write_transaction is re-entrant) — or, inside
-    batch(), once when the batch ends."""
-    pending = _batched.get()
-    if pending is not None:
-        pending.add(round_id)
+    """Ask for 形式审查 of the round once the operation under way has committed (see operation())."""
+    pending = _pending.get()
+    if pending is None:
+        form_check.run(round_id, actor=actor)
         return
-    form_check.run(round_id, actor=actor)
+    pending.setdefault(round_id, actor)
 
 
 @contextmanager
-def batch(*, actor=None):
-    """Many writes as one operation (an import): each create/update/attach inside asks for its re-check as
-    usual, and 形式审查 runs once at the end (logged as run by `actor`) — still inside the caller's write
-    transaction, so the forms and their findings commit together. Nothing is re-checked if the batch
-    fails: it rolls back."""
-    if not in_write_transaction():
-        raise RuntimeError("batch() belongs inside write_transaction()")
-    if _batched.get() is not None:
-        yield
+def operation(*, actor=None):
+    """One intake write: its write transaction, then 形式审查 of every round it asked to re-check, run
+    after the commit (form_check.run reads the round outside any write transaction and writes the
+    findings in a short one of its own), so no score save waits while titles are compared.
+
+    Nested operations (an import creating many forms) join the outermost one, which checks once, logged
+    as run by `actor`. Nothing is checked if the operation fails: it rolled back. Inside a transaction
+    someone else opened, the check runs in that transaction instead, before it commits: the findings
+    can only follow a commit they see."""
+    if _pending.get() is not None:
+        with write_transaction():
+            yield
         return
-    pending: set[int] = set()
-    token = _batched.set(pending)
+    pending: dict[int, object] = {}
+    token = _pending.set(pending)
     try:
-        yield
+        with write_transaction():
+            yield
     finally:
-        _batched.reset(token)
+        _pending.reset(token)
     for round_id in sorted(pending):
-        recheck(round_id, actor=actor)
+        try:
+            form_check.run(round_id, actor=actor if actor is not None else pending[round_id])
+        except Exception:
+            # The change itself has committed: report it saved. The findings catch up at the next check
+            # (any edit, the admin's 运行形式审查) and the move to 专家评审 recomputes them anyway.
+            log.exception("形式审查 after an intake write failed (round %s)", round_id)
+
+
+def batch(*, actor=None):
+    """Many writes as one operation (an import), re-checked once after it commits (logged as run by
+    `actor`)."""
+    return operation(actor=actor)
 
 
 def _add(rnd: Round, nominator: Nominator, category: str, cleaned: Cleaned, *, actor, source_key, received_at,
@@ -305,7 +323,7 @@ def create(round_id: int, nominator_id: int, category: str, raw: Mapping, *, act
     each form inside its own transaction, and re-checks once at the end)."""
     cleaned = validate_fields(category, raw)
     _refuse(cleaned)
-    with write_transaction():
+    with operation():
         rnd = _editable_round(round_id)
         nom = _add(rnd, _nominator(nominator_id), category, cleaned, actor=actor, source_key=source_key,
                    received_at=received_at, summary_original=summary_original)
@@ -328,7 +346,7 @@ def update(nomination_id: int, raw: Mapping, *, version: str | None, actor=None,
     current = get(nomination_id)
     cleaned = validate_fields(current.category, raw)
     _refuse(cleaned)
-    with write_transaction():
+    with operation():
         nom = locked(Nomination, nomination_id)
         if nom is None:
             raise UserError("找不到该推荐对象。", status=404)
@@ -362,7 +380,7 @@ def update(nomination_id: int, raw: Mapping, *, version: str | None, actor=None,
 
 
 def _set_status(nomination_id: int, status: str, reason: str, actor, action: str) -> Nomination:
-    with write_transaction():
+    with operation():
         nom = locked(Nomination, nomination_id)
         if nom is None:
             raise UserError("找不到该推荐对象。", status=404)

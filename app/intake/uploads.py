@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 
 from app.audit import operations as audit
 from app.core import storage
-from app.core.database import locked, write_transaction
+from app.core.database import locked
 from app.core.errors import Conflict, UserError
 from app.extensions import db
-from app.intake.nominations import ensure_editable, recheck
+from app.intake.nominations import ensure_editable, operation, recheck
 from app.models import Attachment, Nomination
 
 PHOTO_FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
@@ -190,7 +190,7 @@ def attach(nomination_id: int, attachments: list[Attachment], *, actor=None, pho
     """Link already stored files to a nomination and re-check the round, all or none; the files are
     removed if refused. (Inside a larger operation that later fails, that operation discards them.)"""
     try:
-        with write_transaction():
+        with operation():
             nom = _locked_nomination(nomination_id)
             counts = _counts(nom.id)
             photos = sum(1 for a in attachments if a.kind == "photo")
@@ -255,7 +255,7 @@ def add_video(nomination_id: int, stream, filename: str, *, actor=None) -> Attac
 
 def delete_attachment(attachment_id: int, *, actor=None, nomination_id: int | None = None) -> None:
     """Remove one photo or video (row first, then its files once the row is gone)."""
-    with write_transaction():
+    with operation():
         a = locked(Attachment, attachment_id)
         if a is None or (nomination_id is not None and a.nomination_id != nomination_id):
             raise UserError("找不到该附件。", status=404)

@@ -245,3 +245,44 @@ def test_guard_leaves_other_moves_alone(intake_app):
         db.session.commit()
         rounds.change_phase(rnd.id, "collecting", reason="补材料", guard=form_check.guard_reviewing)
         assert form_check.guard_for("deliberating") is None
+
+
+def _pairwise(keys):
+    """The check as it was: every pair through _similar (difflib)."""
+    return [(i, j) for i in range(len(keys)) for j in range(i + 1, len(keys)) if form_check._similar(keys[i], keys[j])]
+
+
+def test_the_indexed_duplicate_search_finds_exactly_what_comparing_every_pair_finds():
+    import random
+
+    rng = random.Random(11)
+    alphabet = "科普进社区校园乡村健康安全应急防灾天文航天海洋生态环保能源智能数字实验创新青少年"
+    keys = ["", "a", "科", "科普", "湖南省地质博物馆", "湖南省地质博物馆湖南省地质科普基地", "长沙市第一中学",
+            "长沙市第二中学", "第3期科普讲座", "第4期科普讲座", "科普科普科普", "普科普科普科"]
+    for _ in range(300):
+        base = "".join(rng.choice(alphabet) for _ in range(rng.randint(2, 16)))
+        keys.append(base)
+        for _ in range(rng.randint(0, 3)):
+            chars = list(base)
+            op = rng.random()
+            if op < 0.35 and chars:
+                chars[rng.randrange(len(chars))] = rng.choice(alphabet + "一二三123")
+            elif op < 0.7:
+                chars.insert(rng.randrange(len(chars) + 1), rng.choice(alphabet))
+            elif chars:
+                del chars[rng.randrange(len(chars))]
+            keys.append("".join(chars))
+    rng.shuffle(keys)
+    expected = _pairwise(keys)
+    assert len(expected) > 100  # the sample has plenty of near-duplicates to find
+    assert form_check._similar_pairs(keys) == expected
+
+
+def test_duplicate_messages_list_the_others_in_the_order_received(intake_app):
+    with intake_app.app_context():
+        a = good("科普进社区", who="长沙市科协", host="长沙市科协")
+        b = good("科普进社区活动", who="株洲市科协", host="长沙市科协")
+        c = good("2024年科普进社区", who="湖南省教育厅", host="长沙市科协")
+        found = form_check.compute(_round())
+        assert found[(a.id, "duplicate")].index(f"编号 {b.id}") < found[(a.id, "duplicate")].index(f"编号 {c.id}")
+        assert found[(c.id, "duplicate")].index(f"编号 {a.id}") < found[(c.id, "duplicate")].index(f"编号 {b.id}")

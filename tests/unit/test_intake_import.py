@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.core import storage
 from app.extensions import db
-from app.intake import importer
+from app.intake import importer, nominations
 from app.models import Attachment, AuditEvent, FormFinding, Nomination, Round
 from tests import intake_fixtures
 from tests.intake_fixtures import (
@@ -256,15 +256,19 @@ def test_an_import_is_one_operation_that_rechecks_once(intake_app, tmp_path, mon
         _r, _items, outcome = _import([path])
         assert len(outcome.created) == 3 and len(calls) == 1
 
-        def broken(*_a, **_k):
-            raise RuntimeError("形式审查失败")
+        # the forms are one transaction: a failure on the second form keeps none of the batch
+        real_create = nominations.create
 
-        monkeypatch.setattr(form_check, "run", broken)
+        def fails_second(*args, **kwargs):
+            if _count() >= 4:
+                raise RuntimeError("写入失败")
+            return real_create(*args, **kwargs)
+
+        monkeypatch.setattr(nominations, "create", fails_second)
         rows = [["优秀活动", "长沙市科协", f"第二批活动{i}", "长沙市科协", 5, 100] for i in range(2)]
         second = _write(tmp_path, "第二批.xlsx", make_xlsx(headers, rows))
         with pytest.raises(RuntimeError):
             _import([second])
         db.session.rollback()
-        # the forms and their re-check are one transaction: none of the second batch was kept
-        assert _count() == 3
+        assert _count() == 3 and len(calls) == 1  # and a failed import is not checked
         assert len(db.session.scalars(select(AuditEvent).where(AuditEvent.action == "nomination.import")).all()) == 1

@@ -170,8 +170,59 @@ def test_an_edit_without_a_version_is_refused_and_writes_nothing(intake_app):
         assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "nomination.update")) is None
 
 
+def _observer():
+    """A second connection of the test database: what other requests see and whether they must wait."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db.engine.url)
+
+    def committed_title(nomination_id):
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT title FROM nominations WHERE id = :id"), {"id": nomination_id}).scalar()
+
+    def round_row_free(round_id):
+        """Could a writer take the round row right now without waiting? (SQLite: the database lock.)"""
+        with engine.connect() as conn:
+            try:
+                if engine.dialect.name == "sqlite":
+                    conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    conn.exec_driver_sql("ROLLBACK")
+                else:
+                    conn.execute(text("SELECT id FROM rounds WHERE id = :id FOR UPDATE NOWAIT"), {"id": round_id})
+                    conn.rollback()
+            except Exception:  # noqa: BLE001 — "database is locked" / LockNotAvailable
+                return False
+            return True
+
+    return engine, committed_title, round_row_free
+
+
 @BOTH
-def test_an_edit_and_its_recheck_are_one_commit(intake_app, monkeypatch):
+def test_an_edit_commits_before_its_check_which_holds_nothing_a_score_save_needs(intake_app, monkeypatch):
+    """形式审查 reads the whole round (at national scale, 7,000 titles): it runs after the edit has
+    committed, outside any write transaction, with the round row free for score saves."""
+    from app.core.database import in_write_transaction
+    from app.intake import form_check
+
+    with intake_app.app_context():
+        nom = nominations.create(_round().id, nominator("长沙市科协").id, "activity", GOOD)
+        engine, committed_title, round_row_free = _observer()
+        real_compute, seen = form_check.compute, []
+
+        def observed(rnd):
+            seen.append((in_write_transaction(), committed_title(nom.id), round_row_free(rnd.id)))
+            return real_compute(rnd)
+
+        monkeypatch.setattr(form_check, "compute", observed)
+        nominations.update(nom.id, {**GOOD, "title": "改过的名称"}, version=nominations.version_of(nom))
+        nominations.withdraw(nom.id, "重复报送")
+        engine.dispose()
+        assert seen == [(False, "改过的名称", True)] * 2
+
+
+@BOTH
+def test_a_failed_check_after_the_commit_keeps_the_edit(intake_app, monkeypatch, caplog):
     from app.intake import form_check
 
     with intake_app.app_context():
@@ -182,15 +233,45 @@ def test_an_edit_and_its_recheck_are_one_commit(intake_app, monkeypatch):
             raise RuntimeError("形式审查失败")
 
         monkeypatch.setattr(form_check, "run", broken)
-        with pytest.raises(RuntimeError):
-            nominations.update(nom.id, {**GOOD, "title": "随复查一起回滚"}, version=version)
-        with pytest.raises(RuntimeError):
-            nominations.create(_round().id, nominator("长沙市科协").id, "unit", {**GOOD, "title": "也不保存"})
+        nominations.update(nom.id, {**GOOD, "title": "已保存的修改"}, version=version)
         db.session.rollback()
         db.session.expire_all()
-        assert db.session.get(Nomination, nom.id).title == "科普进社区"
-        assert len(db.session.scalars(select(Nomination)).all()) == 1
-        assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "nomination.update")) is None
+        assert db.session.get(Nomination, nom.id).title == "已保存的修改"
+        assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "nomination.update")) is not None
+        assert "形式审查 after an intake write failed" in caplog.text
+
+
+def test_a_write_that_fails_is_not_checked(intake_app, monkeypatch):
+    from app.intake import form_check
+
+    with intake_app.app_context():
+        nom = nominations.create(_round().id, nominator("长沙市科协").id, "activity", GOOD)
+        calls = []
+        monkeypatch.setattr(form_check, "run", lambda *a, **k: calls.append(a))
+        with pytest.raises(Conflict):
+            nominations.update(nom.id, {**GOOD, "title": "过期版本"}, version="0" * 16)
+        assert calls == []
+
+
+@BOTH
+def test_duplicates_are_found_after_an_edit(intake_app):
+    from app.models import FormFinding
+
+    with intake_app.app_context():
+        a = nominations.create(_round().id, nominator("长沙市科协").id, "activity", GOOD)
+        b = nominations.create(_round().id, nominator("株洲市科协").id, "activity",
+                               {**GOOD, "title": "青少年科技创新大赛"})
+
+        def open_duplicates():
+            db.session.expire_all()
+            return {f.nomination_id for f in db.session.scalars(select(FormFinding).where(
+                FormFinding.rule == "duplicate", FormFinding.status == "open"))}
+
+        assert open_duplicates() == set()
+        nominations.update(b.id, {**GOOD, "title": "2024年“科普进社区”"}, version=nominations.version_of(b))
+        assert open_duplicates() == {a.id, b.id}
+        nominations.update(b.id, {**GOOD, "title": "青少年科技创新大赛"}, version=nominations.version_of(b))
+        assert open_duplicates() == set()
 
 
 def test_a_control_character_is_stripped_by_the_one_cleaning_filter(intake_app):
