@@ -29,7 +29,7 @@ from sqlalchemy import select
 from app.audit import operations as audit
 from app.core.errors import UserError
 from app.extensions import db
-from app.intake import nominations, uploads, zip_reader
+from app.intake import nominations, places, uploads, zip_reader
 from app.intake.docx_reader import read_docx
 from app.intake.nominations import field_label, fields_for
 from app.intake.parsed import MediaRef, ParsedForm, ReadError
@@ -241,6 +241,44 @@ def guess_nominator(texts: list[str], everyone: list[Nominator]) -> tuple[Nomina
     return None, ""
 
 
+def _self_nominator(title: str, everyone: list[Nominator]) -> Nominator | None:
+    """The unit is itself on the list of nominators (a 市科协 or 学会 nominated as 优秀组织单位)."""
+    return find_nominator(title, everyone) or find_nominator(title.replace("科学技术协会", "科协"), everyone)
+
+
+def _city_nominators(city: str, everyone: list[Nominator]) -> list[Nominator]:
+    words = {norm_key(city), norm_key(places.city_short(city))}
+    return [n for n in everyone if n.kind == "city"
+            and any(w and (w in norm_key(n.name) or w in norm_key(n.short_name)) for w in words)]
+
+
+def attribute_unit(values: dict, everyone: list[Nominator]) -> tuple[Nominator | None, str, str]:
+    """A 附件1 form that names no nominator: (nominator, why, "") when its unit is itself a nominator or
+    its name and address place it in one 市州 whose 科协 is on the list; (None, "", why not) when they
+    point to different 市州 or that 市州 has no single nominator, so the admin is asked."""
+    title = values.get("title") or ""
+    own = _self_nominator(title, everyone) if title else None
+    if own is not None:
+        return own, f"单位本身是推荐单位「{own.name}」", ""
+    seen: dict[str, list[str]] = {}
+    for label, text in (("单位名称", title), ("通讯地址", values.get("address") or "")):
+        for place in places.places_in(text):
+            seen.setdefault(place.city, [])
+            if label not in seen[place.city]:
+                seen[place.city].append(label)
+    if not seen:
+        return None, "", ""
+    if len(seen) > 1:
+        where = "、".join(f"{'和'.join(labels)}指向{city}" for city, labels in seen.items())
+        return None, "", f"{where}，无法确定推荐单位：请选择推荐单位。"
+    city, labels = next(iter(seen.items()))
+    candidates = _city_nominators(city, everyone)
+    if len(candidates) != 1:
+        why = "推荐单位名单中没有" if not candidates else "推荐单位名单中有多个"
+        return None, "", f"{'和'.join(labels)}位于{city}，但{why}{city}的推荐单位，无法确定推荐单位：请选择推荐单位。"
+    return candidates[0], f"根据{'和'.join(labels)}，位于{city}", ""
+
+
 # --- planning -----------------------------------------------------------------------------------------
 
 
@@ -377,6 +415,10 @@ def _resolve_nominator(item, form, choice, default, by_id, everyone) -> None:
         item.nominator_id, item.nominator_note = default.id, "导入时指定"
     else:
         guessed, why = guess_nominator(form.hints + [item.values.get("recommendation") or ""], everyone)
+        if guessed is None and form.category == "unit":
+            guessed, why, doubt = attribute_unit(item.values, everyone)
+            if doubt:
+                item.errors.append(doubt)
         if guessed:
             item.nominator_id, item.nominator_note = guessed.id, why
     if item.nominator_id is None and not any("推荐单位" in e for e in item.errors):

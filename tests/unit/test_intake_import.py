@@ -97,8 +97,11 @@ def test_an_over_long_summary_is_kept_and_flagged_not_truncated_silently(intake_
         assert finding.blocking and finding.status == "open" and "620" in finding.message
 
 
+NOWHERE = {"title": "科普教育基地", "address": "见附页"}  # names neither a nominator nor a place
+
+
 def test_a_form_without_a_recognisable_nominator_waits_for_a_choice(intake_app, tmp_path):
-    path = _write(tmp_path, "推荐表.docx", make_form_docx("unit"))
+    path = _write(tmp_path, "推荐表.docx", make_form_docx("unit", NOWHERE))
     with intake_app.app_context():
         _r, [item], outcome = _import([path])
         assert item.action == "reject" and "无法确定推荐单位" in item.errors[0]
@@ -171,7 +174,7 @@ def test_old_doc_files_and_loose_photos_get_a_clear_message(intake_app, tmp_path
 
 def test_cli_dry_run_prints_and_saves_nothing(intake_app, tmp_path):
     good = _write(tmp_path, "株洲-科普进社区.docx", make_form_docx("activity"))
-    unknown = _write(tmp_path, "无名.docx", make_form_docx("unit"))
+    unknown = _write(tmp_path, "无名.docx", make_form_docx("unit", NOWHERE))
     result = intake_app.test_cli_runner().invoke(args=["nominations", "import", good, unknown, "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "[新增] 株洲-科普进社区.docx：优秀活动「“科普进社区”系列活动」 推荐单位：株洲市科协" in result.output
@@ -272,3 +275,41 @@ def test_an_import_is_one_operation_that_rechecks_once(intake_app, tmp_path, mon
         db.session.rollback()
         assert _count() == 3 and len(calls) == 1  # and a failed import is not checked
         assert len(db.session.scalars(select(AuditEvent).where(AuditEvent.action == "nomination.import")).all()) == 1
+
+
+@pytest.mark.parametrize("fields,expected,why", [
+    ({}, "株洲市科协", "根据单位名称和通讯地址，位于株洲市"),  # 株洲市科学技术馆, 株洲市天元区神农城
+    ({"title": "醴陵市陶瓷博物馆", "address": "见附页"}, "株洲市科协", "根据单位名称，位于株洲市"),
+    ({"title": "科普教育基地", "address": "浏阳市集里街道"}, "长沙市科协", "根据通讯地址，位于长沙市"),
+    ({"title": "湖南省科普作家协会", "address": "长沙市开福区"}, "湖南省科普作家协会", "单位本身是推荐单位「湖南省科普作家协会」"),
+    ({"title": "长沙市科学技术协会", "address": "株洲市"}, "长沙市科协", "单位本身是推荐单位「长沙市科协」"),
+])
+def test_a_unit_form_is_attributed_by_what_it_is_or_where_it_is(intake_app, tmp_path, fields, expected, why):
+    path = _write(tmp_path, "推荐表.docx", make_form_docx("unit", fields))
+    with intake_app.app_context():
+        _r, [item], outcome = _import([path])
+        assert item.action == "create" and item.nominator_id == nominator(expected).id
+        assert item.nominator_note == why
+        assert db.session.scalar(select(Nomination)).nominator_id == nominator(expected).id
+
+
+@pytest.mark.parametrize("fields,says", [
+    ({"title": "长沙市第一中学", "address": "株洲市天元区"}, "单位名称指向长沙市、通讯地址指向株洲市"),
+    ({"title": "怀化市博物馆", "address": "怀化市鹤城区"}, "推荐单位名单中没有怀化市的推荐单位"),
+])
+def test_a_unit_form_that_places_it_ambiguously_still_asks(intake_app, tmp_path, fields, says):
+    path = _write(tmp_path, "推荐表.docx", make_form_docx("unit", fields))
+    with intake_app.app_context():
+        _r, [item], outcome = _import([path])
+        assert item.action == "reject" and item.nominator_id is None
+        assert says in item.errors[0] and "无法确定推荐单位" in item.errors[0]
+        chosen = nominator("湖南省教育厅").id
+        _r, [item], _o = _import([path], choices={0: {"nominator_id": chosen, "include": True}})
+        assert item.action == "create" and item.nominator_note == "由管理员选择"
+
+
+def test_the_file_name_still_wins_over_the_place(intake_app, tmp_path):
+    path = _write(tmp_path, "长沙市科协推荐.docx", make_form_docx("unit"))  # the form says 株洲
+    with intake_app.app_context():
+        _r, [item], _o = _import([path])
+        assert item.nominator_id == nominator("长沙市科协").id

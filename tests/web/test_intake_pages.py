@@ -322,3 +322,16 @@ def test_an_edit_without_its_version_is_refused(intake_app, admin):
     with intake_app.app_context():
         assert db.session.get(Nomination, nid).title == "科普进社区"
         assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "nomination.update")) is None
+
+
+def test_import_preview_says_why_a_unit_form_went_to_its_nominator(intake_app, admin):
+    token = _token(admin, "/intake/import")
+    resp = admin.post("/intake/import", content_type="multipart/form-data", data={
+        "csrf_token": token, "files": [(io.BytesIO(make_form_docx("unit")), "推荐表.docx")]})
+    assert resp.status_code == 303
+    page = admin.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "根据单位名称和通讯地址，位于株洲市" in page
+    with intake_app.app_context():
+        zhuzhou = nominator("株洲市科协").id
+    assert f'<option value="{zhuzhou}" selected>' in page  # preselected, and the admin can pick another
+    _no_inline_code(page)
