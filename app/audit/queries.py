@@ -4,45 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from app.core.time import fmt_second
+from app.audit.readable import ACTION_LABELS, OBJECT_LABELS, Names, Reader  # noqa: F401 — the log's vocabulary
+from app.core.time import BEIJING, fmt_second
 from app.extensions import db
 from app.models import AuditEvent, User
 
 PER_PAGE = 50
 EXPORT_MAX_ROWS = 100_000
-ACTION_LABELS = {
-    "user.login": "登录", "user.logout": "退出", "user.create": "新建账号", "user.update": "修改账号",
-    "user.set_password": "设置密码", "user.activate": "启用账号", "user.deactivate": "停用账号",
-    "round.create": "新建批次", "round.settings": "修改批次设置", "round.phase": "推进阶段", "round.phase_back": "退回阶段",
-    "criterion.create": "新增评分指标", "criterion.update": "修改评分指标", "criterion.delete": "删除评分指标",
-    "criterion.reorder": "调整指标顺序",
-    "nominator.create": "新增推荐单位", "nominator.update": "修改推荐单位", "nominator.delete": "删除推荐单位",
-    "nominator.import": "导入推荐单位",
-    "assignment.run_all": "分配：全部专家", "assignment.run_balanced": "分配：均衡分配", "assignment.add": "分配专家",
-    "assignment.remove": "取消分配", "recusal.declare": "登记回避", "recusal.withdraw": "撤销回避",
-    "demo.seed": "生成演示数据",
-    # Other areas' actions, so the log reads in Chinese throughout; unknown codes are shown as they are.
-    "nomination.create": "新增推荐对象", "nomination.update": "修改推荐对象", "nomination.import": "导入推荐对象",
-    "nomination.withdraw": "撤回推荐对象", "nomination.reinstate": "恢复推荐对象",
-    "attachment.add": "上传附件", "attachment.delete": "删除附件",
-    "form_check.run": "运行形式审查", "form_finding.resolve": "形式审查：已修正", "form_finding.waive": "形式审查：豁免",
-    "form_finding.reopen": "形式审查：重新打开",
-    "sheet.save": "保存评分", "sheet.submit": "提交评分", "sheet.reopen": "退回评分表",
-    "decision.set": "审定", "decision.prefill": "按名额预填审定", "decision.opinion": "修改审定意见",
-    "round.opinion_templates": "修改审定意见模板", "round.approval_date": "设置审定日期", "round.seal": "上传印章",
-    "ops.backup": "备份数据库", "ops.restore": "恢复数据库",
-}
-OBJECT_LABELS = {"user": "账号", "round": "评选批次", "criterion": "评分指标", "nominator": "推荐单位",
-                 "nomination": "推荐对象", "review_sheet": "评分表", "decision": "审定", "form_finding": "形式审查",
-                 "attachment": "附件", "database": "数据库"}
+EXPORT_CHUNK = 500
 SYSTEM = "-"  # the actor filter's value for events without a user (command line, seeding)
 
 
@@ -62,8 +39,9 @@ class Filters:
 
 
 def _local_midnight_utc(d: date) -> datetime:
-    # Dates are the office's local days; events are stored in UTC.
-    return datetime.combine(d, time.min).astimezone().astimezone(UTC)
+    # Dates are Beijing days (what the page shows); events are stored in UTC. Not the server's own
+    # zone: a server kept on UTC would otherwise cut every day eight hours late.
+    return datetime.combine(d, time.min, tzinfo=BEIJING).astimezone(UTC)
 
 
 def _conditions(f: Filters) -> list:
@@ -91,6 +69,7 @@ def _conditions(f: Filters) -> list:
 class Row:
     event: AuditEvent
     actor: str  # display name (username), or 系统
+    names: Names = field(default_factory=Names, repr=False)
 
     @property
     def at_local(self) -> str:
@@ -105,8 +84,17 @@ class Row:
         return OBJECT_LABELS.get(self.event.object_type, self.event.object_type)
 
     @property
+    def object_name(self) -> str:
+        """What the object is called (a nomination's title, a person's name), where cheap to tell."""
+        return self.names.object_name(self.event)
+
+    @property
+    def reader(self) -> Reader:
+        return Reader(self.event, self.names)
+
+    @property
     def changes(self) -> list[Change]:
-        return diff(self.event.before, self.event.after)
+        return diff(self.event.before, self.event.after, self.reader)
 
 
 @dataclass
@@ -140,13 +128,18 @@ def search(f: Filters, page: int = 1, per_page: int = PER_PAGE) -> Page:
     total = db.session.scalar(select(func.count()).select_from(AuditEvent).where(*_conditions(f))) or 0
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)
-    result = db.session.execute(_select(f).offset((page - 1) * per_page).limit(per_page))
-    return Page(rows=[Row(e, _actor_name(d, u)) for e, d, u in result], total=total, page=page, pages=pages)
+    result = db.session.execute(_select(f).offset((page - 1) * per_page).limit(per_page)).all()
+    return Page(rows=_rows(result), total=total, page=page, pages=pages)
+
+
+def _rows(result) -> list[Row]:
+    names = Names(e for e, _d, _u in result)
+    return [Row(e, _actor_name(d, u), names) for e, d, u in result]
 
 
 def recent(limit: int = 8) -> list[Row]:
     """The newest events, for the dashboard."""
-    return [Row(e, _actor_name(d, u)) for e, d, u in db.session.execute(_select(Filters()).limit(limit))]
+    return _rows(db.session.execute(_select(Filters()).limit(limit)).all())
 
 
 def choices() -> dict[str, list]:
@@ -165,24 +158,22 @@ def choices() -> dict[str, list]:
 
 @dataclass
 class Change:
-    key: str
+    key: str  # the stored key (title, phase, values…)
     before: str
     after: str
     kind: str  # added | removed | changed | same
+    label: str = ""  # the key in Chinese (名称, 阶段, 评分…)
 
 
-def _show(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
+def _plain_reader(before, after) -> Reader:
+    event = SimpleNamespace(action="", object_type="", object_id=None, round_id=None, before=before, after=after)
+    return Reader(event, Names())
 
 
-def diff(before, after) -> list[Change]:
-    """Key by key: what was added, removed or changed. A one-sided event lists all its keys."""
+def diff(before, after, reader: Reader | None = None) -> list[Change]:
+    """Key by key: what was added, removed or changed, labelled and shown as text. A one-sided event
+    lists all its keys."""
+    reader = reader or _plain_reader(before, after)
     b = before if isinstance(before, dict) else ({} if before is None else {"值": before})
     a = after if isinstance(after, dict) else ({} if after is None else {"值": after})
     out = []
@@ -193,8 +184,9 @@ def diff(before, after) -> list[Change]:
             kind = "removed" if key in b else "added"
         if kind == "same" and before and after:
             continue
-        out.append(Change(key=str(key), before=_show(b.get(key)) if key in b else "",
-                          after=_show(a.get(key)) if key in a else "", kind=kind))
+        k = str(key)
+        out.append(Change(key=k, before=reader.show(k, b.get(key)) if key in b else "",
+                          after=reader.show(k, a.get(key)) if key in a else "", kind=kind, label=reader.label(k)))
     return out
 
 
@@ -209,19 +201,21 @@ def _cell(value) -> str:
 
 
 def export_csv(f: Filters) -> Iterator[str]:
-    """UTF-8 with a BOM so Excel opens the Chinese text correctly; streamed in chunks."""
+    """UTF-8 with a BOM so Excel opens the Chinese text correctly; streamed in chunks, each chunk's
+    names looked up together. Times are Beijing time, values the same text as the page."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     buf.write("\ufeff")
-    writer.writerow(["时间", "操作人", "操作", "动作代码", "对象类型", "对象编号", "批次", "变更前", "变更后", "理由"])
-    stmt = _select(f).limit(EXPORT_MAX_ROWS).execution_options(yield_per=500)
-    for n, (e, display, username) in enumerate(db.session.execute(stmt), start=1):
-        writer.writerow([_cell(v) for v in (
-            _local_text(e.at), _actor_name(display, username), ACTION_LABELS.get(e.action, e.action), e.action,
-            OBJECT_LABELS.get(e.object_type, e.object_type), e.object_id, e.round_id,
-            _show(e.before) if e.before is not None else "", _show(e.after) if e.after is not None else "", e.reason)])
-        if n % 500 == 0:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
+    writer.writerow(["时间", "操作人", "操作", "动作代码", "对象类型", "对象编号", "批次", "变更前", "变更后", "理由",
+                     "对象名称"])
+    stmt = _select(f).limit(EXPORT_MAX_ROWS).execution_options(yield_per=EXPORT_CHUNK)
+    for chunk in db.session.execute(stmt).partitions(EXPORT_CHUNK):
+        for row in _rows(chunk):
+            e, reader = row.event, row.reader
+            writer.writerow([_cell(v) for v in (
+                _local_text(e.at), row.actor, row.action_label, e.action, row.object_label, e.object_id, e.round_id,
+                reader.summary(e.before), reader.summary(e.after), e.reason, row.object_name)])
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
     yield buf.getvalue()

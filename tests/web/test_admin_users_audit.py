@@ -181,11 +181,11 @@ def _parse_filters_explains_bad_values():
 def test_diff_is_readable():
     changes = audit_log.diff({"phase": "collecting", "k": 2, "same": 1}, {"phase": "reviewing", "k": 2, "same": 1,
                                                                          "cap": None})
-    assert [(c.key, c.before, c.after, c.kind) for c in changes] == [
-        ("phase", "collecting", "reviewing", "changed"), ("cap", "", "—", "added")]
+    assert [(c.key, c.label, c.before, c.after, c.kind) for c in changes] == [
+        ("phase", "阶段", "材料收集", "专家评审", "changed"), ("cap", "每位专家上限", "", "—", "added")]
     created = audit_log.diff(None, {"name": "长沙市科协", "active": True, "quotas": {"city": 8}})
-    assert [(c.key, c.after, c.kind) for c in created] == [("name", "长沙市科协", "added"), ("active", "是", "added"),
-                                                            ("quotas", '{"city": 8}', "added")]
+    assert [(c.key, c.label, c.after, c.kind) for c in created] == [
+        ("name", "名称", "长沙市科协", "added"), ("active", "启用", "是", "added"), ("quotas", "推荐名额", "市州科协：8", "added")]
     assert [c.kind for c in audit_log.diff({"x": 1}, None)] == ["removed"]
     assert audit_log.diff(None, None) == []
 
