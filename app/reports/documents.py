@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.core import storage
 from app.core.errors import UserError
-from app.core.time import fmt_minute, utcnow
+from app.core.time import beijing, fmt_minute, utcnow
 from app.deliberation import operations as decisions
 from app.extensions import db
 from app.models import CATEGORIES, CATEGORY_LABELS, METHOD_LABELS, Nomination, Round, User
@@ -166,11 +166,13 @@ def batch_forms_source(round_id: int, category: str) -> Source:
     extra, seal_src = _seal(rnd)
     photo_srcs, photo_files = _photo_pages(noms, thumbnails=True)
     title = f"{_prefix(rnd, category)}推荐表"
+    made = beijing(utcnow())
     html = render_template(
-        "pdf/batch_forms.html", title=title, category_label=CATEGORY_LABELS[category], nominations=noms, rnd=rnd,
-        decisions=queries.decisions_for([n.id for n in noms]),
+        "pdf/batch_forms.html", title=title, category=category, category_label=CATEGORY_LABELS[category],
+        nominations=noms, rnd=rnd, decisions=queries.decisions_for([n.id for n in noms]),
         seal_src=seal_src if rnd.phase == "final" else None, approval_date=rnd.approval_date,
-        photo_srcs=photo_srcs,
+        photo_srcs=photo_srcs, provisional=_provisional(rnd), generated_date=made.date(),
+        generated_time=made.strftime("%H:%M"),
     )
     return Source(html, extra | photo_files, safe_filename(f"{title}（审定通过，共{len(noms)}份）.pdf"))
 
