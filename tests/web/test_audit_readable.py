@@ -169,6 +169,7 @@ def test_nomination_edit_reads_with_field_names_and_names_for_ids(app, world):
         assert back.action_label == "退回阶段"
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_audit_page_shows_chinese_words_and_beijing_time(app, world):
     with app.app_context():
         _submit_scores(world)
@@ -186,6 +187,7 @@ def test_audit_page_shows_chinese_words_and_beijing_time(app, world):
     assert "共 0 条" in admin.get("/admin/audit?action=sheet.submit&date_to=2024-10-01").get_data(as_text=True)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_csv_is_readable_text_in_beijing_time(app, world, monkeypatch):
     with app.app_context():
         _submit_scores(world)
