@@ -50,11 +50,10 @@ from app.models import (  # noqa: E402
     Score,
     User,
 )
+from app.models.round import DEFAULT_RUBRIC  # noqa: E402
 from app.ranking import engine as ranking  # noqa: E402
 from app.ranking import sql as ranking_sql  # noqa: E402
 
-RUBRIC = (("content", "活动内容", 30.0), ("format", "活动形式", 20.0), ("influence", "活动影响力", 30.0),
-          ("response", "群众反映", 20.0))
 CHUNK = 5000
 PASSWORD = "bench-password-2024"
 
@@ -76,10 +75,11 @@ def seed(n_noms: int, per_nom: int, pool: int, category: str) -> dict:
     crit_rows, crit_ids = [], []
     cid = 0
     for cat in ("unit", "activity"):
-        for pos, (code, name, mx) in enumerate(RUBRIC):
+        for pos, crit in enumerate(DEFAULT_RUBRIC):
             cid += 1
-            crit_rows.append({"id": cid, "round_id": 1, "category": cat, "code": code, "name": name, "max_score": mx,
-                              "step": 0.5, "weight": 1.0, "guidance": "", "position": pos})
+            mx = float(crit["max"])
+            crit_rows.append({"id": cid, "round_id": 1, "category": cat, "code": crit["code"], "name": crit["name"],
+                              "max_score": mx, "step": crit["step"], "guidance": "", "position": pos})
             if cat == category:
                 crit_ids.append((cid, mx))
     _insert(Criterion.__table__, crit_rows)
