@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from app.audit.readable import ACTION_LABELS, OBJECT_LABELS, Names, Reader  # noqa: F401 — the log's vocabulary
+from app.core.spreadsheet_safety import neutralise
 from app.core.time import BEIJING, fmt_second
 from app.extensions import db
 from app.models import AuditEvent, User
@@ -195,9 +196,7 @@ def diff(before, after, reader: Reader | None = None) -> list[Change]:
 
 
 def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheet formula injection: a leading = + - @ would be evaluated by Excel.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return neutralise("" if value is None else str(value))
 
 
 def export_csv(f: Filters) -> Iterator[str]:

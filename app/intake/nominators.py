@@ -231,12 +231,14 @@ def template_xlsx() -> bytes:
     """An import template with the headers and the current registry (so it round-trips)."""
     from openpyxl import Workbook
 
+    from app.core.spreadsheet_safety import append_row
+
     book = Workbook()
     sheet = book.active
     sheet.title = "推荐单位"
     sheet.append(list(HEADERS))
     for n in list_nominators():
-        sheet.append([n.name, n.short_name, KIND_LABELS[n.kind], n.position, n.quota_unit, n.quota_activity])
+        append_row(sheet, [n.name, n.short_name, KIND_LABELS[n.kind], n.position, n.quota_unit, n.quota_activity])
     for letter, width in zip("ABCDEF", (34, 14, 12, 8, 18, 14), strict=True):
         sheet.column_dimensions[letter].width = width
     out = io.BytesIO()

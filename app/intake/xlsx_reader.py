@@ -17,6 +17,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
+from app.core.spreadsheet_safety import neutralise_cells
 from app.intake.parsed import ParsedForm, ReadError, category_from_word
 from app.intake.text import clean_text, norm_label, parse_date
 
@@ -88,7 +89,7 @@ def build_template(nominator_names: list[str]) -> bytes:
     kinds.add("A2:A1000")
     lists = wb.create_sheet("推荐单位名单")
     for row, name in enumerate(nominator_names, start=1):
-        lists.cell(row=row, column=1, value=name)
+        neutralise_cells([lists.cell(row=row, column=1, value=name)])
     lists.column_dimensions["A"].width = 36
     if nominator_names:
         names = DataValidation(type="list", formula1=f"'推荐单位名单'!$A$1:$A${len(nominator_names)}",

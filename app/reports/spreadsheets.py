@@ -11,6 +11,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from app.core.spreadsheet_safety import append_row
 from app.deliberation import operations as decisions
 from app.models import CATEGORIES, CATEGORY_LABELS, KIND_LABELS, METHOD_LABELS
 from app.reports import queries
@@ -32,18 +33,14 @@ def _display_width(value) -> int:
 
 def _write_table(ws, headers: list[str], rows: list[list], number_columns: set[int] = frozenset(),
                  wrap_columns: set[int] = frozenset()) -> None:
-    ws.append(headers)
+    append_row(ws, headers)
     for cell in ws[1]:
         cell.font = _HEADER_FONT
         cell.fill = _HEADER_FILL
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
     for row in rows:
-        ws.append(row)
-        for cell in ws[ws.max_row]:
-            # openpyxl stores any string starting with "=" as a formula; user text (titles, comments)
-            # must stay text, or a comment like =HYPERLINK(...) would run in the reader's Excel.
-            if cell.data_type == "f":
-                cell.data_type = "s"
+        # User text (titles, comments) must stay text, or =HYPERLINK(...) would run in the reader's Excel.
+        append_row(ws, row)
     ws.freeze_panes = "A2"
     widths = [_display_width(h) for h in headers]
     for row in rows:

@@ -202,3 +202,45 @@ def test_delete_only_when_unused(app):
         nominators.delete(spare.id)
         assert count(Nominator) == 2
         assert events("nominator.delete")[0].before["name"] == "株洲市科协"
+
+
+EVIL_NAMES = ('=HYPERLINK("http://127.0.0.1/x","点我")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)")
+
+
+def _formula_cells(data: bytes) -> list[str]:
+    """Sheets whose XML holds a formula, and the cells a spreadsheet would read as formulas on edit."""
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        bad = [n for n in z.namelist() if n.startswith("xl/worksheets/") and b"<f>" in z.read(n)]
+    book = load_workbook(io.BytesIO(data))
+    for ws in book.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                if isinstance(c.value, str) and c.value[:1] in "=+-@" and not c.quotePrefix:
+                    bad.append(f"{ws.title}!{c.coordinate}")
+    return bad
+
+
+def test_the_registry_template_and_the_import_template_keep_formula_like_names_as_text(app):
+    from app.intake import xlsx_reader
+
+    with app.app_context():
+        for i, name in enumerate(EVIL_NAMES):
+            nominators.create(form(name=name, short_name=f"简称{i}", position=str(i + 1)))
+        names = [n.name for n in nominators.list_nominators()]
+        for data in (nominators.template_xlsx(), xlsx_reader.build_template(names)):
+            assert _formula_cells(data) == []
+            values = {c.value for ws in load_workbook(io.BytesIO(data)).worksheets for row in ws.iter_rows() for c in row}
+            assert set(EVIL_NAMES) <= values  # shown exactly as typed
+        assert nominators.import_xlsx(nominators.template_xlsx()).unchanged == sorted(names, key=names.index)
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("=1+1", "'=1+1"), ("+86 731", "'+86 731"), ("-x", "'-x"), ("@a", "'@a"), ("\t=1", "'\t=1"), ("＝1", "'＝1"),
+    ("科普=1", "科普=1"), ("", ""), (None, None), (-3, -3), (2.5, 2.5),
+])
+def test_one_rule_neutralises_csv_values(value, expected):
+    from app.core.spreadsheet_safety import neutralise
+
+    assert neutralise(value) == expected
