@@ -21,12 +21,15 @@ from app.audit import operations as audit
 from app.core import storage
 from app.core.database import locked, write_transaction
 from app.core.errors import Conflict, UserError
+from app.deliberation import opinions
+from app.deliberation.opinions import opinion_text  # noqa: F401 — part of this module's interface
 from app.extensions import db
 from app.intake.nominations import quota_for  # the nominator's quota has one home: intake
-from app.models import CATEGORIES, CATEGORY_LABELS, PHASE_LABELS, Decision, Nomination, Nominator, Round
+from app.models import CATEGORIES, PHASE_LABELS, Decision, Nomination, Nominator, Round
 from app.rounds import phases as rounds
+from app.rounds import preflight
 
-OUTCOMES = ("approve", "decline")
+OUTCOMES = opinions.OUTCOMES
 OUTCOME_LABELS = {"approve": "通过", "decline": "不通过"}
 OPINION_MAX = 300
 REASON_MAX = 500
@@ -88,12 +91,6 @@ class Summary:
     @property
     def over_slots(self) -> bool:
         return self.approved > self.slots
-
-
-def opinion_text(rnd: Round, category: str, outcome: str) -> str:
-    """The round's 审定意见 template filled in; plain replace, never str.format on user text."""
-    tpl = rnd.opinion_approve_template if outcome == "approve" else rnd.opinion_decline_template
-    return (tpl or "").replace("{year}", str(rnd.year)).replace("{category}", CATEGORY_LABELS[category])
 
 
 def _rank_rows(round_id: int, category: str) -> list:
@@ -244,10 +241,30 @@ def _locked_decision(nomination_id: int) -> Decision | None:
 # ----------------------------------------------------------------------------- writing decisions
 
 
-def decide(nomination_id: int, outcome: str, *, reason: str = "", expected_version=None, actor=None) -> Decision:
+OPINION_CHOICES = ("keep", "template")
+
+
+class OpinionChoiceNeeded(UserError):
+    """Changing the decision of a nomination whose 审定意见 was written by hand: keep that text, or
+    replace it with the new outcome's template? The page asks; nothing was written."""
+
+    status = 409
+
+    def __init__(self, opinion: str, template: str):
+        super().__init__("该推荐对象的审定意见是手工填写的。改变审定结果时，请选择保留原意见还是改用新结果的模板意见。",
+                         {"opinion_choice": "请选择"})
+        self.opinion, self.template = opinion, template
+
+
+def decide(nomination_id: int, outcome: str, *, reason: str = "", expected_version=None, opinion_choice: str = "",
+           actor=None) -> Decision:
     """Approve or decline one nomination. Going against the cut line needs a reason (kept on the
-    decision and in the audit log). An opinion still equal to the old outcome's template follows the
-    new outcome; a hand-written one is kept."""
+    decision and in the audit log). An opinion not edited by hand follows the new outcome's template;
+    for a hand-written one the caller says what to do (`opinion_choice` keep / template), else
+    OpinionChoiceNeeded. Keeping a text that states the other outcome is refused: a 不通过 never
+    carries 同意推荐 (nor the reverse)."""
+    if opinion_choice not in ("", *OPINION_CHOICES):
+        raise UserError("未知的审定意见处理方式。", {"opinion_choice": "无效"})
     if outcome not in OUTCOMES:
         raise UserError("审定结果只能是通过或不通过。", {"outcome": "无效"})
     reason = _clean_reason(reason)
@@ -277,8 +294,8 @@ def decide(nomination_id: int, outcome: str, *, reason: str = "", expected_versi
             else:
                 if dec.outcome == outcome and dec.override_reason == new_reason:
                     return dec
-                if dec.outcome != outcome and dec.opinion.strip() in ("", opinion_text(rnd, nom.category, dec.outcome)):
-                    dec.opinion = opinion_text(rnd, nom.category, outcome)
+                if dec.outcome != outcome:
+                    _follow_outcome(rnd, nom.category, dec, outcome, opinion_choice)
                 dec.outcome = outcome
                 dec.override_reason = new_reason
                 dec.decided_by_id = getattr(actor, "id", None)
@@ -291,6 +308,19 @@ def decide(nomination_id: int, outcome: str, *, reason: str = "", expected_versi
         # Two first decisions for one nomination raced (PostgreSQL); the loser retries on fresh data.
         raise Conflict("该审定已被他人修改，请刷新后重试。") from None
     return dec
+
+
+def _follow_outcome(rnd: Round, category: str, dec: Decision, outcome: str, choice: str) -> None:
+    template = opinion_text(rnd, category, outcome)
+    hand_written = dec.opinion_edited and dec.opinion.strip()
+    if not hand_written or choice == "template":
+        dec.opinion, dec.opinion_edited = template, False
+        return
+    if not choice:
+        raise OpinionChoiceNeeded(dec.opinion, template)
+    if opinions.contradicts(rnd, category, outcome, dec.opinion):
+        raise UserError(f"保留的审定意见「{dec.opinion}」与「{OUTCOME_LABELS[outcome]}」相矛盾，请改用模板意见或先修改意见。",
+                        {"opinion_choice": "意见与审定结果矛盾"}, status=409)
 
 
 def prefill_from_cut_line(round_id: int, category: str, *, actor=None) -> int:
@@ -325,7 +355,7 @@ def set_opinion(nomination_id: int, text: str, *, expected_version=None, actor=N
         nom = db.session.get(Nomination, nomination_id)
         if nom is None:
             raise UserError("找不到该推荐对象。", status=404)
-        _require_phase(locked(Round, nom.round_id, shared=True), "deliberating")
+        rnd = _require_phase(locked(Round, nom.round_id, shared=True), "deliberating")
         dec = _locked_decision(nom.id)
         if dec is None:
             raise UserError("请先作出通过或不通过的审定，再填写审定意见。", status=409)
@@ -334,6 +364,7 @@ def set_opinion(nomination_id: int, text: str, *, expected_version=None, actor=N
             return dec
         before = _snapshot(dec)
         dec.opinion = text
+        dec.opinion_edited = text != opinion_text(rnd, nom.category, dec.outcome)
         dec.version += 1
         audit.record("decision.opinion", "nomination", nom.id, before=before, after=_snapshot(dec),
                      round_id=nom.round_id, actor=actor)
@@ -354,7 +385,7 @@ def fill_opinions(round_id: int, category: str, *, overwrite: bool = False, acto
             if dec.opinion == text or (dec.opinion.strip() and not overwrite):
                 continue
             before = _snapshot(dec)
-            dec.opinion = text
+            dec.opinion, dec.opinion_edited = text, False
             dec.version += 1
             audit.record("decision.opinion", "nomination", dec.nomination_id, before=before, after=_snapshot(dec),
                          reason="按模板填写", round_id=rnd.id, actor=actor)
@@ -486,32 +517,20 @@ def missing_opinion_count(round_id: int) -> int:
     ) or 0
 
 
-def _guard_publicize(rnd: Round) -> None:
-    left = undecided_count(rnd.id)
-    if left:
-        raise UserError(f"还有 {left} 个推荐对象尚未审定，不能进入公示。")
+def publicize(round_id: int, *, confirm: bool = False, reason: str = "", actor=None) -> Round:
+    """deliberating → publicizing past the pre-flight (rounds/preflight.py: refused while a nomination
+    is undecided or a decision and its opinion contradict; other gaps need `confirm` and a `reason`):
+    the decisions become the provisional (公示) list."""
+    return preflight.move(round_id, "publicizing", confirm=confirm, reason=reason, actor=actor,
+                          guard=lambda rnd: _require_phase(rnd, "deliberating"))
 
 
-def _guard_finalize(rnd: Round) -> None:
-    left = undecided_count(rnd.id)
-    if left:
-        raise UserError(f"还有 {left} 个推荐对象尚未审定，不能定稿。")
-    missing = missing_opinion_count(rnd.id)
-    if missing:
-        raise UserError(f"还有 {missing} 个推荐对象没有审定意见，不能定稿。")
-    if rnd.approval_date is None:
-        raise UserError("请先填写审定日期，再定稿。")
-
-
-def publicize(round_id: int, *, actor=None) -> Round:
-    """deliberating → publicizing: the decisions become the provisional (公示) list."""
-    return rounds.change_phase(round_id, "publicizing", actor=actor, guard=_guard_publicize)
-
-
-def finalize(round_id: int, *, actor=None) -> Round:
-    """publicizing → final in one transaction holding the round row FOR UPDATE; from then on nothing in
-    the round can be written (every writer checks the phase under a lock on the same row)."""
-    return rounds.change_phase(round_id, "final", actor=actor, guard=_guard_finalize)
+def finalize(round_id: int, *, confirm: bool = False, reason: str = "", actor=None) -> Round:
+    """publicizing → final past the pre-flight, in one transaction holding the round row FOR UPDATE;
+    from then on nothing in the round can be written (every writer checks the phase under a lock on
+    the same row)."""
+    return preflight.move(round_id, "final", confirm=confirm, reason=reason, actor=actor,
+                          guard=lambda rnd: _require_phase(rnd, "publicizing"))
 
 
 def reopen(round_id: int, reason: str, *, actor=None) -> Round:

@@ -53,7 +53,8 @@ def change_phase(round_id: int, target: str, *, reason: str = "", actor=None, gu
     """Move a round forward one phase, or back one phase with a reason (both audited).
 
     `guard(round)` may raise UserError to block the move (unresolved 形式审查 findings, say); it runs
-    inside the locked transaction so what it checks cannot change underneath it.
+    inside the locked transaction so what it checks cannot change underneath it. What it returns (a
+    dict, or None) joins the audit event's `after` — the pre-flight's confirmed gaps, say.
     """
     if target not in PHASES:
         raise UserError(f"未知阶段：{target}。")
@@ -69,14 +70,15 @@ def change_phase(round_id: int, target: str, *, reason: str = "", actor=None, gu
             raise UserError("阶段只能逐级推进或逐级退回。", status=409)
         if there < here and not reason:
             raise UserError("退回上一阶段必须填写理由。", {"reason": "必填"})
-        if guard is not None:
-            guard(rnd)
+        noted = guard(rnd) if guard is not None else None
+        noted = noted if isinstance(noted, dict) else {}
         before = rnd.phase
         rnd.phase = target
         rnd.finalized_at = utcnow() if target == "final" else None
         bump_ranking(rnd.id)
         audit.record("round.phase_back" if there < here else "round.phase", "round", rnd.id,
-                     before={"phase": before}, after={"phase": target}, reason=reason, round_id=rnd.id, actor=actor)
+                     before={"phase": before}, after={"phase": target, **noted}, reason=reason, round_id=rnd.id,
+                     actor=actor)
     return rnd
 
 

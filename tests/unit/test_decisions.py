@@ -107,11 +107,47 @@ def test_flipping_the_outcome_updates_a_template_opinion_but_keeps_a_handwritten
     a1, a2 = small.noms["A1"], small.noms["A2"]
     decisions.prefill_from_cut_line(small.round_id, "activity")
     dec = decisions.decide(a1, "decline", reason="材料不实")
-    assert dec.opinion == DECLINE_TEXT and dec.version == 2
+    assert dec.opinion == DECLINE_TEXT and dec.version == 2 and not dec.opinion_edited
 
+    # A hand-written opinion: changing the decision asks what to do, and writes nothing until told.
+    decisions.set_opinion(a2, "特别肯定其航天主题，材料翔实。")
+    assert _decision(a2).opinion_edited
+    with pytest.raises(decisions.OpinionChoiceNeeded) as err:
+        decisions.decide(a2, "decline", reason="名额调整")
+    assert err.value.status == 409 and "opinion_choice" in err.value.field_errors
+    assert err.value.template == DECLINE_TEXT
+    assert (_decision(a2).outcome, _decision(a2).version) == ("approve", 2)
+    dec = decisions.decide(a2, "decline", reason="名额调整", opinion_choice="keep")
+    assert dec.outcome == "decline" and dec.opinion == "特别肯定其航天主题，材料翔实。" and dec.opinion_edited
+
+
+def test_a_decline_never_keeps_an_approving_opinion_nor_the_reverse(small):
+    a2, a3 = small.noms["A2"], small.noms["A3"]
+    decisions.prefill_from_cut_line(small.round_id, "activity")
     decisions.set_opinion(a2, "经审定，同意推荐，特别肯定其航天主题。")
-    dec = decisions.decide(a2, "decline", reason="名额调整")
-    assert dec.opinion == "经审定，同意推荐，特别肯定其航天主题。"
+    with pytest.raises(UserError) as err:
+        decisions.decide(a2, "decline", reason="名额调整", opinion_choice="keep")
+    assert err.value.status == 409 and "矛盾" in err.value.message
+    assert _decision(a2).outcome == "approve"
+    dec = decisions.decide(a2, "decline", reason="名额调整", opinion_choice="template")
+    assert dec.opinion == DECLINE_TEXT and not dec.opinion_edited
+
+    decisions.set_opinion(a3, "材料不足，不予推荐。")
+    with pytest.raises(UserError, match="矛盾"):
+        decisions.decide(a3, "approve", reason="复核后同意", opinion_choice="keep")
+    assert decisions.decide(a3, "approve", reason="复核后同意", opinion_choice="template").opinion == APPROVE_TEXT
+
+
+def test_an_opinion_typed_equal_to_the_template_still_follows_it(small):
+    a1 = small.noms["A1"]
+    decisions.prefill_from_cut_line(small.round_id, "activity")
+    decisions.set_opinion(a1, "临时意见")
+    decisions.set_opinion(a1, APPROVE_TEXT)
+    assert not _decision(a1).opinion_edited
+    assert decisions.decide(a1, "decline", reason="材料不实").opinion == DECLINE_TEXT
+    decisions.set_opinion(a1, "手写")
+    decisions.fill_opinions(small.round_id, "activity", overwrite=True)
+    assert not _decision(a1).opinion_edited
 
 
 def test_stale_version_is_a_conflict_and_changes_nothing(small):
