@@ -69,6 +69,12 @@ def _provisional(rnd: Round) -> str:
     return {"final": "", "publicizing": "（公示稿）"}.get(rnd.phase, "（讨论稿）")
 
 
+def _draft_mark(rnd: Round) -> str:
+    """In the file name: a list or batch made during 公示 says so, so it is never taken for the 定稿
+    (the final file keeps the plain name the office publishes)."""
+    return "（公示稿）" if rnd.phase == "publicizing" else ""
+
+
 def _seal(rnd: Round) -> tuple[dict[str, bytes], str | None]:
     data = decisions.seal_bytes(rnd)
     return ({SEAL_NAME: data}, SEAL_SRC) if data else ({}, None)
@@ -114,7 +120,7 @@ def public_list_source(round_id: int, category: str) -> Source:
         provisional=_provisional(rnd), chinese_numbers=CHINESE_NUMBERS,
         approval_date=rnd.approval_date if final else None, seal_src=seal_src,
     )
-    return Source(html, extra, safe_filename(title + ".pdf"))
+    return Source(html, extra, safe_filename(title + _draft_mark(rnd) + ".pdf"))
 
 
 # ----------------------------------------------------------------------------- 2. result report
@@ -174,7 +180,7 @@ def batch_forms_source(round_id: int, category: str) -> Source:
         photo_srcs=photo_srcs, provisional=_provisional(rnd), generated_date=made.date(),
         generated_time=made.strftime("%H:%M"),
     )
-    return Source(html, extra | photo_files, safe_filename(f"{title}（审定通过，共{len(noms)}份）.pdf"))
+    return Source(html, extra | photo_files, safe_filename(f"{title}（审定通过，共{len(noms)}份）{_draft_mark(rnd)}.pdf"))
 
 
 # ----------------------------------------------------------------------------- 5. 专家评分表

@@ -11,9 +11,11 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import date
+from types import SimpleNamespace
 
 import pdfplumber
 import pytest
+from flask import render_template
 from PIL import Image
 from pypdf import PdfReader
 
@@ -30,6 +32,7 @@ from tests.chair_fixtures import build_small_round
 from tests.factories import make_nomination, make_round
 
 FOOTER_RE = re.compile(r"^第\d+页共\d+页$")
+SIGN_OFF = ("本人承诺", "评审专家（签字）", "评审委员会主任（签字）", "注：综合得分")
 PROSE = ("本次活动围绕提升全民科学素质主题，组织科技工作者走进社区、学校和乡村，开展科普报告、科学实验、"
          "展览展示和互动体验，线上线下同步直播，群众参与热情高，社会反响良好，形成了可复制推广的经验。")
 
@@ -103,7 +106,8 @@ def layout_problems(pdf: bytes) -> list[str]:
     """What a reader would see as a bad break: a page whose last line is a heading (a title, a group
     heading, a group row, a table header: all-bold text), or a page that opens with a table carried
     over from the previous page holding a single row of content (a lone row, such as a 审定意见 row
-    pushed off its form or a last row pushed away from its table)."""
+    pushed off its form or a last row pushed away from its table), or a page that opens with the note
+    and signature that close a table (the 专家评分表's sign-off away from its scores)."""
     problems = []
     with pdfplumber.open(io.BytesIO(pdf)) as doc:
         for number, page in enumerate(doc.pages, start=1):
@@ -112,6 +116,8 @@ def layout_problems(pdf: bytes) -> list[str]:
                 continue
             if number < len(doc.pages) and lines[-1].bold:
                 problems.append(f"page {number} ends with a heading: {lines[-1].text}")
+            if number > 1 and _flat(lines[0].text).startswith(SIGN_OFF):
+                problems.append(f"page {number} starts with a sign-off: {lines[0].text}")
             table = _first_table(page)
             if number == 1 or table is None or any(line.bottom < table.bbox[1] for line in lines):
                 continue  # a table that does not open the page was not carried over
@@ -292,6 +298,28 @@ def test_long_documents_never_end_a_page_on_a_heading_or_open_one_with_a_lone_ro
             _dump(f"{name}-{per_nominator}", pdf)
             assert len(_pages(pdf)) >= 2, name  # long enough to break
             assert layout_problems(pdf) == [], name
+
+
+def test_reviewer_sheet_sign_off_stays_with_its_table(app):
+    """The real 专家评分表 template with 1..N lines: wherever the table ends, the 本人承诺 and the
+    signature are on the page of its last rows (and the checker sees it when they are not)."""
+    crits = [SimpleNamespace(id=i, name=f"指标{i}", max_score=25) for i in range(4)]
+    def sheet(n):
+        lines = [SimpleNamespace(title=f"第{i}号科普进社区活动", nominator_name="长沙市科协",
+                                 scores={c.id: 20 for c in crits}, total=80, comment="材料翔实。")
+                 for i in range(n)]
+        return SimpleNamespace(reviewer=SimpleNamespace(display_name="专家甲"), category="activity",
+                               criteria=crits, lines=lines, unsubmitted=0)
+
+    loose = "<style>body .sign-off { break-before: auto !important; }</style></head>"
+    found = False
+    with app.app_context():
+        for n in range(12, 19):
+            html = render_template("pdf/reviewer_sheet.html", title="专家评分表", sheets=[sheet(n)])
+            pdf = render_pdf(html)
+            assert layout_problems(pdf) == [], n
+            found |= any("sign-off" in p for p in layout_problems(render_pdf(html.replace("</head>", loose))))
+    assert found
 
 
 # ----------------------------------------------------------------------------- batch: cover and 目录

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from pypdf import PdfReader
+from pypdf.generic import ContentStream
 
 from app.core.templating import fmt_score
 from app.deliberation import operations as decisions
@@ -48,8 +49,25 @@ def _fonts(pdf: bytes) -> set[str]:
     return names
 
 
+def _drawn(resources, content) -> int:
+    """Image XObjects a content stream actually paints (`Do`), following form XObjects."""
+    xobjects = resources.get("/XObject", {}) if resources else {}
+    count = 0
+    for operands, operator in ContentStream(content, None).operations:
+        if operator != b"Do" or operands[0] not in xobjects:
+            continue
+        xobj = xobjects[operands[0]].get_object()
+        if xobj["/Subtype"] == "/Image":
+            count += 1
+        elif xobj["/Subtype"] == "/Form":
+            count += _drawn(xobj.get("/Resources"), xobj)
+    return count
+
+
 def _images(pdf: bytes) -> int:
-    return sum(len(p.images) for p in _reader(pdf).pages)
+    """Images painted in the document. Not page.images: WeasyPrint shares one resource dictionary
+    between pages, so that counts every image once per page (a cover page would "have" the seal)."""
+    return sum(_drawn(p["/Resources"], p.get_contents()) for p in _reader(pdf).pages)
 
 
 def _timed(name: str, fn):
@@ -183,8 +201,13 @@ def test_list_ordering_note_follows_the_round_setting(app):
         assert "（讨论稿）" in text  # not final yet: marked, and no seal
         decisions.prefill_from_cut_line(small.round_id, "unit")
         decisions.publicize(small.round_id)
-        text = _flat("\n".join(_pages(documents.public_list_pdf(small.round_id, "activity").content)))
-        assert "（公示稿）" in text
+        doc = documents.public_list_pdf(small.round_id, "activity")
+        assert "（公示稿）" in _flat("\n".join(_pages(doc.content)))
+        # The file says so too: a 公示稿 downloaded during 公示 is never mistaken for the 定稿.
+        assert doc.filename == "2024年全国科普日优秀活动名单（公示稿）.pdf"
+        batch = documents.batch_forms_pdf(small.round_id, "activity")
+        assert batch.filename == "2024年全国科普日优秀活动推荐表（审定通过，共2份）（公示稿）.pdf"
+        assert "（公示稿）" in _pages(batch.content)[0]
 
 
 # ----------------------------------------------------------------------------- internal report
