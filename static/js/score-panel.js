@@ -42,6 +42,8 @@
     });
     var out = document.getElementById("sheet-total");
     if (out) out.textContent = formatNumber(total);
+    // The phone jump bar above the panel repeats the total.
+    document.querySelectorAll(".total-mirror").forEach(function (el) { el.textContent = formatNumber(total); });
     var count = document.getElementById("sheet-filled");
     if (count) count.textContent = String(filled);
   }
