@@ -32,11 +32,13 @@ import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 
 from flask import current_app
 from sqlalchemy import select
 
 from app.core.errors import UserError
+from app.core.time import fmt_minute
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ QUEUED_STALE_SECONDS = 6 * 3600
 KEEP_JOBS = 60
 _ID = re.compile(r"^[0-9a-f]{16}$")
 STATUS_LABELS = {"queued": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}
+DRAFT_LABELS = {"publicizing": "公示稿", "final": "定稿"}
 STALE_ERROR = "后台生成进程已中断（{n} 秒没有响应），请重新生成。"
 INTERRUPTED_ERROR = "生成被中断（后台生成服务已停止），请重新生成。"
 LOST_ERROR = "排队超时，后台生成服务可能未运行，请重新生成。"
@@ -75,6 +78,19 @@ class Job:
     job_key: str = ""
     progress: str = ""
     worker: str = ""
+    # The round's phase when the document was asked for: a file made in 公示 is the 公示稿, one made
+    # after 定稿 is the 定稿, anything earlier a 讨论稿 — the 生成记录 must never let them be confused.
+    phase: str = ""
+
+    @property
+    def draft_label(self) -> str:
+        return DRAFT_LABELS.get(self.phase, "讨论稿") if self.phase else ""
+
+    @property
+    def made_at(self) -> str:
+        """When the file was made (or asked for, while it is not yet), in Beijing time."""
+        moment = self.finished_at or self.created_at
+        return fmt_minute(datetime.fromtimestamp(moment, UTC))
 
     @property
     def active(self) -> bool:
@@ -175,8 +191,16 @@ def data_version(round_id: int, category: str | None) -> str:
     return ",".join(f"{c}{v}" for c, v in rows) or "0"
 
 
-def job_key(kind: str, fmt: str, round_id: int, category: str | None) -> str:
-    return f"{kind}|{fmt}|{round_id}|{category or '*'}|{data_version(round_id, category)}"
+def round_phase(round_id: int) -> str:
+    from app.extensions import db
+    from app.models import Round
+
+    return db.session.execute(select(Round.phase).where(Round.id == round_id)).scalar_one_or_none() or ""
+
+
+def job_key(kind: str, fmt: str, round_id: int, category: str | None, phase: str = "") -> str:
+    # The phase is part of the key: a 公示稿 still rendering when the round is finalized is not the 定稿.
+    return f"{kind}|{fmt}|{round_id}|{category or '*'}|{data_version(round_id, category)}|{phase}"
 
 
 def _claim_name(key: str) -> str:
@@ -191,7 +215,8 @@ def submit(kind: str, fmt: str, round_id: int, category: str | None, *, label: s
 
     catalog.check(kind, fmt, category)
     huey = get_huey()
-    key = job_key(kind, fmt, round_id, category)
+    phase = round_phase(round_id)
+    key = job_key(kind, fmt, round_id, category, phase)
     claim = _claim_name(key)
     for _ in range(_CLAIM_ATTEMPTS):
         holder = huey.get(claim, peek=True)
@@ -207,7 +232,7 @@ def submit(kind: str, fmt: str, round_id: int, category: str | None, *, label: s
                 huey.put_if_empty(claim, taken)
                 continue
         job = Job(id=secrets.token_hex(8), kind=kind, fmt=fmt, round_id=round_id, category=category, label=label,
-                  requested_by=getattr(user, "id", None), job_key=key)
+                  requested_by=getattr(user, "id", None), job_key=key, phase=phase)
         # The record exists before the claim names it: whoever reads the claim finds the job.
         _write(job)
         if huey.put_if_empty(claim, job.id):

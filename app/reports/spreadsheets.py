@@ -15,7 +15,7 @@ from app.core.spreadsheet_safety import append_row
 from app.deliberation import operations as decisions
 from app.models import CATEGORIES, CATEGORY_LABELS, KIND_LABELS, METHOD_LABELS
 from app.reports import queries
-from app.reports.documents import XLSX_MIME, Document, _prefix, check_category, safe_filename
+from app.reports.documents import XLSX_MIME, Document, _draft_mark, _prefix, check_category, safe_filename
 from app.rounds import phases as rounds
 
 _HEADER_FONT = Font(bold=True)
@@ -154,5 +154,6 @@ def approved_list_xlsx(round_id: int, category: str | None = None) -> Document:
                     rows.append([item.number, group.heading, nominator.name, item.title]
                                 + ([item.host or ""] if is_activity else []) + [item.opinion])
         _write_table(ws, headers, rows)
-    name = f"{_prefix(rnd, category)}名单.xlsx" if category else f"{rnd.year}年全国科普日审定通过名单.xlsx"
+    name = f"{_prefix(rnd, category)}名单" if category else f"{rnd.year}年全国科普日审定通过名单"
+    name += _draft_mark(rnd) + ".xlsx"
     return Document(_save(wb), safe_filename(name), XLSX_MIME)

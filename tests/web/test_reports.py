@@ -129,3 +129,46 @@ def test_job_flow_with_htmx_and_without(app, small):
         assert admin.post("/reports/jobs", data={**bad, "csrf_token": token}).status_code == 404
     assert admin.get("/reports/jobs/..%2F..%2Fetc%2Fpasswd").status_code == 404
     assert admin.get("/reports/jobs/0123456789abcdef/download").status_code == 404
+
+
+def _publicize(round_id: int) -> None:
+    from app.extensions import db
+    from app.models import Round
+
+    rnd = db.session.get(Round, round_id)
+    rnd.phase = "publicizing"
+    db.session.commit()
+
+
+def test_generation_record_names_drafts_apart_in_beijing_time(app, small):
+    """The 生成记录 says which files are 讨论稿 and which 公示稿, with when each was made (Beijing time);
+    a file made in 公示 is never deduplicated into one asked for in another phase."""
+    admin = _client(app, "admin")
+    token = csrf_token_from(admin.get("/reports/").get_data(as_text=True))
+    data = {"kind": "list", "format": "pdf", "category": "unit", "csrf_token": token}
+    first = admin.post("/reports/jobs", data=data).headers["Location"].rsplit("/", 1)[1]
+    body = _wait_done(admin, first)
+    assert 'data-draft="讨论稿"' in body and "生成于" in body and "（北京时间）" in body
+    with app.app_context():
+        from app.reports import jobs
+
+        job = jobs.get(first)
+        made = job.made_at
+    from datetime import UTC, datetime, timedelta
+
+    beijing = datetime.fromtimestamp(job.finished_at, UTC) + timedelta(hours=8)
+    assert made == beijing.strftime("%Y-%m-%d %H:%M") and made in body
+
+    with app.app_context():
+        _publicize(small.round_id)
+    second = admin.post("/reports/jobs", data=data).headers["Location"].rsplit("/", 1)[1]
+    assert second != first
+    body = _wait_done(admin, second)
+    assert 'data-draft="公示稿"' in body
+    download = admin.get(f"/reports/jobs/{second}/download")
+    assert _filename(download).endswith("（公示稿）.pdf")
+    page = admin.get("/reports/").get_data(as_text=True)
+    assert page.count('data-draft="公示稿"') == 1 and page.count('data-draft="讨论稿"') == 1
+
+    xlsx = admin.get("/reports/xlsx/list/unit.xlsx")
+    assert xlsx.status_code == 200 and _filename(xlsx).endswith("（公示稿）.xlsx")
