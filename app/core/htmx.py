@@ -6,7 +6,7 @@ request (jinja2-fragments). Every such response varies on HX-Request so caches k
 
 from __future__ import annotations
 
-from flask import Flask, Response, make_response, render_template
+from flask import Flask, Response, make_response, redirect, render_template
 from flask_htmx import HTMX
 from jinja2_fragments.flask import render_block
 
@@ -39,3 +39,13 @@ def trigger(response: Response, event: str) -> Response:
     existing = response.headers.get("HX-Trigger")
     response.headers["HX-Trigger"] = f"{existing}, {event}" if existing else event
     return response
+
+
+def see_other(url: str) -> Response:
+    """After a successful write: a 303 to `url`, or for htmx an HX-Redirect so the whole page loads
+    there (a form that swapped itself must not be left showing its old state)."""
+    if is_partial_request():
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, 303)

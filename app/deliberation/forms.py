@@ -9,6 +9,7 @@ from wtforms.validators import Length
 
 from app.core.forms import Form, IsoDateField, ValidationError, VersionField, limits, required
 from app.deliberation import operations as decisions
+from app.rounds import settings as round_rules
 
 
 def _chars(limit: int, what: str) -> Length:
@@ -32,7 +33,13 @@ class _OnPage(Form):
 class DecideForm(Form):
     outcome = StringField("审定结果")
     reason = _text("理由", decisions.REASON_MAX, line=True)
+    # Set only when the page asked what to do with a hand-written 审定意见 (keep / template).
+    opinion_choice = StringField("审定意见处理方式")
     version = VersionField()
+
+    def validate_opinion_choice(self, field):
+        if (field.data or "") not in ("", *decisions.OPINION_CHOICES):
+            raise ValidationError("未知的审定意见处理方式。")
 
     def validate_outcome(self, field):
         if field.data not in decisions.OUTCOMES:
@@ -54,9 +61,20 @@ class BulkForm(_OnPage):
         return self.overwrite.data == "1"
 
 
+def _placeholders_known(form, field):
+    # The round settings' rule, so both editors of the templates say the same thing.
+    if not field.data:
+        raise ValidationError("审定意见模板不能为空。")
+    problem = round_rules.check_template(field.data)
+    if problem:
+        raise ValidationError(f"{field.label.text}{problem}。")
+
+
 class TemplatesForm(_OnPage):
-    approve_template = _text("审定意见模板", decisions.TEMPLATE_MAX, empty="审定意见模板不能为空。")
-    decline_template = _text("审定意见模板", decisions.TEMPLATE_MAX, empty="审定意见模板不能为空。")
+    approve_template = TextAreaField("通过意见模板", validators=[
+        required("审定意见模板不能为空。"), _chars(decisions.TEMPLATE_MAX, "审定意见模板"), _placeholders_known])
+    decline_template = TextAreaField("不通过意见模板", validators=[
+        required("审定意见模板不能为空。"), _chars(decisions.TEMPLATE_MAX, "审定意见模板"), _placeholders_known])
 
 
 class ApprovalDateForm(_OnPage):
@@ -78,10 +96,18 @@ class SealForm(_OnPage):
 
 
 class PhaseForm(_OnPage):
-    """进入公示: only the CSRF token."""
+    """进入公示 from its pre-flight page: with open gaps, the box that accepts them and the reason
+    (rounds/preflight.py decides whether they are needed)."""
+
+    accept_gaps = StringField("仍要继续")
+    reason = _text("理由", decisions.REASON_MAX)
+
+    @property
+    def gaps_accepted(self) -> bool:
+        return self.accept_gaps.data == "1"
 
 
-class FinalizeForm(_OnPage):
+class FinalizeForm(PhaseForm):
     confirm = StringField("确认")
 
     def validate_confirm(self, field):
@@ -94,7 +120,7 @@ class ReopenForm(_OnPage):
 
 
 LIMITS = {**limits(DecideForm), **limits(OpinionForm), **limits(TemplatesForm),
-          "reopen_reason": limits(ReopenForm)["reason"]}
+          "reopen_reason": limits(ReopenForm)["reason"], "phase_reason": limits(PhaseForm)["reason"]}
 
 __all__ = ["DecideForm", "OpinionForm", "BulkForm", "TemplatesForm", "ApprovalDateForm", "SealForm", "PhaseForm",
            "FinalizeForm", "ReopenForm", "LIMITS"]

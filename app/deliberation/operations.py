@@ -28,6 +28,7 @@ from app.intake.nominations import quota_for  # the nominator's quota has one ho
 from app.models import CATEGORIES, PHASE_LABELS, Decision, Nomination, Nominator, Round
 from app.rounds import phases as rounds
 from app.rounds import preflight
+from app.rounds import settings as round_rules
 
 OUTCOMES = opinions.OUTCOMES
 OUTCOME_LABELS = {"approve": "通过", "decline": "不通过"}
@@ -408,8 +409,11 @@ def _validate_template(text: str, field_name: str) -> str:
     if len(text) > TEMPLATE_MAX:
         raise UserError(f"审定意见模板不能超过 {TEMPLATE_MAX} 个字符。", {field_name: f"不超过 {TEMPLATE_MAX} 字"})
     unknown = {m for m in _PLACEHOLDER.findall(text) if m not in _ALLOWED_PLACEHOLDERS}
-    if unknown or text.count("{") != text.count("}"):
-        raise UserError("模板中只能使用 {year}（年份）和 {category}（类别）两个占位符。", {field_name: "占位符无效"})
+    problem = round_rules.check_template(text)
+    if problem or unknown or text.count("{") != text.count("}"):
+        problem = problem or "占位符无效"
+        raise UserError(f"审定意见模板{problem}。模板中只能使用 {{year}}（年份）和 {{category}}（类别）两个占位符。",
+                        {field_name: problem})
     return text
 
 

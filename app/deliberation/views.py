@@ -11,19 +11,21 @@ from flask_login import current_user
 
 from app.core.authz import admin_required, staff_required
 from app.core.errors import UserError
-from app.core.htmx import is_partial_request, render, trigger
+from app.core.htmx import is_partial_request, render, see_other, trigger
 from app.deliberation import forms
 from app.deliberation import operations as decisions
 from app.deliberation.blueprint import bp
 from app.extensions import db
-from app.models import CATEGORIES, Nomination
+from app.models import CATEGORIES, PHASE_LABELS, Nomination
 from app.rounds import phases as rounds
+from app.rounds import preflight
 
 TEMPLATE = "deliberation/deliberate.html"
 DECISIONS_CHANGED = "decisions-changed"
 
 
-def _page_context(category: str, *, errors: dict | None = None, form_values: dict | None = None) -> dict:
+def _page_context(category: str, *, errors: dict | None = None, form_values: dict | None = None,
+                  template_form: dict | None = None) -> dict:
     """Everything the page and each of its blocks need (one ranking computation)."""
     rnd = rounds.require_current_round()
     rows = decisions.standings(rnd, category)
@@ -32,6 +34,9 @@ def _page_context(category: str, *, errors: dict | None = None, form_values: dic
         slots=rnd.slots(category), editable=rnd.phase == "deliberating", is_admin=current_user.role == "admin",
         errors=errors or {}, form_values=form_values or {}, has_seal=bool(rnd.seal_file),
         outcome_labels=decisions.OUTCOME_LABELS, opinion_max=forms.LIMITS["opinion"], limits=forms.LIMITS,
+        template_form=template_form or {"errors": {}, "message": "", "approve_template": rnd.opinion_approve_template,
+                                        "decline_template": rnd.opinion_decline_template},
+        opinion_templates={o: decisions.opinion_text(rnd, category, o) for o in decisions.OUTCOMES},
     )
 
 
@@ -109,12 +114,14 @@ def decide(nomination_id: int):
     try:
         _checked(form)
         decisions.decide(nom.id, form.outcome.data, reason=reason, expected_version=form.version.data,
-                         actor=current_user)
+                         opinion_choice=form.opinion_choice.data or "", actor=current_user)
     except UserError as e:
         if e.status not in (409, 422):
             raise
         errs = {"message": e.message, **e.field_errors}
-        return _row_response(nom, errors=errs, form_values={"reason": reason}, status=e.status)
+        # The row asks (keep my text / use the template) with the outcome and reason it was given.
+        return _row_response(nom, errors=errs, form_values={"reason": reason, "outcome": form.outcome.data},
+                             status=e.status)
     return _row_response(nom)
 
 
@@ -179,8 +186,17 @@ def approval_date():
 def templates():
     rnd = rounds.require_current_round()
     form = forms.TemplatesForm()
-    _checked(form)
-    decisions.set_templates(rnd.id, form.approve_template.data, form.decline_template.data, actor=current_user)
+    try:
+        _checked(form)
+        decisions.set_templates(rnd.id, form.approve_template.data, form.decline_template.data, actor=current_user)
+    except UserError as e:
+        if e.status != 422:
+            raise
+        # The page again with the typed text kept and the message beside the field it is about.
+        errors = {**form.first_errors(), **e.field_errors}
+        return _page(_category_arg(), status=422, template_form={
+            "errors": errors, "message": e.message,
+            "approve_template": form.approve_template.data or "", "decline_template": form.decline_template.data or ""})
     flash("审定意见模板已保存；已填写的审定意见不会自动改变，可用“按模板填写”更新。", "success")
     return _back(_category_arg())
 
@@ -208,24 +224,55 @@ def seal_image():
     return resp
 
 
+PHASE_ENDPOINTS = {"publicizing": ".publicize", "final": ".finalize"}
+
+
+def _preflight(target: str, *, status: int = 200, form=None, errors: dict | None = None, message: str = ""):
+    """The pre-flight page of 公示 / 定稿 (rounds/preflight.py computes it, for the admin's move too)."""
+    rnd = rounds.require_current_round()
+    category = _category_arg()
+    return render("deliberation/preflight.html", "preflight", status=status, round=rnd,
+                  pf=preflight.check(rnd, target), action=url_for(PHASE_ENDPOINTS[target]),
+                  hidden={"category": category}, errors=errors or {}, pf_message=message,
+                  reason_value=form.reason.data if form else "", accept_checked=bool(form and form.gaps_accepted),
+                  reason_max=forms.LIMITS["phase_reason"], final_confirm=target == "final",
+                  cancel_url=url_for(".category", category=category))
+
+
+@bp.get("/preflight/<any(publicizing, final):target>")
+@staff_required
+def preflight_page(target: str):
+    rnd = rounds.require_current_round()
+    if rnd.phase != {"publicizing": "deliberating", "final": "publicizing"}[target]:
+        flash(f"评选批次处于「{rnd.phase_label}」阶段，不能进入「{PHASE_LABELS[target]}」。", "warning")
+        return _back(_category_arg())
+    return _preflight(target)
+
+
+def _move(target: str, form, operation, done: str):
+    rnd = rounds.require_current_round()
+    try:
+        _checked(form)
+        operation(rnd.id, confirm=form.gaps_accepted, reason=form.reason.data or "", actor=current_user)
+    except UserError as e:
+        if e.status not in (409, 422):
+            raise
+        return _preflight(target, status=e.status, form=form, errors={**form.first_errors(), **e.field_errors},
+                          message=e.message)
+    flash(done, "success")
+    return see_other(url_for(".category", category=_category_arg()))
+
+
 @bp.post("/publicize")
 @staff_required
 def publicize():
-    rnd = rounds.require_current_round()
-    _checked(forms.PhaseForm())
-    decisions.publicize(rnd.id, actor=current_user)
-    flash("已进入公示阶段，审定结果已锁定；可下载公示名单。", "success")
-    return _back(_category_arg())
+    return _move("publicizing", forms.PhaseForm(), decisions.publicize, "已进入公示阶段，审定结果已锁定；可下载公示名单。")
 
 
 @bp.post("/finalize")
 @staff_required
 def finalize():
-    rnd = rounds.require_current_round()
-    _checked(forms.FinalizeForm())
-    decisions.finalize(rnd.id, actor=current_user)
-    flash("已定稿。本批次的评分和审定结果不再修改。", "success")
-    return _back(_category_arg())
+    return _move("final", forms.FinalizeForm(), decisions.finalize, "已定稿。本批次的评分和审定结果不再修改。")
 
 
 @bp.post("/reopen")

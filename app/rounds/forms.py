@@ -26,10 +26,12 @@ CRITERION_ACTIONS = ("save", "up", "down", "delete")
 
 
 class PhaseForm(Form):
-    """Forward (no reason) or back one phase (reason required — a rule of the move, phases.py)."""
+    """Forward (no reason) or back one phase (reason required — a rule of the move, phases.py); into
+    会议审定 past the pre-flight, whose open gaps need accept_gaps and the reason (rounds/preflight.py)."""
 
     target = HiddenField("目标阶段", validators=[required("未知阶段"), AnyOf(PHASES, message="未知阶段")])
     reason = reason_field("退回理由", limit=phases.REASON_MAX, optional=True)
+    accept_gaps = BooleanField("仍要继续")
 
 
 class RoundCreateForm(Form):

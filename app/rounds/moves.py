@@ -10,19 +10,28 @@ from sqlalchemy import func, select
 from app.core.errors import UserError
 from app.extensions import db
 from app.models import CATEGORY_LABELS, PHASES, Assignment, Criterion, Nomination, Round
+from app.rounds import preflight
 from app.rounds.phases import ADMIN_FORWARD, change_phase, get
 
 
-def admin_move(round_id: int, target: str, *, reason: str = "", actor=None) -> Round:
-    """Forward up to 会议审定 (into 专家评审 only past guard_reviewing), or back one phase with a reason."""
+def admin_move(round_id: int, target: str, *, reason: str = "", accept_gaps: bool = False, actor=None) -> Round:
+    """Forward up to 会议审定 (into 专家评审 only past guard_reviewing, into 会议审定 only past the
+    pre-flight: its open gaps need `accept_gaps` and a reason), or back one phase with a reason."""
     if target not in PHASES:
         raise UserError(f"未知阶段：{target}。", {"target": "未知阶段"})
     rnd = get(round_id)
     forward = PHASES.index(target) > PHASES.index(rnd.phase)
     if forward and PHASES.index(target) == PHASES.index(rnd.phase) + 1 and ADMIN_FORWARD.get(rnd.phase) != target:
         raise UserError("「公示」和「定稿」由评审委员会主任在会议审定页面完成。", status=409)
+    if forward and target in preflight.TARGETS:
+        return preflight.move(rnd.id, target, confirm=accept_gaps, reason=reason, actor=actor)
     guard = guard_reviewing if forward and target == "reviewing" else None
     return change_phase(rnd.id, target, reason=reason, actor=actor, guard=guard)
+
+
+def next_forward(rnd: Round) -> str | None:
+    """The admin's next phase from here, or None (公示 and 定稿 are the chair's)."""
+    return ADMIN_FORWARD.get(rnd.phase)
 
 
 def guard_reviewing(rnd: Round) -> None:

@@ -213,7 +213,7 @@ def move(round_id: int, target: str, *, confirm: bool = False, reason: str = "",
         if not pf.soft:
             return None
         if not confirm:
-            raise UserError("还有未完成事项：确认继续须勾选确认并填写理由。", {"confirm": "请勾选确认"})
+            raise UserError("还有未完成事项：确认继续须勾选确认并填写理由。", {"accept_gaps": "请勾选确认"})
         if not reason:
             raise UserError("带着未完成事项继续，必须填写理由（记入操作日志）。", {"reason": "必填"})
         return {"gaps": pf.counts()}
