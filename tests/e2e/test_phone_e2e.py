@@ -182,8 +182,11 @@ def test_long_unbroken_values_wrap_in_the_phone_form(live_server, browser_contex
     _lengthen(live_server, nid)
     sign_in(page, live_server, "chair")
     page.goto(f"{live_server.url}/review/nominations/{nid}")
+    expect(page.locator(".form-table")).to_contain_text(LONG_URL)
     _no_horizontal_scroll(page)
-    for cells in page.evaluate(CELL_BOXES):
+    rows = page.evaluate(CELL_BOXES)
+    assert len(rows) >= 8
+    for cells in rows:
         for a in cells:
             assert a["content"][2] <= a["cell"][2] + 0.5, a
         for i, a in enumerate(cells):
