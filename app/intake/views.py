@@ -84,7 +84,8 @@ def _form_page(rnd, category, form, *, nom=None, status=200, message=None):
         message = errors.get("version") or form.error_message()
     return render("intake/form.html", "form", status=status, rnd=rnd, category=category, form=form,
                   errors=errors, nom=nom, message=message, nominators=nominations.nominators(),
-                  fields=nominations.fields_for(category), label=nominations.field_label)
+                  fields=nominations.fields_for(category), label=nominations.field_label,
+                  editable=rnd.phase in nominations.EDITABLE_PHASES)
 
 
 def _form_data(nom) -> dict:

@@ -23,7 +23,8 @@ def _page(status: int = 200, message: str = "", form: SettingsForm | None = None
                   rubric_editable=round_settings.rubric_editable(rnd), message=message,
                   form=form or settings_form_for(rnd), kinds=KIND_LABELS, categories=CATEGORY_LABELS,
                   methods=METHOD_LABELS, modes=assignments.MODE_LABELS, quota_name=quota_name,
-                  criterion_form=criterion_form, criterion_key=criterion_key, blank_criterion=CriterionForm)
+                  criterion_form=criterion_form, criterion_key=criterion_key, blank_criterion=CriterionForm,
+                  templates_locked=rnd.phase not in round_settings.TEMPLATE_PHASES)
 
 
 @bp.route("/settings")
