@@ -92,9 +92,9 @@ def finish(round_id: int, *, approval_date: date | None = None) -> dict:
         out[f"approved_{category}"] = decisions.approved_count(round_id, category)
     decisions.set_approval_date(round_id, approval_date or rnd.approval_date or date(rnd.year, 11, 20), actor=admin)
     decisions.save_seal(round_id, make_seal_png(SEAL_TEXT), actor=admin)
-    # The demo's reviewers leave some sheets unsubmitted on purpose; its 公示 and 定稿 accept those gaps
+    # The demo leaves gaps on purpose (sheets not submitted, say); its 公示 and 定稿 accept them
     # the way the chair would, with a reason in the audit log.
-    reason = "演示数据：部分评分表按设计未提交，按现有评分推进"
+    reason = "演示数据：未完成事项（未提交的评分表等）按设计保留，按现有材料和评分推进"
     decisions.publicize(round_id, confirm=True, reason=reason, actor=chair)
     decisions.finalize(round_id, confirm=True, reason=reason, actor=chair)
     return out
