@@ -58,7 +58,7 @@ FIELD_LABELS = {
     "nomination_id": "推荐对象",
     # rounds
     "year": "年度", "phase": "阶段", "deadline": "材料截止日期", "slots_unit": "优秀组织单位名额",
-    "slots_activity": "优秀活动名额", "method": "计分方法", "quotas": "推荐名额", "assignment_mode": "分配方式",
+    "slots_activity": "优秀活动名额", "gaps": "确认时的未完成事项", "method": "计分方法", "quotas": "推荐名额", "assignment_mode": "分配方式",
     "reviewers_per_nomination": "每件专家数", "opinion_approve_template": "同意推荐意见模板",
     "opinion_decline_template": "不予推荐意见模板", "list_unordered": "名单排名不分先后",
     "approve": "同意推荐意见模板", "decline": "不予推荐意见模板", "approval_date": "审定日期", "seal_file": "印章文件",
@@ -282,6 +282,10 @@ class Reader:
         if key in _ID_LIST_KEYS and isinstance(value, list) and all(isinstance(v, int) for v in value):
             titles = [self.names.nominations.get(v, f"#{v}") for v in value[:5]]
             return f"{len(value)} 件" + (f"：{'、'.join(titles)}" + ("等" if len(value) > 5 else "") if value else "")
+        if key == "gaps" and isinstance(value, dict):
+            from app.rounds.preflight import GAP_LABELS
+
+            return "，".join(f"{GAP_LABELS.get(code, code)} {number(n)} 项" for code, n in value.items()) or "（无）"
         if key == "short" and isinstance(value, int):
             return f"{value} 件"
         if isinstance(value, list):

@@ -218,6 +218,13 @@ def test_diff_labels_codes_and_values():
                    ("推荐名额", "市州科协：优秀组织单位 8", "市州科协：优秀组织单位 6"), ("名单排名不分先后", "", "是")]
 
 
+def test_confirmed_preflight_gaps_read_as_counted_words():
+    changes = audit_log.diff({"phase": "deliberating"},
+                             {"phase": "publicizing", "gaps": {"unsubmitted": 3, "blocking_findings": 1}})
+    got = {c.label: c.after for c in changes}
+    assert got["确认时的未完成事项"] == "未提交的评分表 3 项，未处理的阻断性形式审查问题 1 项"
+
+
 def test_every_snapshot_key_the_operations_write_has_a_label(app, world):
     """Run a spread of real operations and check every key they recorded reads in Chinese."""
     with app.app_context():
