@@ -17,6 +17,7 @@ import docx
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.table import Table
 
+from app.intake import zip_reader
 from app.intake.parsed import MediaRef, ParsedForm, ReadError, category_from_title, label_of
 from app.intake.text import clean_text, find_date
 
@@ -190,6 +191,7 @@ def read_docx(data: bytes, source: str, *, file_index: int = 0) -> tuple[list[Pa
     """Every form in the document, and the embedded images by index (referenced from form.media)."""
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise ReadError(f"「{source}」不是 .docx 文件（旧版 .doc 请先在 Word 中另存为 .docx）。")
+    zip_reader.check_package(data, source)
     try:
         doc = docx.Document(io.BytesIO(data))
     except Exception:  # noqa: BLE001 — python-docx raises many kinds for a broken package

@@ -20,6 +20,7 @@ import secrets
 import shutil
 import time
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
@@ -484,7 +485,7 @@ def _store_media(reading: Reading, item: Item) -> list:
             try:
                 with reading.media_stream(ref) as stream:
                     name, size, mime = uploads.save_video_stream(stream, ref.name)
-            except (UserError, ReadError, zipfile.BadZipFile) as e:
+            except (UserError, ReadError, zipfile.BadZipFile, zlib.error, EOFError) as e:
                 item.warnings.append(f"视频未导入：{getattr(e, 'message', '文件已损坏')}")
                 continue
             stored.append(Attachment(kind="video", stored_name=name, original_name=os.path.basename(ref.name),

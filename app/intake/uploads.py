@@ -74,6 +74,10 @@ def check_photo(data: bytes, filename: str = "") -> CleanPhoto:
                 raise UserError(f"照片「{name}」尺寸过大（{width}×{height} 像素），"
                                 f"上限为 {max_pixels / 1_000_000:.0f} 百万像素。")
             probe.verify()
+            # PIL decodes a JPEG cut short without complaint (the missing rows come out grey): the
+            # image must end (EOI) after its last scan (SOS) began. Data after the EOI is allowed.
+            if fmt == "JPEG" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+                raise OSError("truncated JPEG")
             image = Image.open(io.BytesIO(data))
             image.load()
     except UserError:
@@ -110,6 +114,26 @@ def video_type(head: bytes) -> tuple[str, str]:
     raise UserError("视频只接受 MP4 或 WebM 格式（按文件内容识别，不看扩展名）。")
 
 
+def _check_mp4_boxes(path: str, filename: str) -> None:
+    """An MP4 is a run of boxes, each giving its own length: one that runs past the end of the file (an
+    upload or a copy cut short) means the video cannot be played to the end."""
+    total = os.path.getsize(path)
+    pos = 0
+    with open(path, "rb") as fh:
+        while pos < total:
+            fh.seek(pos)
+            head = fh.read(16)
+            size = int.from_bytes(head[:4], "big") if len(head) >= 8 else -1
+            if size == 1:
+                size = int.from_bytes(head[8:16], "big") if len(head) >= 16 else -1
+            elif size == 0:
+                size = total - pos  # the last box runs to the end of the file
+            if size < 8 or pos + size > total:
+                raise UserError(f"视频「{_display(filename)}」不完整（文件在第 {pos:,} 字节处中断），"
+                                f"请重新导出或重新上传完整的视频。")
+            pos += size
+
+
 def save_video_stream(stream, filename: str = "") -> tuple[str, int, str]:
     """Check the signature, then copy the stream to a random name within the size limit.
     Returns (stored_name, size, mime); nothing is left behind on refusal."""
@@ -131,6 +155,8 @@ def save_video_stream(stream, filename: str = "") -> tuple[str, int, str]:
                     raise UserError(f"视频「{_display(filename)}」超过 {_mb(max_bytes)}，请压缩后再上传。")
                 fh.write(chunk)
                 chunk = stream.read(_CHUNK)
+        if mime == "video/mp4":
+            _check_mp4_boxes(tmp, filename)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -18,6 +18,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from app.core.spreadsheet_safety import neutralise_cells
+from app.intake import zip_reader
 from app.intake.parsed import ParsedForm, ReadError, category_from_word
 from app.intake.text import clean_text, norm_label, parse_date
 
@@ -136,6 +137,7 @@ def read_xlsx(data: bytes, source: str, *, file_index: int = 0) -> list[ParsedFo
     """One form per non-empty row of every sheet with a recognisable header row."""
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise ReadError(f"「{source}」不是 .xlsx 文件（旧版 .xls 请先另存为 .xlsx）。")
+    zip_reader.check_package(data, source)
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:  # noqa: BLE001 — openpyxl raises many kinds for a broken workbook

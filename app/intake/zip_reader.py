@@ -2,7 +2,8 @@
 
 Refused outright: member names that climb out (".."), absolute or drive paths, encrypted members, too
 many entries, and archives whose declared uncompressed size (which zipfile enforces while reading) or
-compression ratio says "zip bomb". Names from Chinese Windows (GBK without the UTF-8 flag) are decoded.
+compression ratio says "zip bomb" — the same for a .docx or .xlsx (check_package), which is a zip
+archive too, whether uploaded on its own or found inside a .zip. Names from Chinese Windows (GBK without the UTF-8 flag) are decoded.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import io
 import posixpath
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import current_app, has_app_context
 
 from app.intake.parsed import ReadError
 from app.intake.text import norm_key
@@ -76,9 +78,30 @@ def open_zip(data: bytes | str, source: str) -> tuple[zipfile.ZipFile, list[Memb
         zf = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
     except (zipfile.BadZipFile, OSError):
         raise ReadError(f"「{source}」不是有效的 .zip 压缩包。") from None
+    try:
+        return zf, _vet(zf, source)
+    except BaseException:
+        zf.close()
+        raise
+
+
+def check_package(data: bytes, source: str) -> None:
+    """A .docx or .xlsx is a zip archive too: the same entry, size and compression-ratio limits, before
+    python-docx or openpyxl inflates a single part of it."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not an archive at all: the reader says so in its own words
+    with zf:
+        _vet(zf, source)
+
+
+def _vet(zf: zipfile.ZipFile, source: str) -> list[Member]:
     infos = zf.infolist()
-    max_entries = current_app.config.get("IMPORT_MAX_ZIP_ENTRIES", MAX_ENTRIES)
-    max_total = current_app.config.get("IMPORT_MAX_ZIP_BYTES", MAX_TOTAL_BYTES)
+    # The readers are also used outside a request (tests, scripts): the defaults then apply.
+    config = current_app.config if has_app_context() else {}
+    max_entries = config.get("IMPORT_MAX_ZIP_ENTRIES", MAX_ENTRIES)
+    max_total = config.get("IMPORT_MAX_ZIP_BYTES", MAX_TOTAL_BYTES)
     if len(infos) > max_entries:
         raise ReadError(f"「{source}」包含 {len(infos)} 个文件，超过上限 {max_entries} 个，请分包导入。")
     total = 0
@@ -97,7 +120,7 @@ def open_zip(data: bytes | str, source: str) -> tuple[zipfile.ZipFile, list[Memb
         if info.is_dir() or name.endswith("/") or _JUNK.search(name):
             continue
         members.append(Member(name=name.replace("\\", "/"), info=info))
-    return zf, members
+    return members
 
 
 def read_member(zf: zipfile.ZipFile, member: Member, limit: int) -> bytes:
@@ -108,7 +131,7 @@ def read_member(zf: zipfile.ZipFile, member: Member, limit: int) -> bytes:
     try:
         with zf.open(member.info) as fh:
             data = fh.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, EOFError):
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
         raise ReadError(f"压缩包中的「{member.name}」已损坏。") from None
     if len(data) > limit:
         raise ReadError(f"「{member.name}」超过 {limit // 1024 // 1024} MB。")

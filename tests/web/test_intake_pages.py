@@ -335,3 +335,25 @@ def test_import_preview_says_why_a_unit_form_went_to_its_nominator(intake_app, a
         zhuzhou = nominator("株洲市科协").id
     assert f'<option value="{zhuzhou}" selected>' in page  # preselected, and the admin can pick another
     _no_inline_code(page)
+
+
+def test_damaged_files_get_chinese_messages_never_a_500(intake_app, admin):
+    docx_bytes = make_form_docx("unit")
+    token = _token(admin, "/intake/import")
+    resp = admin.post("/intake/import", content_type="multipart/form-data", data={
+        "csrf_token": token, "files": [(io.BytesIO(docx_bytes[: len(docx_bytes) // 2]), "半截.docx"),
+                                       (io.BytesIO(b"PK\x03\x04" + b"\x00" * 300), "坏包.zip")]})
+    assert resp.status_code in (303, 422)
+    page = (admin.get(resp.headers["Location"]) if resp.status_code == 303 else resp).get_data(as_text=True)
+    assert "半截.docx" in page and "坏包.zip" in page
+    nid = int(_create(intake_app, admin).headers["Location"].split("/")[-1])
+    token = _token(admin, f"/intake/{nid}")
+    photo = make_image("JPEG", size=(320, 240))
+    cut = admin.post(f"/intake/{nid}/photos", content_type="multipart/form-data",
+                     data={"csrf_token": token, "photos": (io.BytesIO(photo[: len(photo) * 2 // 3]), "半张.jpg")})
+    assert cut.status_code == 422 and "半张.jpg" in cut.get_data(as_text=True)
+    mp4 = make_mp4()[:20]
+    video = admin.post(f"/intake/{nid}/video", content_type="multipart/form-data",
+                       data={"csrf_token": token, "video": (io.BytesIO(mp4), "半段.mp4")})
+    assert video.status_code == 422 and "半段.mp4" in video.get_data(as_text=True)
+    assert _count(intake_app, Attachment) == 0
