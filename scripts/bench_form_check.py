@@ -5,8 +5,8 @@ Seeds a round in 专家评审 with 7,000 nominations (half units, half activitie
 县市区 the way real ones are, a few dozen of them duplicates), times a full check in-process
 (`check_s`), then serves the app with gunicorn (scripts/bench_scoring.py's server and reviewer client)
 and drives 20 reviewers' autosaves in alternating phases: reviewers alone, and reviewers while an admin
-saves an edit of a nomination every second through the edit page (each edit is re-checked after it
-commits). `ratio_edits` is the score-save p95 with edits over the p95 without.
+saves an edit of a nomination every second through the edit page (each edit queues its re-check, which
+`flask jobs worker` — started here at nice 10, --nice — runs after the commit). `ratio_edits` is the score-save p95 with edits over the p95 without.
 
 Reviewers pace their saves like the score panel (its autosave waits 800 ms after the last keystroke;
 --think-ms, jittered ±50 %); --think-ms 0 saturates the server instead.
@@ -67,7 +67,18 @@ def _config(db_url: str, folder: Path) -> dict:
         "SQLALCHEMY_DATABASE_URI": db_url,
         "UPLOAD_FOLDER": str(folder / "uploads"),
         "RATELIMIT_ENABLED": False,
+        "JOBS_URL": "sqlite:///" + str(folder / "jobs.sqlite3"),
+        "JOBS_IMMEDIATE": False,
     }
+
+
+def start_consumer(folder: Path, niceness: int) -> subprocess.Popen:
+    """`flask jobs worker` on the app the server runs (bench_wsgi.py, written by start_server), at a
+    lower CPU priority than gunicorn, as docs/deploy.md suggests for a consumer sharing the machine."""
+    flask = str(Path(sys.executable).with_name("flask"))
+    return subprocess.Popen(
+        ["nice", "-n", str(niceness), flask, "--app", "bench_wsgi:app", "jobs", "worker"], cwd=str(folder),
+        stdout=subprocess.DEVNULL, stderr=open(folder / "consumer.log", "wb"), start_new_session=True)
 
 
 def _titles(rng: random.Random, n: int, category: str, counties: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -312,6 +323,7 @@ def main() -> None:
     parser.add_argument("--think-ms", type=float, default=800.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--nice", type=int, default=10, help="niceness of the job consumer")
     parser.add_argument("--pg", metavar="URL", help="PostgreSQL server or database URL; the database "
                         "kepu_bench_form_check (or the one named, if it starts with kepu_) is recreated")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -333,6 +345,7 @@ def main() -> None:
           f"{checks['compute_s']} s; {checks['findings']} findings, {checks['duplicate_findings']} duplicates)",
           flush=True)
     proc, url = start_server(folder, config, args.workers, args.threads)
+    consumer = start_consumer(folder, args.nice)
     think = args.think_ms / 1000
     idle, busy, edits = [], [], []
     save_errors = edit_errors = 0
@@ -348,16 +361,18 @@ def main() -> None:
                 edits.extend(out["edits"])
                 save_errors += out["save_errors"]
                 edit_errors += out["edit_errors"]
+        time.sleep(5)  # the last edit's queued check
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        for p in (proc, consumer):
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
     consistent = findings_consistent(config, seeded["round_id"])
     result = {"db": "postgresql" if args.pg else "sqlite", "nominations": args.nominations,
               "reviewers": args.reviewers, "think_ms": args.think_ms, "workers": args.workers,
-              "threads": args.threads, **checks,
+              "threads": args.threads, "consumer_nice": args.nice, **checks,
               "save_p50_idle_ms": round(pct(idle, 50), 2), "save_p95_idle_ms": round(pct(idle, 95), 2),
               "save_p50_during_edits_ms": round(pct(busy, 50), 2),
               "save_p95_during_edits_ms": round(pct(busy, 95), 2),

@@ -10,6 +10,7 @@ stale finding table can neither block nor let through the move to 专家评审.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import statistics
@@ -18,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -34,6 +35,8 @@ from app.intake.text import clean_text, norm_key
 from app.models import Attachment, AuditEvent, FormFinding, Nomination, Nominator, Round
 from app.models.nomination import SUMMARY_MAX
 from app.rounds import phases as rounds
+
+log = logging.getLogger(__name__)
 
 PHOTOS_MIN, PHOTOS_MAX = 3, 5
 OUTLIER_Z = 3.5
@@ -246,9 +249,13 @@ def _similar_pairs(keys: list[str]) -> list[tuple[int, int]]:
             candidates.update(members[bisect_left(lengths, floor):])
             members.append(i)
             lengths.append(len(key))
-        for j in candidates:
-            other = keys[j]
-            if key == other or (fuzz.ratio(key, other, score_cutoff=cutoff) and _similar(key, other)):
+        if not candidates:
+            continue
+        others = list(candidates)
+        for _text, _score, k in process.extract(key, [keys[j] for j in others], scorer=fuzz.ratio,
+                                                 score_cutoff=cutoff, limit=None):
+            j = others[k]
+            if key == keys[j] or _similar(key, keys[j]):
                 pairs.append((min(i, j), max(i, j)))
     return sorted(pairs)
 
@@ -306,30 +313,67 @@ def _one_check_at_a_time(round_id: int) -> None:
         db.session.execute(select(func.pg_advisory_xact_lock(0x6B65_7075_0000 + round_id)))
 
 
-def run(round_id: int, *, actor=None) -> dict:
+def run(round_id: int, *, actor=None, attempts: int = _ATTEMPTS) -> dict:
     """Bring the findings table in line with the data; safe to call any number of times.
 
     The round is read and checked outside any write transaction, then the findings are written in a
     short one, so no score save waits while titles are compared. If a nomination or attachment changed
-    in between, the check is taken again (that change's own re-check may still be queued behind this
-    one); the last attempt checks inside the write transaction. Called inside a caller's write
-    transaction, it checks there and the findings commit with the caller's change."""
+    in between, this check is stale and is taken again; after `attempts` stale ones nothing is
+    written — every write that overtook it queued (or ran) a check of its own after its commit, which
+    reads it. Called inside a caller's write transaction, it checks there and the findings commit with
+    the caller's change."""
     if in_write_transaction():
         with write_transaction():
             _one_check_at_a_time(round_id)
             return _apply(rounds.get(round_id), compute(rounds.get(round_id)), actor)
-    for attempt in range(1, _ATTEMPTS + 1):
+    for _attempt in range(attempts):
         rnd = rounds.get(round_id)
         mark = _intake_mark(rnd.id)
-        found = compute(rnd) if attempt < _ATTEMPTS else None
+        found = compute(rnd)
         with write_transaction():
             _one_check_at_a_time(round_id)
-            if found is None:
-                found = compute(rounds.get(round_id))
-            elif _intake_mark(round_id) != mark:
+            if _intake_mark(round_id) != mark:
                 continue
             return _apply(rounds.get(round_id), found, actor)
-    raise AssertionError("unreachable: the last attempt always applies")
+    return {"added": 0, "reopened": 0, "auto_resolved": 0, "superseded": True, **_counts(round_id)}
+
+
+def _pending_key(round_id: int) -> str:
+    return f"kepu:intake:form_check:pending:{round_id}"
+
+
+def queue(round_id: int, *, actor=None) -> None:
+    """After an intake write has committed: 形式审查 of the round, as a job (app/intake/tasks.py) when
+    the intake task is registered, else here and now. At most one automatic check per round waits in
+    the queue — writes made while it waits are read when it runs, so a burst of edits costs one or two
+    checks, not one each. A check logged as someone's (an import) is always queued on its own."""
+    from app.jobs import get_jobs
+
+    jobs = get_jobs()
+    task = jobs.tasks.get("form_check")
+    if task is None:
+        run(round_id, actor=actor)
+        return
+    actor_id = getattr(actor, "id", None)
+    if actor_id is None and not jobs.huey.immediate and not jobs.huey.put_if_empty(_pending_key(round_id), "1"):
+        return
+    task(round_id, actor_id)
+
+
+def run_queued(round_id: int, actor_id: int | None = None) -> None:
+    """The job: release the round's waiting slot first (a write from now on queues a fresh check),
+    then check. A failure is logged; the findings catch up at the next check."""
+    from app.jobs import get_huey
+    from app.models import User
+
+    if actor_id is None:
+        get_huey().get(_pending_key(round_id))
+    try:
+        # One attempt: a write that makes it stale has queued the next check already.
+        run(round_id, actor=db.session.get(User, actor_id) if actor_id else None, attempts=1)
+    except Exception:
+        log.exception("形式审查 after an intake write failed (round %s)", round_id)
+        raise
 
 
 def _apply(rnd: Round, found: dict[tuple[int, str], str], actor) -> dict:

@@ -262,9 +262,10 @@ def recheck(round_id: int, *, actor=None) -> None:
 
 @contextmanager
 def operation(*, actor=None):
-    """One intake write: its write transaction, then 形式审查 of every round it asked to re-check, run
-    after the commit (form_check.run reads the round outside any write transaction and writes the
-    findings in a short one of its own), so no score save waits while titles are compared.
+    """One intake write: its write transaction, then 形式审查 of every round it asked to re-check, queued
+    after the commit (form_check.queue: a job in the consumer, which reads the round outside any write
+    transaction and writes the findings in a short one of its own), so no score save waits while
+    titles are compared.
 
     Nested operations (an import creating many forms) join the outermost one, which checks once, logged
     as run by `actor`. Nothing is checked if the operation fails: it rolled back. Inside a transaction
@@ -283,7 +284,7 @@ def operation(*, actor=None):
         _pending.reset(token)
     for round_id in sorted(pending):
         try:
-            form_check.run(round_id, actor=actor if actor is not None else pending[round_id])
+            form_check.queue(round_id, actor=actor if actor is not None else pending[round_id])
         except Exception:
             # The change itself has committed: report it saved. The findings catch up at the next check
             # (any edit, the admin's 运行形式审查) and the move to 专家评审 recomputes them anyway.

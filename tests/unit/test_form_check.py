@@ -286,3 +286,29 @@ def test_duplicate_messages_list_the_others_in_the_order_received(intake_app):
         found = form_check.compute(_round())
         assert found[(a.id, "duplicate")].index(f"编号 {b.id}") < found[(a.id, "duplicate")].index(f"编号 {c.id}")
         assert found[(c.id, "duplicate")].index(f"编号 {a.id}") < found[(c.id, "duplicate")].index(f"编号 {b.id}")
+
+
+@BOTH
+def test_a_check_overtaken_by_an_edit_writes_nothing_and_never_checks_inside_the_lock(intake_app, monkeypatch):
+    """An edit that commits while a check computes makes that check stale: it is dropped (the edit
+    queued a check of its own) rather than redone inside the write transaction."""
+    from app.core.database import in_write_transaction
+
+    with intake_app.app_context():
+        rnd = _round()
+        nom = good("无视频", video=False)
+        real_compute, calls = form_check.compute, []
+
+        def overtaken(r):
+            calls.append(in_write_transaction())
+            db.session.add(AuditEvent(action="nomination.update", object_type="nomination", object_id=nom.id,
+                                      round_id=r.id))
+            db.session.commit()  # another request's edit, committed meanwhile
+            return real_compute(r)
+
+        monkeypatch.setattr(form_check, "compute", overtaken)
+        result = form_check.run(rnd.id)
+        assert result["superseded"] and calls == [False, False, False]
+        assert db.session.scalar(select(FormFinding.id).limit(1)) is None
+        monkeypatch.setattr(form_check, "compute", real_compute)
+        assert form_check.run(rnd.id)["added"] >= 1

@@ -279,3 +279,37 @@ def test_a_control_character_is_stripped_by_the_one_cleaning_filter(intake_app):
         nom = nominations.create(_round().id, nominator("长沙市科协").id, "activity",
                                  {**GOOD, "title": "科普\x00进\u200b社区\x07", "summary": "第一行\r\n第二\x0b行"})
         assert nom.title == "科普进社区" and nom.summary == "第一行\n第二行"
+
+
+def test_edits_queue_one_check_per_round_for_the_job_consumer(app_factory, tmp_path):
+    """With a real queue (not immediate), an edit only queues the check; edits made while one waits
+    add nothing; the consumer's run clears the slot and brings the findings up to date."""
+    from app.jobs import get_jobs
+    from app.models import FormFinding
+    from tests.factories import make_round
+
+    app = app_factory({"JOBS_IMMEDIATE": False, "JOBS_URL": "sqlite:///" + str(tmp_path / "jobs.sqlite3")})
+    with app.app_context():
+        make_round("collecting")
+        for pos, (name, short, kind) in enumerate(intake_fixtures.NOMINATORS, start=1):
+            db.session.add(intake_fixtures.Nominator(name=name, short_name=short, kind=kind, position=pos))
+        db.session.commit()
+        huey = get_jobs().huey
+        huey.flush()
+        a = nominations.create(_round().id, nominator("长沙市科协").id, "activity", GOOD)
+        b = nominations.create(_round().id, nominator("株洲市科协").id, "activity", {**GOOD, "title": "科技周"})
+        nominations.update(b.id, {**GOOD, "title": "2024年“科普进社区”"}, version=nominations.version_of(b))
+        assert huey.pending_count() == 1  # three writes, one waiting check
+        assert db.session.scalar(select(FormFinding.id).limit(1)) is None  # nothing checked in the request
+
+        def findings():
+            db.session.rollback()  # end this session's read snapshot: the consumer committed elsewhere
+            return {(f.nomination_id, f.rule) for f in db.session.scalars(
+                select(FormFinding).where(FormFinding.status == "open"))}
+
+        huey.execute(huey.dequeue())
+        assert {(a.id, "duplicate"), (b.id, "duplicate")} <= findings()
+        nominations.update(b.id, {**GOOD, "title": "科技周"}, version=nominations.version_of(b))
+        assert huey.pending_count() == 1  # the slot was released: the next write queues again
+        huey.execute(huey.dequeue())
+        assert not {rule for _nid, rule in findings()} & {"duplicate"}
