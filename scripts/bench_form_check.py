@@ -74,7 +74,8 @@ def _config(db_url: str, folder: Path) -> dict:
 
 def start_consumer(folder: Path, niceness: int) -> subprocess.Popen:
     """`flask jobs worker` on the app the server runs (bench_wsgi.py, written by start_server), at a
-    lower CPU priority than gunicorn, as docs/deploy.md suggests for a consumer sharing the machine."""
+    lower CPU priority than gunicorn (--nice), so on a shared machine the check yields the CPU to the
+    web workers."""
     flask = str(Path(sys.executable).with_name("flask"))
     return subprocess.Popen(
         ["nice", "-n", str(niceness), flask, "--app", "bench_wsgi:app", "jobs", "worker"], cwd=str(folder),
