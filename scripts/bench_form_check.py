@@ -113,6 +113,7 @@ def seed(config: dict, total: int, reviewers: int) -> dict:
     from app.extensions import db
     from app.intake import places
     from app.models import Assignment, Attachment, Criterion, Nomination, Nominator, RankingCounter, Round
+    from app.models.round import default_criteria
 
     rng = random.Random(20240916)
     app = create_app(config)
@@ -122,10 +123,7 @@ def seed(config: dict, total: int, reviewers: int) -> dict:
         db.session.add(rnd)
         db.session.flush()
         for category in ("unit", "activity"):
-            for pos, (code, name, mx) in enumerate((("content", "活动内容", 30), ("format", "活动形式", 20),
-                                                    ("influence", "活动影响力", 30), ("response", "群众反映", 20))):
-                db.session.add(Criterion(round_id=rnd.id, category=category, code=code, name=name, max_score=mx,
-                                         step=0.5, guidance=f"{name}评分说明", position=pos))
+            db.session.add_all(default_criteria(rnd.id, category))
             db.session.add(RankingCounter(round_id=rnd.id, category=category, version=1))
         city_nominator = {}
         for pos, city in enumerate(places.CITIES, start=1):
