@@ -17,7 +17,8 @@ def _list(status: int = 200, errors: dict | None = None, message: str = "", form
           import_error: str = ""):
     return render("intake/nominators.html", "admin", status=status, items=nominators.list_nominators(),
                   usage=nominators.usage(), round=rounds.current_round(), errors=errors or {}, message=message,
-                  values=form or {}, import_error=import_error, limits=_LIMITS)
+                  values=form or {}, import_error=import_error, limits=_LIMITS,
+                  quotas_locked=nominators.quotas_locked())
 
 
 # maxlength for the registry inputs, from the same declarations the server checks.
@@ -58,7 +59,8 @@ def _edit_page(nominator_id: int, status: int = 200, errors: dict | None = None,
     used = nominators.usage().get(item.id, {"nominations": 0, "users": 0})
     values = form if form is not None else nominators.public(item)
     return render("intake/nominator_edit.html", "admin", status=status, item=item, used=used,
-                  errors=errors or {}, message=message, values=values, limits=_LIMITS)
+                  errors=errors or {}, message=message, values=values, limits=_LIMITS,
+                  quotas_locked=nominators.quotas_locked())
 
 
 @bp.route("/admin/nominators/<int:nominator_id>")

@@ -12,7 +12,7 @@ from sqlalchemy import case, func, select
 
 from app.audit import operations as audit
 from app.core.database import write_transaction
-from app.core.errors import UserError
+from app.core.errors import Conflict, UserError
 from app.extensions import db
 from app.intake import forms
 from app.intake.forms import KIND_ALIASES  # noqa: F401 — part of this module's interface
@@ -67,6 +67,25 @@ def validate(form: Mapping) -> tuple[dict, dict[str, str]]:
     return dict(checked.data), forms.first_errors(checked)
 
 
+QUOTA_FIELDS = ("quota_unit", "quota_activity")
+QUOTAS_LOCKED = "本批次已定稿，推荐名额只读。"
+
+
+def quotas_locked() -> bool:
+    """After 定稿 a quota override would rewrite the finished round's quota warnings: read-only."""
+    from app.rounds.phases import current_round
+
+    rnd = current_round()
+    return rnd is not None and rnd.phase == "final"
+
+
+def _guard_quotas(before: dict | None, values: dict) -> None:
+    """Refuse a quota change (a new override included) while quotas are read-only; other fields stay editable."""
+    changed = [k for k in QUOTA_FIELDS if k in values and values[k] != (before or {}).get(k)]
+    if changed and quotas_locked():
+        raise Conflict(QUOTAS_LOCKED, {k: "已定稿，只读" for k in changed})
+
+
 def _raise(errors: dict[str, str]) -> None:
     raise UserError("；".join(errors.values()) + "。", errors)
 
@@ -82,6 +101,7 @@ def create(form: Mapping, *, actor=None) -> Nominator:
     with write_transaction():
         if db.session.scalar(select(Nominator.id).where(Nominator.name == values["name"])):
             raise UserError(f"推荐单位「{values['name']}」已存在。", {"name": "已存在"}, status=409)
+        _guard_quotas(None, values)
         if values["position"] is None:
             values["position"] = _next_position(values["kind"])
         nominator = Nominator(**values)
@@ -104,6 +124,7 @@ def update(nominator_id: int, form: Mapping, *, actor=None) -> Nominator:
         if values["position"] is None:
             values["position"] = nominator.position
         before = public(nominator)
+        _guard_quotas(before, values)
         for key, value in values.items():
             setattr(nominator, key, value)
         after = public(nominator)
@@ -205,6 +226,8 @@ def import_xlsx(data: bytes, *, actor=None) -> ImportResult:
         next_pos: dict[str, int] = {}
         for name, values in parsed.items():
             nominator = existing.get(name)
+            _guard_quotas(public(nominator) if nominator else None,
+                          {k: v for k, v in values.items() if nominator is None or k in present})
             if nominator is None:
                 if values["position"] is None:
                     next_pos.setdefault(values["kind"], _next_position(values["kind"]))

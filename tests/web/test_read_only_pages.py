@@ -100,3 +100,32 @@ def test_deliberation_page_after_final_and_user_pages_stay_editable(app, admin, 
     assert NOTE in page and "decide-form" not in page and 'name="approve_template"' not in page
     users = admin.get("/admin/users").get_data(as_text=True)
     assert NOTE not in users and "<form" in users
+
+
+def test_nominator_quota_overrides_are_read_only_after_final(app, admin, small):
+    """The registry's per-nominator quota fields: read-only with a note after 定稿, a quota change is
+    refused (409, nothing written), while the name stays editable; before 定稿 the override saves."""
+    from app.models import Nominator
+
+    with app.app_context():
+        nominator = db.session.scalars(select(Nominator).order_by(Nominator.id)).first()
+        nid, name, kind = nominator.id, nominator.name, nominator.kind
+    page = admin.get(f"/admin/nominators/{nid}").get_data(as_text=True)
+    assert "推荐名额只读" not in page and "readonly" not in page
+    token = csrf_token_from(page)
+    form = {"csrf_token": token, "name": name, "kind": kind, "short_name": "", "position": "",
+            "quota_unit": "3", "quota_activity": ""}
+    assert admin.post(f"/admin/nominators/{nid}", data=form).status_code == 303
+    _set_phase(app, small, "final")
+    page = admin.get(f"/admin/nominators/{nid}").get_data(as_text=True)
+    assert "本批次已定稿，推荐名额只读。" in page
+    assert re.search(r'<input name="quota_unit"[^>]*readonly', page)
+    resp = admin.post(f"/admin/nominators/{nid}", data={**form, "quota_unit": "5"})
+    assert resp.status_code == 409 and "推荐名额只读" in resp.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Nominator, nid).quota_unit == 3
+    # The same form with the quota as it stands (what the read-only field posts) still saves the name.
+    assert admin.post(f"/admin/nominators/{nid}", data={**form, "name": name + "更名"}).status_code == 303
+    with app.app_context():
+        stored = db.session.get(Nominator, nid)
+        assert stored.name == name + "更名" and stored.quota_unit == 3
