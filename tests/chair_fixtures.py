@@ -131,3 +131,13 @@ def build_small_round(phase: str = "deliberating", *, nomination_fields: dict | 
                 db.session.add(sheet)
     db.session.commit()
     return out
+
+
+def build_decided_round() -> SmallRound:
+    """The small round with every nomination decided from the cut line (both categories)."""
+    from app.deliberation import operations as decisions
+
+    small = build_small_round()
+    for category in ("activity", "unit"):
+        decisions.prefill_from_cut_line(small.round_id, category)
+    return small

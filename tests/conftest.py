@@ -117,6 +117,13 @@ def csrf_token_from(html: str) -> str:
     return m.group(1)
 
 
+def signed_in(app, username: str):
+    """A test client of `app` signed in as `username` (demo password)."""
+    client = app.test_client()
+    login(client, username)
+    return client
+
+
 def login(client, username: str, password: str = DEMO_PASSWORD, follow: bool = False):
     page = client.get("/login")
     token = csrf_token_from(page.get_data(as_text=True))

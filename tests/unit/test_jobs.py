@@ -20,16 +20,13 @@ from app.extensions import db
 from app.jobs import get_huey, get_jobs
 from app.reports import jobs, pdf
 from app.rounds import phases as rounds
-from tests.chair_fixtures import build_small_round
+from tests.chair_fixtures import build_decided_round, build_small_round
 
 
 @pytest.fixture
 def decided(app):
     with app.app_context():
-        small = build_small_round()
-        for category in ("activity", "unit"):
-            decisions.prefill_from_cut_line(small.round_id, category)
-        return small
+        return build_decided_round()
 
 
 @pytest.fixture

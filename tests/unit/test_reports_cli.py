@@ -15,7 +15,7 @@ from app.core import storage
 from app.deliberation import operations as decisions
 from app.extensions import db
 from app.models import AuditEvent, Decision, Round
-from tests.chair_fixtures import build_small_round
+from tests.chair_fixtures import build_decided_round
 
 
 def _text(path) -> str:
@@ -28,10 +28,7 @@ def _text(path) -> str:
 @pytest.fixture
 def decided(app):
     with app.app_context():
-        small = build_small_round()
-        for category in ("activity", "unit"):
-            decisions.prefill_from_cut_line(small.round_id, category)
-        return small
+        return build_decided_round()
 
 
 def test_cli_writes_every_document(app, decided, tmp_path):

@@ -12,8 +12,8 @@ from app.deliberation import operations as decisions
 from app.extensions import db
 from app.models import AuditEvent, Decision, FormFinding, ReviewSheet, Round
 from app.rounds import preflight
-from tests.chair_fixtures import build_small_round
-from tests.conftest import csrf_token_from, login
+from tests.chair_fixtures import build_decided_round
+from tests.conftest import csrf_token_from, signed_in
 
 HX = {"HX-Request": "true"}
 
@@ -21,16 +21,10 @@ HX = {"HX-Request": "true"}
 @pytest.fixture
 def small(app):
     with app.app_context():
-        small = build_small_round()
-        for category in ("activity", "unit"):
-            decisions.prefill_from_cut_line(small.round_id, category)
-        return small
+        return build_decided_round()
 
 
-def _client(app, username):
-    client = app.test_client()
-    login(client, username)
-    return client
+_client = signed_in
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ from urllib.parse import unquote
 import pytest
 from pypdf import PdfReader
 
-from app.deliberation import operations as decisions
-from tests.chair_fixtures import build_small_round
-from tests.conftest import csrf_token_from, login
+from tests.chair_fixtures import build_decided_round
+from tests.conftest import csrf_token_from, signed_in
 
 HX = {"HX-Request": "true"}
 
@@ -20,16 +19,10 @@ HX = {"HX-Request": "true"}
 @pytest.fixture
 def small(app):
     with app.app_context():
-        small = build_small_round()
-        for category in ("activity", "unit"):
-            decisions.prefill_from_cut_line(small.round_id, category)
-        return small
+        return build_decided_round()
 
 
-def _client(app, username):
-    client = app.test_client()
-    login(client, username)
-    return client
+_client = signed_in
 
 
 def _text(pdf: bytes) -> str:
