@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from contextlib import contextmanager
 
 import pytest
 from werkzeug.serving import make_server
@@ -33,20 +34,31 @@ class LiveServer:
         self.thread.join(5)
 
 
-@pytest.fixture
-def live_server(tmp_path, demo_template):
-    """The demo round (stage reviewing) served for real; tests may change it freely."""
+def demo_copy_app(tmp_path, demo_template):
+    """An app on its own copy of the demo round's SQLite file."""
     target = tmp_path / "kepu.sqlite3"
     shutil.copy(demo_template, target)
-    app = create_app({
+    return create_app({
         "TESTING": True, "SECRET_KEY": "e2e-secret", "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(target),
         "UPLOAD_FOLDER": str(tmp_path / "uploads"), "RATELIMIT_ENABLED": False,
     })
+
+
+@contextmanager
+def serving(app):
+    """Serve `app` for real; afterwards close its connections so the SQLite file can go."""
     with LiveServer(app) as server:
         yield server
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def live_server(tmp_path, demo_template):
+    """The demo round (stage reviewing) served for real; tests may change it freely."""
+    with serving(demo_copy_app(tmp_path, demo_template)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 
 import pytest
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
-from app import create_app
 from app.extensions import db
 from app.rounds import phases as rounds
-from tests.e2e.conftest import LiveServer, sign_in
+from tests.e2e.conftest import demo_copy_app, serving, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -23,20 +21,12 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def deliberating_server(tmp_path, demo_template):
     """The demo round moved on to `deliberating` (its submitted sheets make the ranking), served for real."""
-    target = tmp_path / "kepu.sqlite3"
-    shutil.copy(demo_template, target)
-    app = create_app({
-        "TESTING": True, "SECRET_KEY": "e2e-secret", "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(target),
-        "UPLOAD_FOLDER": str(tmp_path / "uploads"), "RATELIMIT_ENABLED": False,
-    })
+    app = demo_copy_app(tmp_path, demo_template)
     with app.app_context():
         rounds.change_phase(rounds.require_current_round().id, "deliberating")
         db.session.remove()
-    with LiveServer(app) as server:
+    with serving(app) as server:
         yield server
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def _pdf_text(data: bytes) -> str:

@@ -4,18 +4,15 @@ the audit log keeps the reason and the gaps' counts."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from app import create_app
 from app.deliberation import operations as decisions
 from app.extensions import db
 from app.models import AuditEvent, ReviewSheet, Round
 from app.rounds import phases as rounds
-from tests.e2e.conftest import LiveServer, sign_in
+from tests.e2e.conftest import demo_copy_app, serving, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -23,12 +20,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def app_and_server(tmp_path, demo_template):
     """The demo round in 会议审定, every nomination decided, and one submitted sheet back to draft."""
-    target = tmp_path / "kepu.sqlite3"
-    shutil.copy(demo_template, target)
-    app = create_app({
-        "TESTING": True, "SECRET_KEY": "e2e-secret", "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(target),
-        "UPLOAD_FOLDER": str(tmp_path / "uploads"), "RATELIMIT_ENABLED": False,
-    })
+    app = demo_copy_app(tmp_path, demo_template)
     with app.app_context():
         rnd = rounds.require_current_round()
         rounds.change_phase(rnd.id, "deliberating")
@@ -39,11 +31,8 @@ def app_and_server(tmp_path, demo_template):
         sheet.status = "draft"
         db.session.commit()
         db.session.remove()
-    with LiveServer(app) as server:
+    with serving(app) as server:
         yield app, server
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_the_preflight_is_shown_and_confirmed_before_publicizing(app_and_server, browser_context):
