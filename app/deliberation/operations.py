@@ -546,7 +546,8 @@ def reopen(round_id: int, reason: str, *, actor=None) -> Round:
     if not reason:
         raise UserError("重新开放必须填写理由。", {"reason": "必填"})
     rnd = rounds.get(round_id)
-    target = {"final": "publicizing", "publicizing": "deliberating"}.get(rnd.phase)
+    # Only the chair's phases reopen here; earlier steps back are the admin dashboard's.
+    target = rounds.previous_phase(rnd.phase) if rnd.phase in ("publicizing", "final") else None
     if target is None:
         raise Conflict(f"评选批次处于「{rnd.phase_label}」阶段，无需重新开放。")
     return rounds.change_phase(round_id, target, reason=reason, actor=actor,

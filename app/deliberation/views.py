@@ -243,7 +243,7 @@ def _preflight(target: str, *, status: int = 200, form=None, errors: dict | None
 @staff_required
 def preflight_page(target: str):
     rnd = rounds.require_current_round()
-    if rnd.phase != {"publicizing": "deliberating", "final": "publicizing"}[target]:
+    if rnd.phase != rounds.previous_phase(target):
         flash(f"评选批次处于「{rnd.phase_label}」阶段，不能进入「{PHASE_LABELS[target]}」。", "warning")
         return _back(_category_arg())
     return _preflight(target)

@@ -327,7 +327,8 @@ class ConfirmForm(Form):
 
 def _some_files(message: str):
     def check_(form, field):
-        if not [f for f in (field.data if isinstance(field.data, list) else [field.data]) if f and f.filename]:
+        # A part sent without a file name reaches the form as text, not as a FileStorage.
+        if not [f for f in (field.data if isinstance(field.data, list) else [field.data]) if getattr(f, "filename", None)]:
             raise StopValidation(message)
 
     return check_

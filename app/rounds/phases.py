@@ -82,11 +82,17 @@ def change_phase(round_id: int, target: str, *, reason: str = "", actor=None, gu
     return rnd
 
 
+def previous_phase(phase: str) -> str | None:
+    """The phase a round in `phase` came from (where a step back leads), None for the first."""
+    i = PHASES.index(phase)
+    return PHASES[i - 1] if i > 0 else None
+
+
 def phase_moves(rnd: Round) -> dict:
     """What the dashboard offers: the admin's next phase (or None), the chair's, and the previous phase."""
     i = PHASES.index(rnd.phase)
     return {"next": ADMIN_FORWARD.get(rnd.phase), "chair_next": PHASES[i + 1] if i + 1 < len(PHASES) and
-            rnd.phase not in ADMIN_FORWARD else None, "back": PHASES[i - 1] if i > 0 else None,
+            rnd.phase not in ADMIN_FORWARD else None, "back": previous_phase(rnd.phase),
             "phases": [(p, PHASE_LABELS[p], j < i, j == i) for j, p in enumerate(PHASES)]}
 
 
