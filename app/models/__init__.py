@@ -2,13 +2,14 @@
 
 from app.models._base import CATEGORIES, CATEGORY_LABELS
 from app.models.audit import AuditEvent
-from app.models.nomination import Attachment, FormFinding, Nomination
+from app.models.mail import OutboxMessage
+from app.models.nomination import Attachment, DeadlineExtension, FormFinding, Nomination
 from app.models.people import KIND_LABELS, ROLE_LABELS, Nominator, User
 from app.models.review import Assignment, Decision, Recusal, ReviewSheet, Score
 from app.models.round import METHOD_LABELS, PHASE_LABELS, PHASES, Criterion, RankingCounter, Round
 
 __all__ = [
     "CATEGORIES", "CATEGORY_LABELS", "KIND_LABELS", "ROLE_LABELS", "METHOD_LABELS", "PHASE_LABELS", "PHASES",
-    "AuditEvent", "Attachment", "FormFinding", "Nomination", "Nominator", "User", "Assignment", "Decision",
+    "AuditEvent", "Attachment", "DeadlineExtension", "OutboxMessage", "FormFinding", "Nomination", "Nominator", "User", "Assignment", "Decision",
     "Recusal", "ReviewSheet", "Score", "Criterion", "RankingCounter", "Round",
 ]

@@ -25,13 +25,23 @@ RECOMMENDATION_MAX = 500
 TITLE_MAX = 100
 SHORT_MAX = 50
 ADDRESS_MAX = 150
+RETURN_NOTE_MAX = 1000
+
+# A nomination's life: a 推荐单位 drafts it in the portal (草稿), submits it (已提交); the admin returns
+# it for changes (退回修改, back to the unit) or accepts it (已受理 = "active": only active nominations
+# are checked, assigned, scored and ranked). Imported or admin-typed nominations start active.
+NOMINATION_STATUSES = ("draft", "submitted", "returned", "active", "withdrawn")
+NOMINATION_STATUS_LABELS = {"draft": "草稿", "submitted": "已提交", "returned": "退回修改", "active": "已受理",
+                            "withdrawn": "已撤回"}
+ORIGINS = ("admin", "portal")
 
 
 class Nomination(Timestamps, db.Model):
     __tablename__ = "nominations"
     __table_args__ = (
         CheckConstraint("category IN ('unit','activity')", name="category"),
-        CheckConstraint("status IN ('active','withdrawn')", name="status"),
+        CheckConstraint("status IN ('draft','submitted','returned','active','withdrawn')", name="status"),
+        CheckConstraint("origin IN ('admin','portal')", name="origin"),
         CheckConstraint("event_count >= 0 AND people_served >= 0", name="counts"),
         CheckConstraint(f"length(summary) <= {SUMMARY_MAX}", name="summary_len"),
         CheckConstraint(f"length(recommendation) <= {RECOMMENDATION_MAX}", name="recommendation_len"),
@@ -60,6 +70,11 @@ class Nomination(Timestamps, db.Model):
     # The 简介 exactly as received when an imported form exceeded SUMMARY_MAX: `summary` then holds the
     # first SUMMARY_MAX characters and 形式审查 keeps a blocking finding until an admin rewrites it.
     summary_original: Mapped[str | None] = mapped_column(Text)
+    # Portal workflow: who created it, when the unit last submitted, the admin's note when returning it.
+    origin: Mapped[str] = mapped_column(String(10), default="admin", server_default="admin")
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    return_note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     nominator: Mapped[Nominator] = relationship()
     attachments: Mapped[list[Attachment]] = relationship(
@@ -74,11 +89,20 @@ class Nomination(Timestamps, db.Model):
     def video(self) -> Attachment | None:
         return next((a for a in self.attachments if a.kind == "video"), None)
 
+    @property
+    def stamped(self) -> Attachment | None:
+        """The scan of the printed, stamped 推荐表 (盖章件)."""
+        return next((a for a in self.attachments if a.kind == "stamped"), None)
+
+    @property
+    def status_label(self) -> str:
+        return NOMINATION_STATUS_LABELS[self.status]
+
 
 class Attachment(db.Model):
     __tablename__ = "attachments"
     __table_args__ = (
-        CheckConstraint("kind IN ('photo','video')", name="kind"),
+        CheckConstraint("kind IN ('photo','video','stamped')", name="kind"),
         CheckConstraint("size_bytes >= 0", name="size"),
     )
 
@@ -116,3 +140,17 @@ class FormFinding(Timestamps, db.Model):
     status: Mapped[str] = mapped_column(String(10), default="open")
     note: Mapped[str] = mapped_column(Text, default="")
     resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class DeadlineExtension(Timestamps, db.Model):
+    """A later deadline granted to one 推荐单位 in one round (its submissions up to then are not late)."""
+
+    __tablename__ = "deadline_extensions"
+    __table_args__ = (UniqueConstraint("round_id", "nominator_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    nominator_id: Mapped[int] = mapped_column(ForeignKey("nominators.id", ondelete="CASCADE"))
+    until: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -54,6 +55,13 @@ class User(UserMixin, Timestamps, db.Model):
     # flask-login's alternative id: rotating it signs out every existing session of this user.
     session_token: Mapped[str] = mapped_column(String(64), default=new_session_token, unique=True)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A one-time password or an invitation link must be replaced by the user's own password first.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    # sha256 of the invitation link's token (the token itself is shown once), and when it stops working.
+    invite_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    invite_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    email: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    phone: Mapped[str] = mapped_column(String(50), default="", server_default="")
 
     affiliation: Mapped[Nominator | None] = relationship()
 
