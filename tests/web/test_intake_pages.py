@@ -207,6 +207,25 @@ def test_import_without_files_is_a_field_error(intake_app, admin):
     assert resp.status_code == 422 and "请选择要导入的文件" in resp.get_data(as_text=True)
 
 
+def test_a_files_part_without_a_file_name_is_a_field_error_not_a_500(intake_app, admin):
+    # A hand-made multipart body whose `files` part carries no filename reaches the form as text.
+    token = _token(admin, "/intake/import")
+    before = _count(intake_app)
+    for fields in ({"files": "not a file"}, {"files": ["a", "b"]}):
+        resp = admin.post("/intake/import", data={"csrf_token": token, **fields},
+                          content_type="multipart/form-data")
+        assert resp.status_code == 422 and "请选择要导入的文件" in resp.get_data(as_text=True)
+    assert _count(intake_app) == before
+    resp = _create(intake_app, admin)
+    nom_id = int(resp.headers["Location"].rstrip("/").split("/")[-1])
+    for name, message in (("photos", "请选择照片"), ("video", "请选择视频文件")):
+        resp = admin.post(f"/intake/{nom_id}/{name}", data={"csrf_token": token, name: "text"},
+                          content_type="multipart/form-data")
+        assert resp.status_code == 422 and message in resp.get_data(as_text=True), (name, resp.status_code)
+    with intake_app.app_context():
+        assert db.session.get(Nomination, nom_id).attachments == []
+
+
 def test_check_page_and_finding_decisions(intake_app, admin):
     nid = int(_create(intake_app, admin, recommendation="").headers["Location"].split("/")[-1])
     page = admin.get("/intake/check").get_data(as_text=True)
