@@ -25,6 +25,7 @@ def role_required(*roles: str):
 reviewer_required = role_required("reviewer")
 staff_required = role_required("chair", "admin")
 admin_required = role_required("admin")
+nominator_required = role_required("nominator")
 
 
 def home_endpoint(user) -> str:
@@ -32,4 +33,5 @@ def home_endpoint(user) -> str:
         "reviewer": "review.queue",
         "chair": "ranking.index",
         "admin": "rounds.index",
+        "nominator": "portal.home",
     }.get(user.role, "accounts.account")
