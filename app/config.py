@@ -45,6 +45,20 @@ class Defaults:
     # Finished jobs (and their files) beyond the newest JOBS_KEEP, or older than JOBS_MAX_AGE_HOURS, are pruned.
     JOBS_KEEP = 60
     JOBS_MAX_AGE_HOURS = 72
+    # E-mail (app/mail). No MAIL_SERVER: every message stays in the outbox (/admin/mail) for the admin.
+    MAIL_SERVER = None
+    MAIL_PORT = 25
+    MAIL_USE_TLS = False  # STARTTLS after connecting (port 587)
+    MAIL_USE_SSL = False  # TLS from the first byte (port 465)
+    MAIL_USERNAME = None
+    MAIL_PASSWORD = None
+    MAIL_SENDER = "kepu-review@localhost"
+    # Extra recipients of the admins' notices (comma separated), besides every active admin's e-mail.
+    MAIL_ADMIN_TO = ""
+    MAIL_TIMEOUT = 20
+    MAIL_RETRY_DELAY = 60
+    # How long an invitation link (/accounts/invite/<token>) works.
+    INVITE_DAYS = 7
 
 
 def from_environment() -> dict:
