@@ -118,6 +118,13 @@ class Round(Timestamps, db.Model):
     seal_file: Mapped[str | None] = mapped_column(String(100))
     list_unordered: Mapped[bool] = mapped_column(default=True)
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # --- 公示 (issue 13): the start day and the length in 工作日 (counting the start day); the end is
+    # computed on the statutory calendar (app/publicity/calendar.py), or entered by hand for a year the
+    # calendar package does not cover yet.
+    publicity_start: Mapped[date | None] = mapped_column(Date)
+    publicity_days: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    publicity_end: Mapped[date | None] = mapped_column(Date)
+    # --- end 公示
     # Optimistic lock for the settings form: whoever saves a round (settings, 审定意见 templates, phase)
     # bumps it, so a form based on an older version is refused instead of silently overwriting.
     version: Mapped[int] = mapped_column(Integer, server_default="1")
