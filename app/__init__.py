@@ -82,6 +82,7 @@ VIEW_MODULES = (
     "deliberation.views",
     "intake.nominator_views",
     "intake.views",
+    "mail.views",
     "portal.views",
     "ranking.views",
     "reports.views",
