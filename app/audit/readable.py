@@ -86,6 +86,18 @@ FIELD_LABELS = {
     "users": "账号数",
     "值": "值",
 }
+# --- 公示, objections, 通报 (issue 13)
+ACTION_LABELS.update({
+    "round.publicity": "设置公示期", "decision.revoke": "撤销推荐（公示异议）", "objection.file": "提出异议",
+    "objection.accept": "受理异议", "objection.reject": "不予受理异议", "objection.note": "记录异议核实情况",
+    "objection.conclude": "异议处理结果", "notice.settings": "修改表扬通报设置",
+})
+OBJECT_LABELS.update({"objection": "异议"})
+FIELD_LABELS.update({
+    "publicity_start": "公示起始日期", "publicity_days": "公示工作日数", "publicity_end": "公示截止日期（手工）",
+    "result": "处理结果", "attachment": "附件", "number": "发文字号", "recipients": "主送机关", "body_template": "正文模板",
+})
+# --- end issue 13
 # Where the same key means something else for one action.
 ACTION_FIELD_LABELS = {
     "form_check.run": {"added": "新发现问题"},
@@ -99,6 +111,7 @@ ACTION_FIELD_LABELS = {
 
 STATUS_LABELS = {"active": "有效", "withdrawn": "已撤回", "draft": "草稿", "submitted": "已提交",
                  "open": "待处理", "resolved": "已解决", "waived": "已豁免"}
+STATUS_LABELS.update({"received": "待受理", "accepted": "已受理", "closed": "处理完毕"})  # issue 13: objections
 OUTCOME_LABELS = {"approve": "通过", "decline": "不通过"}
 ATTACHMENT_KINDS = {"photo": "照片", "video": "视频"}
 MODE_LABELS = {"all": "全部专家评审", "balanced": "均衡分配"}

@@ -324,6 +324,36 @@ def _follow_outcome(rnd: Round, category: str, dec: Decision, outcome: str, choi
                         {"opinion_choice": "意见与审定结果矛盾"}, status=409)
 
 
+# --- 公示 objections (issue 13) -------------------------------------------------------------------
+REVOKED_OPINION = "经公示期间异议核实，撤销推荐，不予推荐。"
+
+
+def revoke_after_objection(nomination_id: int, *, reason: str, actor=None) -> Decision:
+    """撤销推荐 after an upheld objection: the one decision written outside 会议审定 — in 公示, and
+    only from 通过 to 不通过, with the objection as the reason and a 审定意见 that says so. Called by
+    app/publicity/operations.py inside its own transaction (it only flushes there)."""
+    reason = _clean_reason(reason) or "公示期间异议"
+    with write_transaction():
+        nom = db.session.get(Nomination, nomination_id)
+        if nom is None:
+            raise UserError("找不到该推荐对象。", status=404)
+        rnd = _require_phase(locked(Round, nom.round_id, shared=True), "publicizing")
+        dec = _locked_decision(nom.id)
+        if nom.status != "active" or dec is None or dec.outcome != "approve":
+            raise Conflict("该推荐对象不在公示名单中，无需撤销推荐。")
+        before = _snapshot(dec)
+        dec.outcome, dec.opinion, dec.opinion_edited = "decline", REVOKED_OPINION, True
+        dec.override_reason = reason
+        dec.decided_by_id = getattr(actor, "id", None)
+        dec.version += 1
+        db.session.flush()
+        rounds.bump_ranking(rnd.id, nom.category)
+        audit.record("decision.revoke", "nomination", nom.id, before=before, after=_snapshot(dec), reason=reason,
+                     round_id=rnd.id, actor=actor)
+    return dec
+# --- end 公示 objections
+
+
 def prefill_from_cut_line(round_id: int, category: str, *, actor=None) -> int:
     """Create a decision for every undecided nomination: approve above the cut line, decline below,
     each with its template opinion. Existing decisions are left alone. Returns how many were made."""

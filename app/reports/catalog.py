@@ -13,8 +13,12 @@ KINDS = {
     "report": {"label": "评审结果报告", "formats": ("pdf", "xlsx")},
     "forms": {"label": "推荐表（审定通过，合订本）", "formats": ("pdf",)},
     "sheets": {"label": "专家评分表（全部专家）", "formats": ("pdf",)},
+    # issue 13: both categories in one document, no category argument
+    "publicity": {"label": "公示名单（两类合并，含公示期和异议方式）", "formats": ("pdf",)},
+    "notice": {"label": "表扬通报", "formats": ("pdf", "docx")},
 }
-FORMAT_LABELS = {"pdf": "PDF", "xlsx": "Excel"}
+FORMAT_LABELS = {"pdf": "PDF", "xlsx": "Excel", "docx": "Word"}
+WHOLE_ROUND_KINDS = ("publicity", "notice")  # issue 13
 
 
 def check(kind: str, fmt: str, category: str | None) -> None:
@@ -31,6 +35,8 @@ def label(kind: str, fmt: str, category: str | None) -> str:
     what = KINDS[kind]["label"]
     if kind == "report" and fmt == "xlsx":
         what = "评审排名（含各指标、各专家评分）"
+    if kind in WHOLE_ROUND_KINDS:  # issue 13
+        return f"{what}（{FORMAT_LABELS[fmt]}）"
     prefix = CATEGORY_LABELS[category] if category else "全部类别"
     return f"{prefix}{what}（{FORMAT_LABELS[fmt]}）"
 
@@ -38,6 +44,8 @@ def label(kind: str, fmt: str, category: str | None) -> str:
 def build(kind: str, fmt: str, round_id: int, category: str | None, *,
           reviewer_ids: list[int] | None = None, nomination_id: int | None = None) -> Document:
     check(kind, fmt, category)
+    if kind in WHOLE_ROUND_KINDS:  # issue 13
+        return _whole_round(kind, fmt, round_id)
     if kind == "list":
         if fmt == "xlsx":
             return spreadsheets.approved_list_xlsx(round_id, category)
@@ -51,6 +59,15 @@ def build(kind: str, fmt: str, round_id: int, category: str | None, *,
             return documents.nomination_form_pdf(nomination_id)
         return documents.batch_forms_pdf(round_id, _required(category))
     return documents.reviewer_sheets_pdf(round_id, _required(category), reviewer_ids)
+
+
+def _whole_round(kind: str, fmt: str, round_id: int) -> Document:
+    from app.publicity import documents as publicity  # issue 13; publicity reads reports' queries
+    from app.reports import notice
+
+    if kind == "publicity":
+        return publicity.publicity_pdf(round_id)
+    return notice.notice_docx(round_id) if fmt == "docx" else notice.notice_pdf(round_id)
 
 
 def _required(category: str | None) -> str:

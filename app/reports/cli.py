@@ -1,4 +1,4 @@
-"""`flask reports list|report|forms|sheets --round 2024 --category unit|activity --out FILE`:
+"""`flask reports list|report|forms|sheets|notice|publicity --round 2024 --category unit|activity --out FILE`:
 the same documents as the downloads page, rendered synchronously, for archiving and scripting."""
 
 from __future__ import annotations
@@ -93,6 +93,28 @@ def sheets_command(year, category, out, fmt, username):
             raise click.ClickException(f"{username} 不是评审专家。")
         reviewer_ids = [user.id]
     _write("sheets", fmt, year, category, out, reviewer_ids=reviewer_ids)
+
+
+# --- issue 13: the 表扬通报 and the 公示 list (whole round, no category)
+@reports_cli.command("notice")
+@click.option("--round", "year", type=int, default=None, help="批次年份（默认：最新批次）")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="输出文件：.docx（可编辑）或 .pdf")
+def notice_command(year, out):
+    """表扬通报（GB/T 9704 版式），格式由文件扩展名决定。"""
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in (".docx", ".pdf"):
+        raise click.ClickException("输出文件的扩展名应为 .docx 或 .pdf。")
+    _write("notice", ext[1:], year, None, out)
+
+
+@reports_cli.command("publicity")
+@click.option("--round", "year", type=int, default=None, help="批次年份（默认：最新批次）")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True), help="输出文件（PDF）")
+def publicity_command(year, out):
+    """公示名单（两类合并，含公示期和异议方式）。"""
+    _write("publicity", "pdf", year, None, out)
+# --- end issue 13
 
 
 @reports_cli.command("prune")

@@ -17,7 +17,8 @@ from sqlalchemy import func, select, text
 from app.core.errors import UserError
 from app.deliberation import opinions
 from app.extensions import db
-from app.models import CATEGORIES, PHASE_LABELS, PHASES, Decision, FormFinding, Nomination, Round
+from app.models import CATEGORIES, PHASE_LABELS, PHASES, Decision, FormFinding, Nomination, Objection, Round
+from app.models.publicity import OPEN_STATUSES
 from app.ranking import engine as ranking
 from app.ranking import sql as ranking_sql
 from app.rounds.phases import REASON_MAX, change_phase
@@ -28,6 +29,7 @@ GAP_LABELS = {
     "unsubmitted": "未提交的评分表", "short_scores": "有效评分少于分配的推荐对象", "blocking_findings": "未处理的阻断性形式审查问题",
     "undecided": "尚未审定的推荐对象", "missing_opinion": "缺少审定意见的推荐对象",
     "contradictions": "审定结果与审定意见矛盾", "approval_date": "未填写审定日期",
+    "open_objections": "尚未处理完毕的公示异议",  # issue 13
 }
 
 # Per nomination of the category: eligible (assigned, not recused) reviewers and their submitted sheets.
@@ -170,6 +172,20 @@ def contradictions(rnd: Round) -> Gap | None:
                items=[f"《{t}》：审定为「{labels[o]}」，审定意见却是「{op}」" for t, o, op in rows])
 
 
+# --- issue 13: objections of the 公示
+def _open_objections(rnd: Round) -> Gap | None:
+    """Objections received or accepted but not yet concluded: 定稿 is refused until each is settled."""
+    scope = (Objection.round_id == rnd.id, Objection.status.in_(OPEN_STATUSES))
+    n = db.session.scalar(select(func.count(Objection.id)).where(*scope)) or 0
+    if not n:
+        return None
+    rows = db.session.execute(select(Objection.id, Nomination.title)
+                              .join(Nomination, Nomination.id == Objection.nomination_id)
+                              .where(*scope).order_by(Objection.id).limit(SAMPLES))
+    return Gap("open_objections", n, hard=True, items=[f"异议 {i}：《{t}》" for i, t in rows])
+# --- end issue 13
+
+
 def check(rnd: Round, target: str) -> Preflight:
     """What is unfinished before moving `rnd` into `target` (one of TARGETS)."""
     if target not in TARGETS:
@@ -181,6 +197,7 @@ def check(rnd: Round, target: str) -> Preflight:
         gaps += [_undecided(rnd, hard=True), contradictions(rnd), _missing_opinion(rnd, hard=True)]
         if rnd.approval_date is None:
             gaps.append(Gap("approval_date", 1, hard=True))
+        gaps.append(_open_objections(rnd))  # issue 13: 定稿 waits for every objection
     # Hard gaps first: they are what must be fixed.
     return Preflight(target, sorted((g for g in gaps if g), key=lambda g: not g.hard))
 
