@@ -83,6 +83,7 @@ VIEW_MODULES = (
     "intake.nominator_views",
     "intake.views",
     "mail.views",
+    "portal.admin_views",
     "portal.views",
     "ranking.views",
     "reports.views",
@@ -91,6 +92,7 @@ VIEW_MODULES = (
     "review.files",
     "rounds.settings_views",
     "rounds.views",
+    "tus.views",
 )
 
 

@@ -66,6 +66,9 @@ RULES = {r.code: r for r in (
     Rule("people_outlier", "服务人数明显异常", False),
     Rule("late", "逾期报送", False),
     Rule("incomplete", "基本信息不全", False),
+    # A 推荐单位 that submitted online still owes the printed, stamped 推荐表 (盖章件). A warning, not a
+    # block: the paper copy may arrive by post, and the admin decides (waive, or ask the unit).
+    Rule("no_stamped", "缺少盖章件", False),
 )}
 STATUS_LABELS = {"open": "待处理", "resolved": "已解决", "waived": "已豁免"}
 
@@ -106,6 +109,8 @@ def _per_nomination(nom: Nomination, media: dict[str, int], rnd: Round) -> dict[
         out["photo_count"] = f"共有 {photos} 张活动照片，超过 {PHOTOS_MAX} 张，请删除多余的照片。"
     if not media.get("video"):
         out["no_video"] = "未附活动视频。"
+    if nom.origin == "portal" and not media.get("stamped"):
+        out["no_stamped"] = "推荐单位在线报送，尚未上传盖章的推荐表扫描件（盖章件）。"
     if not clean_text(nom.recommendation):
         out["no_recommendation"] = "推荐意见栏为空。"
     if nom.recommendation_date is None:
@@ -128,6 +133,15 @@ def _per_nomination(nom: Nomination, media: dict[str, int], rnd: Round) -> dict[
     if gaps:
         out["incomplete"] = f"未填写：{'、'.join(gaps)}。"
     return out
+
+
+def check_nomination(nom: Nomination, rnd: Round) -> dict[str, str]:
+    """The rules of one nomination on its own (no quota, duplicate or outlier comparison): rule → message.
+    The portal's 提交 runs these on a nomination that is not active yet."""
+    media: dict[str, int] = defaultdict(int)
+    for a in nom.attachments:
+        media[a.kind] += 1
+    return _per_nomination(nom, media, rnd)
 
 
 def _robust_z(values: list[float]) -> list[float] | None:
@@ -296,7 +310,8 @@ def compute(rnd: Round) -> dict[tuple[int, str], str]:
 
 # The writes whose effect 形式审查 reads: a check computed before one of these committed is stale.
 INTAKE_ACTIONS = ("nomination.create", "nomination.update", "nomination.withdraw", "nomination.reinstate",
-                  "attachment.add", "attachment.import", "attachment.delete")
+                  "nomination.accept", "attachment.add", "attachment.import", "attachment.delete",
+                  "attachment.stamped")
 _ATTEMPTS = 3
 
 

@@ -167,8 +167,11 @@ def list_nominations(round_id: int, category: str, *, nominator_id: int | None =
             .order_by(Nominator.position, Nominator.id, Nomination.received_at, Nomination.id))
     if nominator_id:
         stmt = stmt.where(Nomination.nominator_id == nominator_id)
-    if status in ("active", "withdrawn"):
+    if status in ("active", "withdrawn", "submitted", "returned"):
         stmt = stmt.where(Nomination.status == status)
+    else:
+        # A 推荐单位's draft is its own until submitted: never in the admin's list.
+        stmt = stmt.where(Nomination.status != "draft")
     open_finding = exists().where(FormFinding.nomination_id == Nomination.id, FormFinding.status == "open")
     if findings == "open":
         stmt = stmt.where(open_finding)
@@ -388,8 +391,9 @@ def _set_status(nomination_id: int, status: str, reason: str, actor, action: str
         rnd = _editable_round(nom.round_id)
         if nom.status == status:
             raise Conflict("该推荐对象已撤回。" if status == "withdrawn" else "该推荐对象未被撤回。")
+        before_status = nom.status
         nom.status = status
-        audit.record(action, "nomination", nom.id, before={"status": "active" if status == "withdrawn" else "withdrawn"},
+        audit.record(action, "nomination", nom.id, before={"status": before_status},
                      after={"status": status}, reason=reason, round_id=rnd.id, actor=actor)
         rounds.bump_ranking(rnd.id, nom.category)
         recheck(rnd.id)

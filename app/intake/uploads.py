@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import shutil
 import warnings
 from dataclasses import dataclass
 
@@ -243,8 +244,9 @@ def attach(nomination_id: int, attachments: list[Attachment], *, actor=None, pho
     return attachments
 
 
-def add_photos(nomination_id: int, files: list[tuple[str, bytes]], *, actor=None) -> list[Attachment]:
-    """Upload photos from the admin page: every file is checked before any is stored."""
+def prepare_photos(files: list[tuple[str, bytes]]) -> list[Attachment]:
+    """Check every file, then store them all (unattached): nothing is stored unless all pass. The caller
+    attach()es them, or discard()s them when its own checks refuse."""
     files = [(name, data) for name, data in files if name or data]
     if not files:
         raise UserError("请选择要上传的照片。", {"photos": "请选择照片"})
@@ -261,7 +263,37 @@ def add_photos(nomination_id: int, files: list[tuple[str, bytes]], *, actor=None
     except BaseException:
         discard(stored)
         raise
-    return attach(nomination_id, stored, actor=actor)
+    return stored
+
+
+def add_photos(nomination_id: int, files: list[tuple[str, bytes]], *, actor=None) -> list[Attachment]:
+    """Upload photos from the admin page: every file is checked before any is stored."""
+    return attach(nomination_id, prepare_photos(files), actor=actor)
+
+
+def move_photo(nomination_id: int, attachment_id: int, step: int, *, actor=None) -> None:
+    """Move one photo a place earlier (step −1) or later (+1) in the nomination's order; the forms and
+    PDFs show photos in this order. Positions are renumbered 0..n−1 as they go."""
+    with operation():
+        nom = _locked_nomination(nomination_id)
+        photos = list(db.session.scalars(select(Attachment).where(Attachment.nomination_id == nom.id,
+                                                                  Attachment.kind == "photo")
+                                         .order_by(Attachment.position, Attachment.id)))
+        index = next((i for i, a in enumerate(photos) if a.id == attachment_id), None)
+        if index is None:
+            raise UserError("找不到该照片。", status=404)
+        target = index + (1 if step > 0 else -1)
+        if not 0 <= target < len(photos):
+            raise Conflict("这张照片已在最前或最后，不能再移动。")
+        before = [a.id for a in photos]
+        photos[index], photos[target] = photos[target], photos[index]
+        for pos, a in enumerate(photos):
+            a.position = pos
+        # Videos and scans come after the photos.
+        for pos, a in enumerate((a for a in nom.attachments if a.kind != "photo"), start=len(photos)):
+            a.position = pos
+        audit.record("attachment.reorder", "nomination", nom.id, before={"photos": before},
+                     after={"photos": [a.id for a in photos]}, round_id=nom.round_id, actor=actor)
 
 
 def add_video(nomination_id: int, stream, filename: str, *, actor=None) -> Attachment:
@@ -279,13 +311,16 @@ def add_video(nomination_id: int, stream, filename: str, *, actor=None) -> Attac
     return attach(nomination_id, [att], actor=actor)[0]
 
 
-def delete_attachment(attachment_id: int, *, actor=None, nomination_id: int | None = None) -> None:
-    """Remove one photo or video (row first, then its files once the row is gone)."""
+def delete_attachment(attachment_id: int, *, actor=None, nomination_id: int | None = None, guard=None) -> None:
+    """Remove one photo or video (row first, then its files once the row is gone). `guard(nomination)`,
+    if given, runs inside the transaction once the nomination is locked (the portal's editability)."""
     with operation():
         a = locked(Attachment, attachment_id)
         if a is None or (nomination_id is not None and a.nomination_id != nomination_id):
             raise UserError("找不到该附件。", status=404)
         nom = _locked_nomination(a.nomination_id)
+        if guard is not None:
+            guard(nom)
         files = (a.stored_name, a.thumb_name)
         audit.record("attachment.delete", "attachment", a.id, before={"nomination_id": nom.id, **_public(a)},
                      round_id=nom.round_id, actor=actor)
@@ -294,3 +329,66 @@ def delete_attachment(attachment_id: int, *, actor=None, nomination_id: int | No
     # Only once the row is gone for good: a rolled-back delete must still find its files.
     for name in files:
         storage.remove(name)
+
+
+# --- a video already on disk (a finished resumable upload) ---------------------------------------------
+
+
+def check_video_file(path: str, filename: str = "") -> tuple[str, str, int]:
+    """(mime, ext, size) of a video file on disk, judged by the same rules as a streamed upload."""
+    max_bytes = current_app.config["UPLOAD_MAX_VIDEO_BYTES"]
+    size = os.path.getsize(path)
+    if size == 0:
+        raise UserError(f"视频「{_display(filename)}」是空文件。")
+    if size > max_bytes:
+        raise UserError(f"视频「{_display(filename)}」超过 {_mb(max_bytes)}，请压缩后再上传。")
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    mime, ext = video_type(head)
+    if mime == "video/mp4":
+        _check_mp4_boxes(path, filename)
+    return mime, ext, size
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    # A hard link keeps the source for the caller until the write has committed; copy across devices.
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def add_video_file(nomination_id: int, path: str, filename: str, *, actor=None, guard=None) -> Attachment:
+    """Check the video at `path` and make it the nomination's video, replacing the one it had, in one
+    operation (the old video's removal and the new one's addition are audited together). The file at
+    `path` is left for the caller to remove; on refusal the nomination keeps its old video.
+    `guard(nomination)`, if given, runs inside the transaction once the nomination is locked."""
+    try:
+        mime, ext, size = check_video_file(path, filename)
+    except UserError as e:
+        raise UserError(e.message, {"video": e.message}) from None
+    stored = f"{secrets.token_hex(16)}.{ext}"
+    _link_or_copy(path, storage.path_of(stored))
+    att = Attachment(kind="video", stored_name=stored, original_name=_display(filename), mime=mime,
+                     size_bytes=size)
+    replaced: list[str] = []
+    try:
+        with operation():
+            nom = _locked_nomination(nomination_id)
+            if guard is not None:
+                guard(nom)
+            for old in db.session.scalars(select(Attachment).where(Attachment.nomination_id == nom.id,
+                                                                   Attachment.kind == "video")):
+                audit.record("attachment.delete", "attachment", old.id,
+                             before={"nomination_id": nom.id, **_public(old)}, round_id=nom.round_id, actor=actor)
+                replaced.append(old.stored_name)
+                db.session.delete(old)
+            db.session.flush()
+            attach(nom.id, [att], actor=actor)
+    except BaseException:
+        storage.remove(stored)
+        raise
+    # Only once the new row has committed: a rolled-back replacement must still find the old video.
+    for name in replaced:
+        storage.remove(name)
+    return att

@@ -16,10 +16,12 @@ from app.intake import form_check, forms, importer, nominations, uploads
 from app.intake.blueprint import bp
 from app.intake.xlsx_reader import build_template
 from app.models import CATEGORIES
+from app.models.nomination import RETURN_NOTE_MAX
 from app.rounds import phases as rounds
 
 FINDING_FILTERS = {"": "全部", "open": "有待处理问题", "blocking": "有阻断性问题", "none": "无待处理问题"}
-STATUS_FILTERS = {"active": "有效", "withdrawn": "已撤回", "all": "全部"}
+STATUS_FILTERS = {"active": "有效", "submitted": "待受理（在线提交）", "returned": "退回修改", "withdrawn": "已撤回",
+                  "all": "全部"}
 
 
 @bp.context_processor
@@ -42,7 +44,8 @@ def _int(value) -> int | None:
 def _nomination_in_round(nomination_id: int):
     nom = nominations.get(nomination_id)
     rnd = rounds.require_current_round()
-    if nom.round_id != rnd.id:
+    # A 推荐单位's draft is its own until submitted: the admin never sees it.
+    if nom.round_id != rnd.id or nom.status == "draft":
         abort(404)
     return nom, rnd
 
@@ -145,7 +148,7 @@ def _detail(nom, rnd, *, status=200, errors=None, message=None, block="page"):
                   STATUS_LABELS=form_check.STATUS_LABELS, errors=errors or {}, message=message,
                   label=nominations.field_label, fields=nominations.fields_for(nom.category),
                   editable=rnd.phase in nominations.EDITABLE_PHASES, photo_max=uploads.PHOTO_FORM_MAX,
-                  summary_max=forms.template_limits()["summary"])
+                  summary_max=forms.template_limits()["summary"], return_note_max=RETURN_NOTE_MAX)
 
 
 def _refused(form) -> UserError:

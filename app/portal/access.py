@@ -12,8 +12,8 @@ from app.models import PHASE_LABELS, Nomination, Nominator, Round
 from app.portal.deadlines import PORTAL_PHASES, deadline_for, deadline_message
 
 EDITABLE_STATUSES = ("draft", "returned")
-_NOT_EDITABLE = {
-    "submitted": "该推荐材料已提交，正在等待受理，不能修改；如需修改请先撤回。",
+NOT_EDITABLE = {
+    "submitted": "该推荐材料已提交，正在等待省科协受理，不能修改。",
     "active": "该推荐材料已受理，不能再修改。",
     "withdrawn": "该推荐材料已撤回，不能再修改。",
 }
@@ -54,6 +54,6 @@ def editable_nomination(user, nomination_id: int) -> Nomination:
     else 404 (not its own) or 409 with the reason in Chinese."""
     nom = own_nomination(user, nomination_id)
     if nom.status not in EDITABLE_STATUSES:
-        raise Conflict(_NOT_EDITABLE.get(nom.status, "该推荐材料不能修改。"))
+        raise Conflict(NOT_EDITABLE.get(nom.status, "该推荐材料不能修改。"))
     check_open(db.session.get(Round, nom.round_id), nom)
     return nom

@@ -146,12 +146,14 @@ def result_report_source(round_id: int, category: str) -> Source:
 # ----------------------------------------------------------------------------- 3./4. 推荐表
 
 
-def nomination_form_source(nomination_id: int) -> Source:
+def nomination_form_source(nomination_id: int, *, blank_opinion: bool = False) -> Source:
+    """One 推荐表. blank_opinion: the 推荐单位's copy to print and stamp — its 审定意见 cell stays empty
+    whatever has been decided (a unit never sees a decision before it is published)."""
     nom = queries.nomination(nomination_id)
     rnd = rounds.get(nom.round_id)
     extra, seal_src = _seal(rnd)
     photo_srcs, photo_files = _photo_pages([nom], thumbnails=False)
-    decision = decisions.decision_of(nom.id)
+    decision = None if blank_opinion else decisions.decision_of(nom.id)
     html = render_template(
         "pdf/nomination_form.html", title=f"{_prefix(rnd, nom.category)}推荐表", nom=nom, rnd=rnd,
         decision=decision, seal_src=seal_src if _stamped(rnd, decision) else None,
@@ -213,8 +215,8 @@ def result_report_pdf(round_id: int, category: str) -> Document:
     return result_report_source(round_id, category).render()
 
 
-def nomination_form_pdf(nomination_id: int) -> Document:
-    return nomination_form_source(nomination_id).render()
+def nomination_form_pdf(nomination_id: int, *, blank_opinion: bool = False) -> Document:
+    return nomination_form_source(nomination_id, blank_opinion=blank_opinion).render()
 
 
 def batch_forms_pdf(round_id: int, category: str) -> Document:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from flask import abort, request, send_file
-from flask_login import login_required
+from flask_login import current_user, login_required
 
 from app.core import storage
 from app.extensions import db
@@ -28,7 +28,13 @@ def attachment(attachment_id: int):
     attachment = db.session.get(Attachment, attachment_id)
     if attachment is None:
         abort(404)
-    _authorize(db.session.get(Nomination, attachment.nomination_id))
+    nomination = db.session.get(Nomination, attachment.nomination_id)
+    if current_user.role == "nominator":
+        # A 推荐单位 opens the files of its own unit's nominations only; another unit's do not exist for it.
+        if current_user.affiliation_id is None or nomination.nominator_id != current_user.affiliation_id:
+            abort(404)
+    else:
+        _authorize(nomination)
     if request.args.get("thumb") == "1":
         if attachment.thumb_name:
             name, mime = attachment.thumb_name, "image/jpeg"
