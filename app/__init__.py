@@ -72,7 +72,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 # Modules whose register(huey, app) adds an area's background tasks (see app/jobs).
-JOB_TASK_MODULES = ("app.reports.tasks", "app.intake.tasks", "app.mail.tasks")
+JOB_TASK_MODULES = ("app.reports.tasks", "app.intake.tasks", "app.mail.tasks", "app.stats.tasks")
 
 # Modules whose routes attach to their package's blueprint (app/<area>/blueprint.py).
 VIEW_MODULES = (
