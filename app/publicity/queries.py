@@ -98,3 +98,15 @@ def notice_settings(round_id: int) -> NoticeSettings:
         return found
     return NoticeSettings(round_id=round_id, number="", recipients=DEFAULT_NOTICE_RECIPIENTS,
                           body_template=DEFAULT_NOTICE_BODY, version=0)
+
+
+def page_period(rnd: Round) -> calendar.Period:
+    return calendar.of_round(rnd)
+
+
+def period_text(period: calendar.Period) -> str:
+    if not period.known:
+        return period.problem
+    text = (f"{period.start.year}年{period.start.month}月{period.start.day}日至"
+            f"{period.end.year}年{period.end.month}月{period.end.day}日（{period.days}个工作日）")
+    return text + ("，截止日期为手工填写" if period.manual else "")
