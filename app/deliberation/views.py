@@ -19,6 +19,8 @@ from app.extensions import db
 from app.models import CATEGORIES, PHASE_LABELS, Nomination
 from app.rounds import phases as rounds
 from app.rounds import preflight
+from app.stats import forms as stats_forms  # robustness (issue 14)
+from app.stats import views as stats_views
 
 TEMPLATE = "deliberation/deliberate.html"
 DECISIONS_CHANGED = "decisions-changed"
@@ -29,8 +31,16 @@ def _page_context(category: str, *, errors: dict | None = None, form_values: dic
     """Everything the page and each of its blocks need (one ranking computation)."""
     rnd = rounds.require_current_round()
     rows = decisions.standings(rnd, category)
+    # --- robustness (app/stats): the 稳健性 column, its filter and the panel
+    robust_form = stats_forms.RobustFilterForm(formdata=request.args)
+    robust_form.validate()  # a GET filter: a bad value is dropped and explained
+    robust = stats_views.Robustness(rnd.id, category)
+    robust_choice = robust_form.choice()
+    # --- end robustness
     return dict(
         round=rnd, category=category, rows=rows, summary=decisions.summary(rnd, category, rows),
+        shown_rows=stats_views.filtered(rows, robust, robust_choice), robust=robust, robust_form=robust_form,
+        robust_choice=robust_choice,
         slots=rnd.slots(category), editable=rnd.phase == "deliberating", is_admin=current_user.role == "admin",
         errors=errors or {}, form_values=form_values or {}, has_seal=bool(rnd.seal_file),
         outcome_labels=decisions.OUTCOME_LABELS, opinion_max=forms.LIMITS["opinion"], limits=forms.LIMITS,
@@ -83,7 +93,8 @@ def index():
 @bp.route("/<any(unit, activity):category>")
 @staff_required
 def category(category: str):
-    return _page(category)
+    bad_filter = "robust" in request.args and request.args.get("robust") not in dict(stats_forms.FILTERS)
+    return _page(category, status=422 if bad_filter else 200)
 
 
 @bp.route("/<any(unit, activity):category>/summary")
