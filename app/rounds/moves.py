@@ -23,9 +23,9 @@ def admin_move(round_id: int, target: str, *, reason: str = "", accept_gaps: boo
     forward = PHASES.index(target) > PHASES.index(rnd.phase)
     if forward and PHASES.index(target) == PHASES.index(rnd.phase) + 1 and ADMIN_FORWARD.get(rnd.phase) != target:
         raise UserError("「公示」和「定稿」由评审委员会主任在会议审定页面完成。", status=409)
-    if forward and target in preflight.TARGETS:
-        return preflight.move(rnd.id, target, confirm=accept_gaps, reason=reason, actor=actor)
     guard = guard_reviewing if forward and target == "reviewing" else None
+    if forward and target in preflight.TARGETS:
+        return preflight.move(rnd.id, target, confirm=accept_gaps, reason=reason, actor=actor, guard=guard)
     return change_phase(rnd.id, target, reason=reason, actor=actor, guard=guard)
 
 

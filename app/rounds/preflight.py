@@ -23,13 +23,14 @@ from app.ranking import engine as ranking
 from app.ranking import sql as ranking_sql
 from app.rounds.phases import REASON_MAX, change_phase
 
-TARGETS = ("deliberating", "publicizing", "final")
+TARGETS = ("reviewing", "deliberating", "publicizing", "final")
 SAMPLES = 10
 GAP_LABELS = {
     "unsubmitted": "未提交的评分表", "short_scores": "有效评分少于分配的推荐对象", "blocking_findings": "未处理的阻断性形式审查问题",
     "undecided": "尚未审定的推荐对象", "missing_opinion": "缺少审定意见的推荐对象",
     "contradictions": "审定结果与审定意见矛盾", "approval_date": "未填写审定日期",
     "open_objections": "尚未处理完毕的公示异议",  # issue 13
+    "unaccepted": "推荐单位已提交、尚未受理的推荐材料",  # issue 12
 }
 
 # Per nomination of the category: eligible (assigned, not recused) reviewers and their submitted sheets.
@@ -186,10 +187,29 @@ def _open_objections(rnd: Round) -> Gap | None:
 # --- end issue 13
 
 
+# --- issue 12: the portal
+
+
+def _unaccepted(rnd: Round) -> Gap | None:
+    """Nominations a 推荐单位 submitted online that the admin has neither accepted nor returned: once
+    专家评审 opens they can no longer be accepted, so they would stay out of the review."""
+    scope = (Nomination.round_id == rnd.id, Nomination.status == "submitted")
+    n = db.session.scalar(select(func.count(Nomination.id)).where(*scope))
+    if not n:
+        return None
+    return Gap("unaccepted", n, items=_titles(select(Nomination.title).where(*scope).order_by(Nomination.id)))
+
+
+# --- end issue 12
+
+
 def check(rnd: Round, target: str) -> Preflight:
     """What is unfinished before moving `rnd` into `target` (one of TARGETS)."""
     if target not in TARGETS:
         return Preflight(target, [])
+    if target == "reviewing":
+        # Scoring has not begun: the only gap is what the portal has left waiting (issue 12).
+        return Preflight(target, [g for g in (_unaccepted(rnd),) if g])
     gaps = [_unsubmitted(rnd), _short_scores(rnd), _blocking_findings(rnd)]
     if target == "publicizing":
         gaps += [_undecided(rnd, hard=True), contradictions(rnd), _missing_opinion(rnd, hard=False)]
