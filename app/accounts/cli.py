@@ -18,14 +18,18 @@ def _fail(e: UserError):
 @click.argument("username")
 @click.option("--name", "display_name", default="", help="显示姓名")
 @click.option("--role", type=click.Choice(["admin", "chair", "reviewer", "nominator"]), required=True)
-@click.option("--affiliation", default=None, help="所在推荐单位名称（用于回避）")
+@click.option("--affiliation", default=None, help="所在推荐单位名称（评审专家据此回避）")
+@click.option("--unit", default=None, help="推荐单位账号所属的推荐单位名称（--role nominator 时必填）")
+@click.option("--email", default="", help="电子邮箱")
 @click.password_option("--password", prompt="密码", confirmation_prompt="再次输入密码")
-def users_create(username, display_name, role, affiliation, password):
-    """Create an account."""
+def users_create(username, display_name, role, affiliation, unit, email, password):
+    """Create an account (a nominator's password must be replaced at its first sign-in)."""
     from app.accounts import operations as users
 
+    if role == "nominator" and not (unit or affiliation):
+        raise click.UsageError("推荐单位账号必须用 --unit 指定所属推荐单位。")
     try:
-        user = users.create_user(username, display_name, role, password, affiliation=affiliation)
+        user = users.create_user(username, display_name, role, password, affiliation=unit or affiliation, email=email)
     except UserError as e:
         _fail(e)
     click.echo(f"已创建用户 {user.username}（{user.role_label}）。")

@@ -3,10 +3,10 @@ from __future__ import annotations
 from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from app.accounts import credentials, throttle
 from app.accounts import operations as users
-from app.accounts import throttle
 from app.accounts.blueprint import bp
-from app.accounts.forms import AccountPasswordForm, LoginForm
+from app.accounts.forms import AccountPasswordForm, FirstPasswordForm, LoginForm
 from app.accounts.next_url import safe_next
 from app.core.authz import home_endpoint
 from app.core.errors import UserError
@@ -72,7 +72,11 @@ def login():
     throttle.refund_account_attempt(username, hint)
     login_user(user)
     users.record_login(user)
-    resp = redirect(safe_next(request.args.get("next")) or url_for(home_endpoint(user)), 303)
+    if user.must_change_password:
+        target = url_for("accounts.set_password")
+    else:
+        target = safe_next(request.args.get("next")) or url_for(home_endpoint(user))
+    resp = redirect(target, 303)
     throttle.remember_device(resp, user.id)
     return resp
 
@@ -110,3 +114,72 @@ def account():
     logout_user()
     flash("密码已修改，所有已登录的会话均已失效，请重新登录。", "success")
     return redirect(url_for("accounts.login"), 303)
+
+
+# ---------------------------------------------------------------------------------------------
+# The forced first password (one-time password, invitation link)
+
+# While a new password is owed, only these stay open: everything else leads to 设置新密码.
+_OPEN_WHILE_OWED = {"accounts.set_password", "accounts.logout", "accounts.invite", "accounts.login", "static"}
+
+
+@bp.before_app_request
+def _owe_new_password():
+    endpoint = request.endpoint or ""
+    # Static files first: they must not cost a user lookup.
+    if not endpoint or endpoint in _OPEN_WHILE_OWED or endpoint.endswith(".static"):
+        return None
+    if not current_user.is_authenticated or not current_user.must_change_password:
+        return None
+    target = url_for("accounts.set_password")
+    if request.headers.get("HX-Request") == "true":
+        resp = make_response("", 401)
+        resp.headers["HX-Redirect"] = target
+        return resp
+    return redirect(target, 303)
+
+
+@bp.route("/account/set-password", methods=["GET", "POST"])
+@login_required
+def set_password():
+    if not current_user.must_change_password:
+        return redirect(url_for("accounts.account"), 303)
+    form = FirstPasswordForm()
+    if request.method == "GET":
+        return render_template("accounts/set_password.html", form=form, invite=None)
+    if not form.validate_on_submit():
+        return render_template("accounts/set_password.html", form=form, invite=None, error=form.page_message()), 422
+    try:
+        user = credentials.set_first_password(current_user.id, form.new.data)
+    except UserError as e:
+        form.add_errors({"new": e.field_errors.get("password", "")} if e.field_errors else {})
+        return render_template("accounts/set_password.html", form=form, invite=None, error=e.message), e.status
+    # The token rotated (every other session ended); this browser continues under the new one.
+    login_user(user)
+    flash("新密码已设置，其他设备上的登录均已失效。", "success")
+    return redirect(url_for(home_endpoint(user)), 303)
+
+
+@bp.route("/accounts/invite/<token>", methods=["GET", "POST"])
+def invite(token: str):
+    """An invitation link: opening it shows the form (a link previewer that fetches it uses nothing up);
+    setting the password uses the link and signs in."""
+    invited = credentials.invitation(token)  # 404 unknown or used, 410 expired: the Chinese error page
+    form = FirstPasswordForm()
+    context = {"form": form, "invite": invited, "token": token}
+    if request.method == "GET":
+        return render_template("accounts/set_password.html", **context)
+    if not form.validate_on_submit():
+        return render_template("accounts/set_password.html", error=form.page_message(), **context), 422
+    try:
+        user = credentials.accept_invitation(token, form.new.data)
+    except UserError as e:
+        if e.status in (404, 410):
+            raise
+        return render_template("accounts/set_password.html", error=e.message, **context), e.status
+    if current_user.is_authenticated:
+        logout_user()
+    login_user(user)
+    users.record_login(user)
+    flash("密码已设置，欢迎使用。", "success")
+    return redirect(url_for(home_endpoint(user)), 303)

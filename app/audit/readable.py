@@ -43,6 +43,12 @@ ACTION_LABELS = {
 OBJECT_LABELS = {"user": "账号", "round": "评选批次", "criterion": "评分指标", "nominator": "推荐单位",
                  "nomination": "推荐对象", "review_sheet": "评分表", "decision": "审定", "form_finding": "形式审查",
                  "attachment": "附件", "database": "数据库"}
+# Accounts of 推荐单位 and the mail outbox (issue 12).
+ACTION_LABELS.update({
+    "user.credential": "发放一次性密码/邀请链接", "user.invite_accept": "通过邀请链接设置密码",
+    "user.first_password": "首次登录设置密码", "user.import": "批量导入推荐单位账号", "mail.resend": "重新发送邮件",
+})
+OBJECT_LABELS.update({"mail": "邮件"})
 
 FIELD_LABELS = {
     # accounts
@@ -98,6 +104,9 @@ FIELD_LABELS.update({
     "result": "处理结果", "attachment": "附件", "number": "发文字号", "recipients": "主送机关", "body_template": "正文模板",
 })
 # --- end issue 13
+# Accounts of 推荐单位 (issue 12).
+FIELD_LABELS.update({"email": "电子邮箱", "phone": "联系电话", "credential": "登录凭据", "mailed": "已发邮件",
+                     "expires_at": "有效期至"})
 # Where the same key means something else for one action.
 ACTION_FIELD_LABELS = {
     "form_check.run": {"added": "新发现问题"},
