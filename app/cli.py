@@ -12,6 +12,8 @@ def register(app: Flask) -> None:
     from app.jobs.cli import jobs_cli
     from app.ops.cli import ops_commands
     from app.reports.cli import reports_cli
+    from app.stats.cli import stats_cli
+    from app.tus.cli import tus_cli
 
-    for group in (users_cli, demo_cli, nominations_cli, reports_cli, jobs_cli, *ops_commands):
+    for group in (users_cli, demo_cli, nominations_cli, reports_cli, jobs_cli, tus_cli, stats_cli, *ops_commands):
         app.cli.add_command(group)
