@@ -189,7 +189,10 @@ def prepare_world(app: Flask) -> World:
                                      .order_by(Nomination.id.desc()))
         db.session.add(Recusal(reviewer_id=a.id, nomination_id=declared.id, reason="曾参与该活动的组织"))
 
-        other_unit = db.session.scalar(select(Nominator).where(Nominator.id != a.affiliation_id)
+        # The nominator account speaks for the unit of A's own nomination (its "own" object); the
+        # unassigned nomination belongs to a third unit, foreign to both.
+        nominator_user.affiliation_id = own.nominator_id
+        other_unit = db.session.scalar(select(Nominator).where(Nominator.id.not_in((a.affiliation_id, own.nominator_id)))
                                        .order_by(Nominator.id))
         db.session.commit()
         unassigned = make_nomination(rnd, other_unit, FOREIGN_TITLE, category=own.category)
@@ -222,6 +225,7 @@ def prepare_world(app: Flask) -> World:
                                             round_id=rnd.id, nominator_id=None, received=date(2024, 10, 1))
             tokens[key] = token
 
+        unit_of = {k: db.session.get(Nomination, nid).nominator_id for k, nid in noms.items()}
         users = {"reviewer": a.id, "reviewer_b": b.id, "chair": by_name["chair"].id, "admin": admin.id,
                  "admin2": admin2.id, "nominator": nominator_user.id}
         world = World(
@@ -235,6 +239,9 @@ def prepare_world(app: Flask) -> World:
             "reviewer": {("nomination_id", noms[k]) for k in ("recused", "declared", "unassigned")}
             | {("attachment_id", attachments[k]) for k in ("recused", "declared", "unassigned")}
             | {("sheet_id", b_sheet), ("reviewer_id", b.id), ("user_id", b.id)},
+            # A 推荐单位 sees its own unit's nominations and files, nobody else's.
+            "nominator": {("nomination_id", noms[k]) for k, nid in noms.items() if unit_of[k] != own.nominator_id}
+            | {("attachment_id", attachments[k]) for k in noms if unit_of[k] != own.nominator_id},
             "admin": {("token", tokens["other"])},
             "chair": {("token", tokens["other"])},
         }
