@@ -108,7 +108,7 @@ def list_xlsx(category: str | None = None):
 @staff_required
 def form_pdf(nomination_id: int):
     nom = db.session.get(Nomination, nomination_id)
-    if nom is None:
+    if nom is None or nom.status == "draft":  # a 推荐单位's draft is its own until submitted
         abort(404)
     return _send(documents.nomination_form_pdf(nom.id), inline=request.args.get("inline") == "1")
 

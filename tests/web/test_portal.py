@@ -436,3 +436,26 @@ def test_home_endpoint_of_a_nominator_is_the_portal(portal_app):
     resp = login(client, "cs")
     assert resp.status_code == 303
     assert client.get("/").headers.get("Location", "").endswith("/portal/")
+
+
+def test_the_units_form_pdf_never_shows_a_decision(portal_app):
+    from pypdf import PdfReader
+
+    from app.models import Decision, User
+
+    cs = client_for(portal_app, "cs")
+    nid = ready(cs)
+    with portal_app.app_context():
+        admin_id = db.session.scalar(select(User.id).where(User.username == "admin"))
+        db.session.add(Decision(nomination_id=nid, outcome="approve", opinion="审定意见-DECISION-MARKER",
+                                decided_by_id=admin_id))
+        db.session.commit()
+    admin = client_for(portal_app, "admin")
+    assert admin.get(f"/reports/forms/{nid}.pdf").status_code == 404  # a draft is the unit's own
+    assert post_form(cs, nid, "submit").status_code == 303
+    staff_pdf = admin.get(f"/reports/forms/{nid}.pdf")
+    # staff do see the decision: this test can fail
+    assert "DECISION-MARKER" in "".join(p.extract_text() for p in PdfReader(io.BytesIO(staff_pdf.data)).pages)
+    resp = cs.get(f"/portal/nominations/{nid}/form.pdf")
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(resp.data)).pages)
+    assert "DECISION-MARKER" not in text and "科普进社区" in text.replace("\n", "")
