@@ -3,6 +3,7 @@ two units with a nominator account each, a draft nomination per unit, and a real
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -12,13 +13,21 @@ from datetime import date
 import pytest
 import requests
 
+from app.accounts import operations as users
 from app.extensions import db
 from app.models import Nomination, Nominator
-from tests.factories import make_nomination, make_round, make_user
+from tests.factories import make_nomination, make_round
 
 PASSWORD = "kepu2024"
 VIDEO_LIMIT = 3 * 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
+
+
+@functools.cache
+def _password_hash() -> str:
+    from werkzeug.security import generate_password_hash
+
+    return generate_password_hash(PASSWORD)  # scrypt is slow on purpose: once per test session
 
 
 def mp4(payload: int = 1024 * 1024, seed: bytes = b"kepu") -> bytes:
@@ -58,11 +67,13 @@ def build_world(app) -> World:
         b = Nominator(name="株洲市科协", short_name="株洲", kind="city", position=2)
         db.session.add_all([a, b])
         db.session.commit()
-        for username, unit in (("unit_a", a.name), ("unit_a2", a.name), ("unit_b", b.name)):
-            user = make_user(username, role="nominator", affiliation=unit)
-            user.must_change_password = False  # the first-sign-in password change is not this test's subject
+        for username, role, unit in (("unit_a", "nominator", a.name), ("unit_a2", "nominator", a.name),
+                                     ("unit_b", "nominator", b.name), ("admin", "admin", None)):
+            # The first-sign-in password change is not these tests' subject (must_change stays off).
+            user = users.create_user(username, username.upper(), role, password_hash=_password_hash(),
+                                     affiliation=unit)
+            user.must_change_password = False
         db.session.commit()
-        make_user("admin", role="admin")
         nom_a = make_nomination(rnd, a, "长沙科普进社区", status="draft", origin="portal")
         nom_b = make_nomination(rnd, b, "株洲科普进校园", status="draft", origin="portal")
         sub_a = make_nomination(rnd, a, "长沙科普大篷车", status="submitted", origin="portal")

@@ -148,18 +148,9 @@
     });
   }
 
-  function confirmDelete(form) {
-    if (form.dataset.ready) { return; }
-    form.dataset.ready = "1";
-    form.addEventListener("submit", function (e) {
-      if (!window.confirm(form.dataset.videoConfirm)) { e.preventDefault(); }
-    });
-  }
-
   function init(root) {
     var scope = root && root.querySelectorAll ? root : document;
     scope.querySelectorAll(".tus-upload").forEach(setup);
-    scope.querySelectorAll("form[data-video-confirm]").forEach(confirmDelete);
   }
 
   document.addEventListener("DOMContentLoaded", function () { init(document); });
