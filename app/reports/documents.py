@@ -133,12 +133,14 @@ def result_report_source(round_id: int, category: str) -> Source:
     titles = dict(db.session.execute(select(Nomination.id, Nomination.title).where(Nomination.id.in_(unranked)))
                   .all()) if unranked else {}
     title = f"{_prefix(rnd, category)}评审结果报告"
+    from app.stats import report as stats_report  # robustness and agreement (issue 14)
+
     html = render_template(
         "pdf/result_report.html", title=title, category=category, category_label=CATEGORY_LABELS[category],
         rows=rows, titles=titles, criteria=queries.criteria(rnd.id, category), slots=rnd.slots(category),
         method_label=METHOD_LABELS[rnd.method], reviewer_count=queries.reviewer_count(rnd.id, category),
         approved=sum(1 for s in rows if s.outcome == "approve"), outcome_labels=decisions.OUTCOME_LABELS,
-        generated_at=_now(),
+        generated_at=_now(), robust=stats_report.for_document(rnd.id, category),
     )
     return Source(html, {}, safe_filename(title + ".pdf"))
 

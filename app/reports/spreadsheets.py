@@ -89,6 +89,11 @@ def ranking_xlsx(round_id: int, category: str, *, include_drafts: bool = False) 
     headers += [f"{c.name}平均" for c in crits]
     headers += [f"{p.display_name}（{p.username}）" for p in people]
     headers += ["分歧较大", "审定结果"]
+    # --- robustness (issue 14): three columns here, and the sheet 稳健性与一致性 below
+    from app.stats import report as stats_report
+
+    robust = stats_report.for_document(rnd.id, category)
+    headers += ["稳健性", "线内比例", "排名区间（5%–95%）"]
     body = []
     for r in rows:
         dec = decided.get(r.nomination_id)
@@ -101,6 +106,7 @@ def ranking_xlsx(round_id: int, category: str, *, include_drafts: bool = False) 
             cell = cells.get((r.nomination_id, p.id))
             line.append(float(sum(cell["scores"].values())) if cell and cell["scores"] else None)
         line += ["是" if r.flagged else "", decisions.OUTCOME_LABELS.get(dec.outcome, "") if dec else "未审定"]
+        line += _robust_cells(robust["places"].get(str(r.nomination_id)))
         body.append(line)
     numbers = set(range(first_number, first_number + 5)) | {first_number + 7, first_number + 8}
     numbers |= set(range(first_number + 9, first_number + 9 + len(crits) + len(people)))
@@ -133,7 +139,42 @@ def ranking_xlsx(round_id: int, category: str, *, include_drafts: bool = False) 
         ["推荐名额", rnd.slots(category)], ["评审专家人数", queries.reviewer_count(rnd.id, category)],
         ["计入草稿", "是" if include_drafts else "否（仅计入已提交的评分表）"], ["阶段", rnd.phase_label],
     ])
+    _robust_sheet(wb.create_sheet("稳健性与一致性"), robust)
     return Document(_save(wb), safe_filename(f"{_prefix(rnd, category)}评审排名.xlsx"), XLSX_MIME)
+
+
+def _robust_cells(place: dict | None) -> list:
+    if not place or place["share"] is None:
+        return ["无评分" if place else "", None, ""]
+    from app.stats.robustness import LABELS
+
+    return [LABELS[place["label"]], round(place["share"], 3), f"{place['rank_lo']}–{place['rank_hi']}"]
+
+
+def _robust_sheet(ws, robust: dict) -> None:
+    """The agreement figures (totals and each criterion), the method sensitivity and how they were made."""
+    def f(x):
+        return None if x is None else round(float(x), 4)
+
+    rows = [[a["name"], a["reviewers"], a["nominations"], a["complete"],
+             *(f((a["icc"] or {}).get(k)) for k in ("icc1_1", "icc2_1", "icc3_1", "icc1_k", "icc2_k", "icc3_k")),
+             a["icc2_1_band"] or "", f(a["alpha"]), a["alpha_band"], f(a["kendall_w"]), a["w_band"] or ""]
+            for a in robust["agreement"]]
+    _write_table(ws, ["指标", "专家人数", "推荐对象", "全部专家均评", "ICC(1,1)", "ICC(2,1)", "ICC(3,1)", "ICC(1,k)",
+                      "ICC(2,k)", "ICC(3,k)", "ICC(2,1)判读", "Krippendorff α（等距）", "α判读", "Kendall W", "W判读"], rows)
+    sens = robust["sensitivity"]
+    tail = [[], ["说明", robust["agreement_text"]], ["判读标准", robust["bands_text"]],
+            ["稳健性", robust["thresholds_text"]],
+            ["计算", f"{robust['computed_at_text']}（北京时间），排名版本 {robust['version']}，方法 {robust['method_label']}，"
+                     f"重抽样 {robust['resamples']} 次，随机种子 {robust['seed']}（仅计入已提交的评分表）"],
+            [], ["方法敏感性", *(m["label"] for m in sens["methods"])],
+            ["比本批次方法多入线", *(sens["counts"][m["code"]]["in"] for m in sens["methods"])],
+            ["比本批次方法多出线", *(sens["counts"][m["code"]]["out"] for m in sens["methods"])], [],
+            ["换方法会跨线的推荐对象（排名 名称）", *(m["label"] for m in sens["methods"])]]
+    tail += [[f"{r['official_rank'] or '—'} {r['title']}", *("线内" if r["sides"][m["code"]] else "线外"
+                                                          for m in sens["methods"])] for r in sens["changed"]]
+    for line in tail:
+        append_row(ws, line)
 
 
 def approved_list_xlsx(round_id: int, category: str | None = None) -> Document:

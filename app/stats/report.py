@@ -152,3 +152,16 @@ def current(round_id: int, category: str, *, method: str | None = None, resample
         if data is not None:
             return Current("ready", data, version)
     return Current("pending", cache.latest(round_id, category, method, resamples, seed), version)
+
+
+def for_document(round_id: int, category: str) -> dict:
+    """The figures for a PDF or XLSX: the cached ones of this version, else computed now (documents of a
+    large category are rendered by the job consumer already, so this never runs in a web worker for one)."""
+    method, resamples, seed = settings(round_id, category)
+    version = ranking.version(round_id, category)
+    filename = cache.name(round_id, category, method, version, resamples, seed)
+    data = cache.load(filename)
+    if data is None:
+        data = build(round_id, category, method=method, resamples=resamples, seed=seed, version=version)
+        cache.store(filename, data)
+    return data

@@ -52,7 +52,7 @@ def test_ranking_xlsx_matches_ranking_compute_on_the_demo_round(demo_app, catego
         doc = spreadsheets.ranking_xlsx(rnd.id, category)
 
     wb = _book(doc)
-    assert wb.sheetnames == ["排名", "评分明细", "说明"]
+    assert wb.sheetnames == ["排名", "评分明细", "说明", "稳健性与一致性"]  # the last: issue 14
     ws = wb["排名"]
     assert ws.freeze_panes == "A2"
     headers, records = _records(ws)
