@@ -235,9 +235,10 @@ def prune() -> int:
             removed += 1
         elif ext == ".part" and valid_id(stem) and os.path.exists(os.path.join(base, stem + ".json")):
             continue
-        elif os.path.getmtime(path) < cutoff:
+        else:
             try:
-                os.remove(path)
+                if os.path.getmtime(path) < cutoff:
+                    os.remove(path)
             except OSError:
-                pass
+                pass  # gone already (with its .json above) or just now
     return removed
