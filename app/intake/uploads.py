@@ -54,6 +54,9 @@ def _display(name: str) -> str:
     return os.path.basename((name or "").replace("\\", "/"))[:NAME_MAX] or "未命名文件"
 
 
+display_name = _display  # the name an uploaded file is shown under (other upload kinds use it too)
+
+
 def check_photo(data: bytes, filename: str = "") -> CleanPhoto:
     """Validate one photo and return it re-encoded; raises UserError (nothing stored) otherwise."""
     name = _display(filename)

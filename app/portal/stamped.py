@@ -58,7 +58,7 @@ def _check_pdf(data: bytes, name: str) -> None:
 
 
 def check(data: bytes, filename: str) -> Checked:
-    name = uploads._display(filename)
+    name = uploads.display_name(filename)
     if not data:
         raise _refuse("请选择盖章件文件（PDF 或 JPG/PNG 图片）。")
     if data[:5] == b"%PDF-":
@@ -82,5 +82,5 @@ def store(checked: Checked, filename: str) -> Attachment:
         att.kind = "stamped"
         return att
     stored = storage.save_bytes(checked.data, checked.ext)
-    return Attachment(kind="stamped", stored_name=stored, thumb_name=None, original_name=uploads._display(filename),
+    return Attachment(kind="stamped", stored_name=stored, thumb_name=None, original_name=uploads.display_name(filename),
                       mime=checked.mime, size_bytes=len(checked.data))
