@@ -10,6 +10,13 @@
 
   function mb(n) { return (n / MB).toFixed(1) + " MB"; }
 
+  // The attribute for semantics, the class because `.row { display: flex }` would override the attribute.
+  function show(el, on) {
+    if (!el) { return; }
+    el.hidden = !on;
+    el.classList.toggle("hidden", !on);
+  }
+
   function refusal(err) {
     // The server answers a refused chunk (not a video, too large, no longer editable) in Chinese text.
     var res = err && err.originalResponse;
@@ -35,8 +42,8 @@
     var nominationId = box.dataset.nominationId;
     var upload = null;
 
-    box.hidden = false;
-    if (fallback) { fallback.hidden = true; }
+    show(box, true);
+    show(fallback, false);
 
     function say(text, isError) {
       status.textContent = text;
@@ -44,10 +51,10 @@
     }
     function state(name) {
       // idle: a file may be chosen; running: pause/cancel; paused: resume/cancel
-      buttons.start.hidden = name !== "idle";
-      buttons.pause.hidden = name !== "running";
-      buttons.resume.hidden = name !== "paused";
-      buttons.cancel.hidden = name === "idle";
+      show(buttons.start, name === "idle");
+      show(buttons.pause, name === "running");
+      show(buttons.resume, name === "paused");
+      show(buttons.cancel, name !== "idle");
       input.disabled = name === "running";
     }
     function reload() {
@@ -61,7 +68,7 @@
     input.addEventListener("change", function () {
       if (upload) { upload.abort(); upload = null; }
       var file = input.files[0];
-      bar.hidden = true;
+      show(bar, false);
       buttons.start.disabled = !file;
       state("idle");
       if (!file) { say(""); return; }
@@ -90,7 +97,7 @@
         },
         onProgress: function (sent, total) {
           var pct = total ? Math.floor(sent * 100 / total) : 0;
-          bar.hidden = false;
+          show(bar, true);
           bar.value = pct;
           bar.textContent = pct + "%";
           say("已上传 " + mb(sent) + " / " + mb(total) + "（" + pct + "%）");
@@ -143,7 +150,7 @@
       var current = upload;
       upload = null;
       current.abort(true).then(function () { say("已取消上传。"); }, function () { say("已取消上传。"); });
-      bar.hidden = true;
+      show(bar, false);
       state("idle");
     });
   }
