@@ -27,6 +27,10 @@ class Defaults:
     UPLOAD_MAX_PHOTO_BYTES = 8 * 1024 * 1024
     UPLOAD_MAX_PHOTO_PIXELS = 40_000_000
     UPLOAD_MAX_VIDEO_BYTES = 200 * 1024 * 1024
+    # Resumable video uploads (app/tus): an unfinished one idle this long is removed; a PATCH waits this
+    # long for another request still writing the same upload before it answers 409.
+    TUS_EXPIRY_HOURS = 24
+    TUS_LOCK_WAIT_SECONDS = 1
     SQLITE_BUSY_TIMEOUT_MS = 30_000
     RANKING_PAGE_SIZE = 100
     RANKING_POLL_SECONDS = 5

@@ -60,7 +60,7 @@ class Upload:
 
 
 def expiry() -> timedelta:
-    return timedelta(hours=float(current_app.config.get("TUS_EXPIRY_HOURS", 24)))
+    return timedelta(hours=float(current_app.config["TUS_EXPIRY_HOURS"]))
 
 
 def folder() -> str:
@@ -152,7 +152,7 @@ def holding(upload_id: str, *, wait: float | None = None):
     except OSError:
         raise Gone from None
     if wait is None:
-        wait = float(current_app.config.get("TUS_LOCK_WAIT_SECONDS", 1))
+        wait = float(current_app.config["TUS_LOCK_WAIT_SECONDS"])
     try:
         give_up = time.monotonic() + wait
         while True:
