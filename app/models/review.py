@@ -60,6 +60,10 @@ class ReviewSheet(Timestamps, db.Model):
     status: Mapped[str] = mapped_column(String(10), default="draft")
     version: Mapped[int] = mapped_column(Integer, default=1)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the ranking aggregates, kept beside the scores in the same transaction (app/review/totals.py):
+    # the sum of the values over the round × category's criteria, and how many of them have a value.
+    total: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    n_values: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     scores: Mapped[list[Score]] = relationship(back_populates="sheet", cascade="all, delete-orphan")
 

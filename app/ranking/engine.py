@@ -22,7 +22,7 @@ Definitions (shown to the chair on the page as well):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import DateTime, select, text
@@ -228,8 +228,11 @@ def live_state(category: str) -> LiveState:
 
 
 def compute(round_id: int, category: str, *, method: str | None = None, include_drafts: bool = False,
-            criteria: list[CriterionInfo] | None = None) -> list[RankRow]:
-    """Every active nomination of the category, ordered by rank under `method` (default: the round's)."""
+            criteria: list[CriterionInfo] | None = None, per_criterion: bool = True) -> list[RankRow]:
+    """Every active nomination of the category, ordered by rank under `method` (default: the round's).
+
+    per_criterion=False leaves criterion_means empty and skips the scores altogether (the aggregates
+    come from the sheet rows); with_criterion_means() fills them in for the rows a page shows."""
     _check(category, method)
     if method is None:
         method = db.session.scalar(select(Round.method).where(Round.id == round_id))
@@ -237,7 +240,7 @@ def compute(round_id: int, category: str, *, method: str | None = None, include_
             raise UserError("找不到评选批次。", status=404)
     infos = criteria if criteria is not None else criteria_of(round_id, category)
     crit = _criteria(infos)
-    sql = ranking_sql.ranking_sql(crit, include_drafts, method, _dialect())
+    sql = ranking_sql.ranking_sql(crit, include_drafts, method, _dialect(), per_criterion=per_criterion)
     params = {"round_id": round_id, "category": category, "flag_points": FLAG_SHARE * max_total(infos),
               **crit.params()}
     result = db.session.execute(text(sql), params)
@@ -257,7 +260,7 @@ def _rank_rows(keys, rows, crit: Criteria, method: str) -> list[RankRow]:
                         "nominator_position", f"rank_{method}", method, "n_scored", "n_assigned", "mean",
                         "trimmed", "median", "zscore", "rank_mean", "rank_trimmed", "rank_zscore", "stdev",
                         "spread", "flagged", "rank_median", "max_dev"))
-    crit_ix = [(code, ix[f"c_{i}"]) for i, code in enumerate(crit.codes)]
+    crit_ix = [(code, ix[f"c_{i}"]) for i, code in enumerate(crit.codes) if f"c_{i}" in ix]
     return [
         RankRow(
             nomination_id=r[i_id], title=r[i_title], host=r[i_host], nominator_id=r[i_nominator],
@@ -271,6 +274,22 @@ def _rank_rows(keys, rows, crit: Criteria, method: str) -> list[RankRow]:
         )
         for r in rows
     ]
+
+
+def with_criterion_means(rows: list[RankRow], round_id: int, category: str, *, include_drafts: bool = False,
+                         criteria: list[CriterionInfo] | None = None) -> list[RankRow]:
+    """The same rows with their per-criterion means, read for these nominations only."""
+    if not rows:
+        return rows
+    infos = criteria if criteria is not None else criteria_of(round_id, category)
+    crit = _criteria(infos)
+    if not crit.ids:
+        return rows
+    sql = ranking_sql.criterion_means_sql(crit, include_drafts, [r.nomination_id for r in rows])
+    found = db.session.execute(text(sql), {"round_id": round_id, "category": category, **crit.params()}).all()
+    means = {r[0]: {code: float(r[i + 1]) for i, code in enumerate(crit.codes) if r[i + 1] is not None}
+             for r in found}
+    return [replace(r, criterion_means=means.get(r.nomination_id, {})) for r in rows]
 
 
 def reviewer_totals(round_id: int, nomination_id: int, include_drafts: bool = False, *,

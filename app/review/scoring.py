@@ -29,7 +29,7 @@ from app.extensions import db
 from app.models import Assignment, Criterion, Nomination, ReviewSheet, Round, Score, User
 from app.models._base import utcnow
 from app.models.review import COMMENT_MAX
-from app.review import recusals
+from app.review import recusals, totals  # noqa: F401 — totals: the ORM hook keeps other writers right
 from app.rounds import phases as rounds
 
 # --- statements of the save path, built once ---------------------------------------------------
@@ -77,7 +77,8 @@ _UPDATE_SHEET = (
     _sheets.update()
     .where(_sheets.c.id == bindparam("of_sheet"), _sheets.c.version == bindparam("of_version"))
     .values(version=bindparam("new_version"), comment=bindparam("new_comment"), status=bindparam("new_status"),
-            submitted_at=bindparam("new_submitted_at"), updated_at=bindparam("now"))
+            submitted_at=bindparam("new_submitted_at"), updated_at=bindparam("now"),
+            total=bindparam("new_total"), n_values=bindparam("new_n_values"))
 )
 _INSERT_SCORES = _scores.insert()
 _UPDATE_SCORES = (
@@ -345,16 +346,21 @@ def _write_sheet(tgt: Target, reviewer_id: int, nomination_id: int, current: She
     now = utcnow()
     submitted_at = now if status == "submitted" else None
     conn = db.session.connection()
+    # The sheet's figures (app/review/totals.py) from the values being written: they are exactly the
+    # rubric's (parse_values keeps no other criterion), and they land in the same row write as the
+    # version, so the optimistic check that refuses a lost update refuses a stale total with it.
+    figures = {"total": float(sum(new_values.values())), "n_values": len(new_values)}
     if current.id is None:
         sheet_id = conn.execute(_sheets.insert().values(
             reviewer_id=reviewer_id, nomination_id=nomination_id, comment=comment, status=status, version=1,
-            submitted_at=submitted_at, created_at=now, updated_at=now,
+            submitted_at=submitted_at, created_at=now, updated_at=now, **figures,
         )).inserted_primary_key[0]
     else:
         sheet_id = current.id
         updated = conn.execute(_UPDATE_SHEET, {
             "of_sheet": sheet_id, "of_version": current.version, "new_version": current.version + 1,
             "new_comment": comment, "new_status": status, "new_submitted_at": submitted_at, "now": now,
+            "new_total": figures["total"], "new_n_values": figures["n_values"],
         }).rowcount
         if updated != 1:
             # PostgreSQL: another window's save committed between our read and this write.
