@@ -169,6 +169,8 @@ def list_nominations(round_id: int, category: str, *, nominator_id: int | None =
         stmt = stmt.where(Nomination.nominator_id == nominator_id)
     if status in ("active", "withdrawn", "submitted", "returned"):
         stmt = stmt.where(Nomination.status == status)
+    elif status == "current":
+        stmt = stmt.where(Nomination.status.in_(("active", "submitted", "returned")))
     else:
         # A 推荐单位's draft is its own until submitted: never in the admin's list.
         stmt = stmt.where(Nomination.status != "draft")

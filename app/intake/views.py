@@ -20,8 +20,9 @@ from app.models.nomination import RETURN_NOTE_MAX
 from app.rounds import phases as rounds
 
 FINDING_FILTERS = {"": "全部", "open": "有待处理问题", "blocking": "有阻断性问题", "none": "无待处理问题"}
-STATUS_FILTERS = {"active": "有效", "submitted": "待受理（在线提交）", "returned": "退回修改", "withdrawn": "已撤回",
-                  "all": "全部"}
+# "current": what the admin works on — the active nominations and the portal's submitted / returned ones.
+STATUS_FILTERS = {"current": "有效及在线报送", "active": "有效", "submitted": "待受理（在线提交）", "returned": "退回修改",
+                  "withdrawn": "已撤回", "all": "全部"}
 
 
 @bp.context_processor
@@ -64,7 +65,7 @@ def index():
     rnd = rounds.require_current_round()
     category = _category(request.args.get("category"))
     nominator_id = _int(request.args.get("nominator"))
-    status = request.args.get("status") if request.args.get("status") in STATUS_FILTERS else "active"
+    status = request.args.get("status") if request.args.get("status") in STATUS_FILTERS else "current"
     findings = request.args.get("findings") if request.args.get("findings") in FINDING_FILTERS else ""
     items = nominations.list_nominations(rnd.id, category, nominator_id=nominator_id, status=status,
                                          findings=findings)

@@ -161,8 +161,10 @@ def test_submit_then_mail_to_admins_and_the_item_uses_the_quota(portal_app):
     assert resp.status_code == 409 and _nom(portal_app, nid).title == "科普进社区"
     # and the admin sees it in the intake list
     admin = client_for(portal_app, "admin")
-    listing = admin.get("/intake/?category=activity&status=submitted").get_data(as_text=True)
-    assert "科普进社区" in listing
+    for query in ("", "&status=submitted"):
+        listing = admin.get("/intake/?category=activity" + query).get_data(as_text=True)
+        assert "科普进社区" in listing and "已提交" in listing, query
+    assert "科普进社区" not in admin.get("/intake/?category=activity&status=active").get_data(as_text=True)
 
 
 def test_over_quota_submit_is_refused_with_the_numbers(portal_app):
