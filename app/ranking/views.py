@@ -3,6 +3,8 @@ breakdown, and the progress / reviewer-severity panel. Read-only: nothing here c
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Response, current_app, redirect, request, url_for
 from flask_login import current_user
 
@@ -12,12 +14,21 @@ from app.core.htmx import is_partial_request, render
 from app.extensions import db
 from app.models import CATEGORIES, Nomination, Round
 from app.models.round import METHODS
+from app.ranking import cache as ranking_cache
 from app.ranking import charts
 from app.ranking import engine as ranking
 from app.ranking.blueprint import bp
 from app.ranking.table import TRUE_VALUES, Params, build, etag, fingerprint, matches
 
 CACHE_CONTROL = "private, no-cache"
+
+
+def cached_ranking(round_id: int, category: str, version: int, method: str, drafts: bool, criteria) -> list:
+    """The whole category's ranking under `version`: computed once for every chair and worker that asks
+    (app/ranking/cache.py), without the per-criterion means, which only the shown rows need."""
+    k = ranking_cache.key(round_id, category, version, method, drafts, criteria)
+    return ranking_cache.get_or_compute(k, lambda: ranking.compute(
+        round_id, category, method=method, include_drafts=drafts, criteria=criteria, per_criterion=False))
 
 
 @bp.route("/")
@@ -64,9 +75,10 @@ def category(category: str):
     poll_url = url_for(".category", category=category, **params.query())
     poll_tag = etag(rnd.id, category, rnd.version, fingerprint(poll_url.partition("?")[2], *context), user_id)
     criteria = ranking.criteria_of(rnd.id, category)
-    rows = ranking.compute(rnd.id, category, method=params.method, include_drafts=params.drafts,
-                           criteria=criteria)
+    rows = cached_ranking(rnd.id, category, rnd.version, params.method, params.drafts, criteria)
     table = build(rows, params, rnd.slots(category), page_size)
+    table = replace(table, rows=ranking.with_criterion_means(table.rows, rnd.id, category,
+                                                               include_drafts=params.drafts, criteria=criteria))
     resp = render("ranking/category.html", "ranking_region", round=rnd, category=category, params=params,
                   table=table, criteria=criteria, version=rnd.version, live=live, poll_seconds=poll_seconds,
                   poll_url=poll_url, etag_value=f'"{poll_tag}"')
@@ -106,8 +118,12 @@ def nomination(nomination_id: int):
     method = method or rnd.method
     row = None
     if nom.status == "active":
-        rows = ranking.compute(nom.round_id, nom.category, method=method, include_drafts=drafts, criteria=criteria)
+        rows = cached_ranking(nom.round_id, nom.category, ranking.version(nom.round_id, nom.category), method,
+                              drafts, criteria)
         row = next((r for r in rows if r.nomination_id == nom.id), None)
+        if row is not None:
+            row = ranking.with_criterion_means([row], nom.round_id, nom.category, include_drafts=drafts,
+                                               criteria=criteria)[0]
     counted_mean = row.mean if row else None
     resp = render("ranking/nomination.html", "breakdown_region", nom=nom, round=rnd, row=row, totals=totals,
                   criteria=criteria, drafts=drafts, method=method,

@@ -100,6 +100,30 @@ def verify(round_id: int | None = None) -> list[Difference]:
     return out
 
 
+def repair(sheet_ids: list[int], actor=None) -> int:
+    """`flask ranking verify --fix`: recompute these sheets' figures, audited, and invalidate the ranking
+    of every round × category they belong to (its cached copies are keyed by the version)."""
+    from app.audit import operations as audit
+    from app.core.database import write_transaction
+    from app.rounds import phases as rounds
+
+    ids = sorted(set(sheet_ids))
+    if not ids:
+        return 0
+    with write_transaction():
+        before = {d.sheet_id: d for d in verify() if d.sheet_id in set(ids)}
+        fixed = refresh(ids)
+        scopes = db.session.execute(text(
+            "SELECT DISTINCT n.round_id, n.category FROM review_sheets s JOIN nominations n ON n.id = s.nomination_id "
+            f"WHERE s.id IN ({', '.join(str(int(i)) for i in ids)})")).all()
+        for round_id, category in scopes:
+            audit.record("sheet.totals_repair", "round", round_id, actor=actor, round_id=round_id,
+                         before={str(k): [d.stored_total, d.stored_n] for k, d in before.items()},
+                         after={str(k): [d.actual_total, d.actual_n] for k, d in before.items()})
+            rounds.bump_ranking(round_id, category)
+    return fixed
+
+
 # --- the ORM hook -------------------------------------------------------------------------------
 
 

@@ -34,13 +34,14 @@ UPDATE review_sheets SET
 
 
 def upgrade():
-    with op.batch_alter_table('review_sheets', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('total', sa.Float(), server_default='0', nullable=False))
-        batch_op.add_column(sa.Column('n_values', sa.Integer(), server_default='0', nullable=False))
+    # Plain ADD COLUMN on both engines (no table copy: see downgrade()).
+    op.add_column('review_sheets', sa.Column('total', sa.Float(), server_default='0', nullable=False))
+    op.add_column('review_sheets', sa.Column('n_values', sa.Integer(), server_default='0', nullable=False))
     op.execute(_BACKFILL)
 
 
 def downgrade():
-    with op.batch_alter_table('review_sheets', schema=None) as batch_op:
-        batch_op.drop_column('n_values')
-        batch_op.drop_column('total')
+    # Not batch mode: on SQLite it would copy the table and drop the old one, and with foreign keys on
+    # that DROP cascades to every score. ALTER TABLE … DROP COLUMN (SQLite >= 3.35) keeps the rows.
+    op.drop_column('review_sheets', 'n_values')
+    op.drop_column('review_sheets', 'total')

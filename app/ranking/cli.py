@@ -1,0 +1,42 @@
+"""`flask ranking verify [--round 2024] [--fix]`: recompute every sheet's total and number of values
+from its scores and report where the stored figures (review_sheets.total / n_values, which the ranking
+aggregates) differ. Exit status 1 when any differ — also after --fix, which repairs them, so a cron job
+notices that something wrote scores behind the figures' back."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+ranking_cli = AppGroup("ranking", help="实时排名：评分表合计的一致性检查。")
+SHOWN = 50
+
+
+@ranking_cli.command("verify")
+@click.option("--round", "year", type=int, default=None, help="批次年份（默认：全部批次）")
+@click.option("--fix", is_flag=True, help="按评分重新计算并改正不一致的评分表（记入操作日志）")
+def verify_command(year: int | None, fix: bool):
+    """按各项评分重新计算每张评分表的合计与已评项数，报告与存储值不一致之处。"""
+    from app.core.errors import UserError
+    from app.review import totals
+    from app.rounds import phases as rounds
+
+    try:
+        round_id = rounds.by_year(year).id if year else None
+    except UserError as e:
+        raise click.ClickException(e.message) from None
+    found = totals.verify(round_id)
+    scope = f"{year} 年批次" if year else "全部批次"
+    if not found:
+        click.echo(f"{scope}：每张评分表的合计与已评项数都与其评分一致。")
+        return
+    click.echo(f"{scope}：{len(found)} 张评分表的合计与评分不一致：", err=True)
+    for d in found[:SHOWN]:
+        click.echo(f"  评分表 {d.sheet_id}（专家 {d.reviewer_id}，推荐对象 {d.nomination_id}）："
+                   f"存储合计 {d.stored_total:g}、{d.stored_n} 项；按评分应为 {d.actual_total:g}、{d.actual_n} 项", err=True)
+    if len(found) > SHOWN:
+        click.echo(f"  ……另有 {len(found) - SHOWN} 张", err=True)
+    if fix:
+        fixed = totals.repair([d.sheet_id for d in found])
+        click.echo(f"已按评分改正 {fixed} 张评分表。", err=True)
+    raise SystemExit(1)
