@@ -1,7 +1,8 @@
-"""What a resumable upload changes: starting one (for a nomination the unit may still change), the last
-byte making it the nomination's video, the no-JavaScript upload, and deleting the video. Every database
-write goes through app.intake.uploads (the one home of the video rules) inside one operation, with the
-portal's editability checked under the nomination's lock."""
+"""What a resumable upload changes: starting one (for a nomination the unit may still change), each chunk,
+the last byte making it the nomination's video, termination, and the no-JavaScript upload. The database
+write goes through app.intake.uploads.add_video_file (the one home of the video rules), one operation that
+checks the portal's editability under the nomination's lock. (Deleting the video is the portal's
+delete-attachment route.)"""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def _guard(user):
 def start(user, nomination_id: int, length: int, filename: str) -> store.Upload:
     """A new upload of `length` bytes for the unit's nomination. The same user's unfinished uploads for
     that nomination go (choosing a new file means not resuming the old one), and so does anything idle
-    past the expiry — so unfinished bytes on disk stay bounded by one video per editable nomination."""
+    past the expiry — so unfinished bytes on disk stay bounded by one video per user and editable
+    nomination."""
     nom = access.editable_nomination(user, nomination_id)
     if length == 0:
         raise UserError("视频是空文件。", status=400)

@@ -182,20 +182,21 @@ def append(upload: Upload, fh, stream, *, check=None) -> None:
     fh.seek(start)
     written = 0
     dropped: BaseException | None = None
-    try:
-        while True:
+    while True:
+        try:
             data = stream.read(min(_CHUNK, remaining - written + 1))
-            if not data:
-                break
-            if written + len(data) > remaining:
-                fh.truncate(start)
-                raise UserError("上传的内容超出了创建上传时声明的文件大小。", status=413)
-            if check is not None:
-                check[0].update(data)
-            fh.write(data)
-            written += len(data)
-    except (ClientDisconnected, OSError) as e:
-        dropped = e
+        except (ClientDisconnected, OSError) as e:  # the client went away mid-body (a write error is not this)
+            dropped = e if isinstance(e, ClientDisconnected) else ClientDisconnected()
+            break
+        if not data:
+            break
+        if written + len(data) > remaining:
+            fh.truncate(start)
+            raise UserError("上传的内容超出了创建上传时声明的文件大小。", status=413)
+        if check is not None:
+            check[0].update(data)
+        fh.write(data)
+        written += len(data)
     if check is not None and (dropped is not None or check[0].digest() != check[1]):
         fh.truncate(start)
         if dropped is not None:

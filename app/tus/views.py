@@ -14,6 +14,7 @@ from functools import wraps
 
 from flask import Response, flash, request, url_for
 from flask_login import current_user
+from werkzeug.exceptions import HTTPException
 
 from app.core.authz import nominator_required
 from app.core.errors import UserError
@@ -48,7 +49,7 @@ def video_state(nomination) -> dict:
     try:
         access.editable_nomination(_user(), nomination.id)
         editable = True
-    except UserError:
+    except (UserError, HTTPException):  # not editable (409), not the unit's (404), not a nominator (403)
         editable = False
     limit = operations.max_bytes()
     return {"editable": editable, "max_bytes": limit, "max_mb": limit // 1048576,
