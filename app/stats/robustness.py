@@ -13,11 +13,11 @@ tested equal to the SQL one on both engines):
 Bootstrap: for every nomination, its n counted sheets are resampled with replacement (n draws), B times;
 each resample of the category is ranked and compared with the cut line (the award slots). A sheet's z
 keeps its reviewer's standardisation from the full data (re-standardising every resample would move
-every reviewer's mean at once and measure something else). Ties inside a resample keep the official
-order (a stable sort over the columns laid out in official rank order) instead of re-computing each
-resample's stdev: at 7,000 × 1,000 that would double the cost for a difference only in exact ties.
+every reviewer's mean at once and measure something else). Ties inside a resample (aggregates equal
+to 1e-9) keep the official order instead of re-computing each resample's stdev: at 7,000 × 1,000 that
+would double the cost for a difference only in exact ties.
 
-Vectorised: nominations with the same sheet count form a group; all n × B × g resample indices of a
+Vectorised: nominations with the same sheet count form a group; all n × g × B resample indices of a
 chunk of a group are drawn at once (int8) and the aggregates are reductions over the last axis.
 """
 
@@ -191,37 +191,72 @@ def _sorted_groups(panel: Panel, z: np.ndarray):
         yield int(n), rows, np.take_along_axis(t, order, 1), np.take_along_axis(padded_z[rows, :n], order, 1)
 
 
+def _key_scale(largest: float, n_columns: int) -> tuple[float, int]:
+    """The quantum of the sort key (1e-9, the ranking's, unless the key would not fit a double's 53
+    bits exactly next to the column number) and the bits the column number takes."""
+    col_bits = max(1, int(n_columns).bit_length())
+    scale = 10.0 ** ORDER_DECIMALS
+    while scale > 1 and (largest * scale + 2) * 2.0 ** col_bits >= 2.0 ** 53:
+        scale /= 10
+    return scale, col_bits
+
+
+MEDIAN_COUNTING_MAX = 15
+
+
+def _median_indices(idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The indices (into the sorted totals) of the two middle draws — positions (n+1)//2 and (n+2)//2.
+
+    For a small n by counting: the middle index is the number of k whose count of draws <= k falls
+    short of the position — n² elementwise int8 passes, cheaper than sorting along the short axis.
+    """
+    pos_lo, pos_hi = (n + 1) // 2, (n + 2) // 2
+    if n > MEDIAN_COUNTING_MAX:
+        s = np.sort(idx, axis=0)
+        return s[pos_lo - 1], s[pos_hi - 1]
+    lo = np.zeros(idx.shape[1:], dtype=np.int8)
+    hi = np.zeros(idx.shape[1:], dtype=np.int8)
+    for k in range(n - 1):
+        below = (idx <= k).sum(axis=0, dtype=np.int8)
+        lo += below < pos_lo
+        hi += below < pos_hi
+    return lo, hi
+
+
 def _resample_aggregates(method: str, n: int, t: np.ndarray, zv: np.ndarray, B: int,
                          rng: np.random.Generator) -> np.ndarray:
-    """(B, g) aggregates of g nominations with n sheets each: all n × B × g indices drawn at once.
+    """(g, B) aggregates of g nominations with n sheets each: all n × g × B indices drawn at once.
 
-    Laid out draw-major (n, B, g) so every reduction is n elementwise passes over contiguous (B, g)
-    slabs: numpy reduces a short last axis an order of magnitude slower.
+    Laid out draw-major (n, g, B) so every reduction is n elementwise passes over contiguous (g, B)
+    slabs (numpy reduces a short last axis an order of magnitude slower), and each nomination's B
+    resamples land in one contiguous row of the result.
     """
     g = t.shape[0]
     if n == 1:
         # One sheet resampled is that sheet: draw nothing.
         one = t[:, 0] if method != "zscore" else np.clip(50 + 10 * zv[:, 0], 0, 100)
-        return np.broadcast_to(one, (B, g))
+        return np.broadcast_to(one[:, None], (g, B))
     dtype = np.int8 if n < 127 else np.int32
-    idx = rng.integers(0, n, size=(n, B, g), dtype=dtype)
-    offsets = np.arange(g, dtype=np.int32) * n
+    idx = rng.integers(0, n, size=(n, g, B), dtype=dtype)
+    offsets = (np.arange(g, dtype=np.intp) * n)[:, None]
+    flat_t = t.ravel()
     if method == "median":
-        s = np.sort(idx, axis=0)
-        lo, hi = s[(n + 1) // 2 - 1] + offsets, s[(n + 2) // 2 - 1] + offsets
-        flat_t = t.ravel()
-        return (np.take(flat_t, lo) + np.take(flat_t, hi)) / 2
-    source = (zv if method == "zscore" else t).ravel()
+        lo_i, hi_i = _median_indices(idx, n)
+        return (np.take(flat_t, lo_i + offsets) + np.take(flat_t, hi_i + offsets)) / 2
+    source = zv.ravel() if method == "zscore" else flat_t
     total = np.take(source, idx[0] + offsets)
+    trim = method == "trimmed" and n >= TRIM_MIN
+    if trim:
+        highest, lowest = total.copy(), total.copy()
     for j in range(1, n):
-        total += np.take(source, idx[j] + offsets)
+        drawn = np.take(source, idx[j] + offsets)
+        total += drawn
+        if trim:
+            np.maximum(highest, drawn, out=highest)
+            np.minimum(lowest, drawn, out=lowest)
     if method == "zscore":
         return np.clip(50 + 10 * (total / n), 0, 100)
-    if method == "trimmed" and n >= TRIM_MIN:
-        # Totals are sorted per nomination: the largest index drawn is the highest total drawn.
-        flat_t = t.ravel()
-        highest = np.take(flat_t, idx.max(axis=0) + offsets)
-        lowest = np.take(flat_t, idx.min(axis=0) + offsets)
+    if trim:
         return (total - highest - lowest) / (n - 2)
     return total / n
 
@@ -255,37 +290,48 @@ def bootstrap(panel: Panel, method: str, slots: int, *, resamples: int = DEFAULT
     if official_order is None:
         agg, sd, n = point_aggregates(panel, method, z=z)
         official_order = point_order(panel, agg, sd, n)
-    position = ranks_from_order(official_order) - 1  # column of each nomination in official order
+    place = ranks_from_order(official_order) - 1  # official place (0-based) of each nomination
     rng = np.random.default_rng(seed)
-    keys = np.empty((B, N))  # column j = the nomination in official place j; key = -aggregate
+    # Row r = the r-th nomination in group order (by sheet count, then id), column b = resample b;
+    # -1 for a nomination without a counted sheet (every aggregate is >= 0).
+    values_t = np.full((N, B), -1.0)
+    row_nom = np.empty(N, dtype=np.intp)
+    r = 0
     for n, rows, t, zv in _sorted_groups(panel, z):
-        if n == 0:
-            keys[:, position[rows]] = np.inf
-            continue
-        step = max(1, CHUNK_ELEMENTS // (B * n))
-        for start in range(0, len(rows), step):
-            part = slice(start, start + step)
-            agg = _resample_aggregates(method, n, t[part], zv[part], B, rng)
-            keys[:, position[rows[part]]] = -_rounded(agg)
+        row_nom[r:r + len(rows)] = rows
+        if n > 0:
+            step = max(1, CHUNK_ELEMENTS // (B * n))
+            for start in range(0, len(rows), step):
+                part = slice(start, start + step)
+                g = len(rows[part])
+                values_t[r + start:r + start + g] = _resample_aggregates(method, n, t[part], zv[part], B, rng)
+        r += len(rows)
     above = np.zeros(N, dtype=np.int64)
-    ranks_t = np.empty((N, B), dtype=np.int32)  # per official place, its rank in every resample
-    scored_in_place = counts[official_order] > 0
+    ranks_t = np.empty((N, B), dtype=np.int32)  # rank of row r's nomination in every resample
+    scored = counts[row_nom] > 0
     places = np.arange(1, N + 1, dtype=np.int32)
+    largest = float(values_t.max()) if values_t.size else 0.0
+    scale, col_bits = _key_scale(largest, N)
+    top = np.floor(largest * scale + 0.5) + 1
+    tie_break = place[row_nom].astype(np.float64)[None, :]
     for b0 in range(0, B, RANK_ROWS):
-        block = keys[b0:b0 + RANK_ROWS]
-        order = np.argsort(block, axis=1, kind="stable")  # stable: ties keep the official order
-        ranks = np.empty(block.shape, dtype=np.int32)
+        # One exact float key per cell: (quantised aggregate, descending) then the official place, so a
+        # quicksort of unique keys gives what a stable sort by the aggregate alone over the official
+        # order would: a tie keeps the official order.
+        q = np.floor(values_t[:, b0:b0 + RANK_ROWS].T * scale + 0.5)
+        key = (top - q) * float(1 << col_bits) + tie_break
+        order = np.argsort(key, axis=1)
+        ranks = np.empty(key.shape, dtype=np.int32)
         np.put_along_axis(ranks, order, places[None, :], axis=1)
-        above += ((ranks <= slots) & scored_in_place[None, :]).sum(axis=0)
+        above += ((ranks <= slots) & scored[None, :]).sum(axis=0)
         ranks_t[:, b0:b0 + RANK_ROWS] = ranks.T
     k_lo = max(int(np.ceil(INTERVAL[0] * B)) - 1, 0)
     k_hi = min(max(int(np.ceil(INTERVAL[1] * B)) - 1, 0), B - 1)
     part = np.partition(ranks_t, (k_lo, k_hi), axis=1)
-    share_place = above / B
     share = np.empty(N)
     lo = np.empty(N, dtype=np.int64)
     hi = np.empty(N, dtype=np.int64)
-    share[official_order], lo[official_order], hi[official_order] = share_place, part[:, k_lo], part[:, k_hi]
+    share[row_nom], lo[row_nom], hi[row_nom] = above / B, part[:, k_lo], part[:, k_hi]
     share[counts == 0] = np.nan
     return share, lo, hi
 

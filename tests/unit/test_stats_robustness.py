@@ -55,13 +55,14 @@ def _reference(panel: Panel, method: str, slots: int, B: int, seed: int):
             continue
         if count == 1:
             for g, nom in enumerate(rows):
-                values[:, nom] = t[g, 0] if method != "zscore" else min(100, max(0, 50 + 10 * zv[g, 0]))
+                v = t[g, 0] if method != "zscore" else min(100, max(0, 50 + 10 * zv[g, 0]))
+                values[:, nom] = np.floor(v * 1e9 + 0.5)
             continue
         assert robustness.CHUNK_ELEMENTS // (B * count) >= len(rows)  # one chunk: the same stream
-        idx = rng.integers(0, count, size=(count, B, len(rows)), dtype=np.int8)
+        idx = rng.integers(0, count, size=(count, len(rows), B), dtype=np.int8)
         for b in range(B):
             for g, nom in enumerate(rows):
-                draw = [int(i) for i in idx[:, b, g]]
+                draw = [int(i) for i in idx[:, g, b]]
                 ts = [t[g, i] for i in draw]
                 if method == "mean" or (method == "trimmed" and count < robustness.TRIM_MIN):
                     v = sum(ts) / count
@@ -71,7 +72,7 @@ def _reference(panel: Panel, method: str, slots: int, B: int, seed: int):
                     v = statistics.median(ts)
                 else:
                     v = min(100, max(0, 50 + 10 * sum(zv[g, i] for i in draw) / count))
-                values[b, nom] = round(v, 9)
+                values[b, nom] = np.floor(v * 1e9 + 0.5)
     above = np.zeros(N)
     ranks = np.zeros((B, N), dtype=int)
     for b in range(B):
