@@ -200,6 +200,7 @@ def test_add_video_file_refuses_and_keeps_the_old_video(tus_app, world, tmp_path
         assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == events
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_guard_refusing_under_the_lock_rolls_everything_back(tus_app, world, tmp_path):  # noqa: F811
     with tus_app.test_request_context():
         old = uploads.add_video_file(world.nom_a, _on_disk(tmp_path, mp4(1000)), "旧.mp4")
@@ -215,6 +216,7 @@ def test_a_guard_refusing_under_the_lock_rolls_everything_back(tus_app, world, t
         assert sorted(os.listdir(storage.upload_dir())) == files
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_the_finished_upload_of_a_nomination_submitted_meanwhile_is_refused(tus_app, world):  # noqa: F811
     with tus_app.test_request_context():
         a = db.session.scalar(select(User).where(User.username == "unit_a"))

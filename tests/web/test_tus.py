@@ -34,6 +34,7 @@ from tests.tus_fixtures import (  # noqa: F401 — fixtures
 )
 
 CHUNK = 256 * 1024
+BOTH = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 
 
 @pytest.fixture
@@ -84,6 +85,7 @@ def test_options_lists_version_extensions_and_limit(server):
     assert "sha1" in resp.headers["Tus-Checksum-Algorithm"].split(",")
 
 
+@BOTH
 def test_a_chunked_upload_becomes_the_nominations_video_with_the_same_bytes(server, tus_app, world):  # noqa: F811
     browser = Browser(server.url, "unit_a")
     data = mp4(1024 * 1024 + 12345)
@@ -267,6 +269,7 @@ def test_termination_deletes_the_upload_and_its_bytes(server, tus_app, world):  
     assert _video_sha(tus_app, world.nom_a) is None
 
 
+@BOTH
 def test_a_file_that_is_not_a_video_is_refused_and_the_old_video_stays(server, tus_app, world):  # noqa: F811
     browser = Browser(server.url, "unit_a")
     old = mp4(300_000, seed=b"old")
