@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -425,3 +426,18 @@ def test_period_settings_compute_the_end_and_ask_for_a_manual_one_when_needed(ap
         rnd = db.session.get(Round, world.round_id)
         assert (rnd.publicity_start.isoformat(), rnd.publicity_end.isoformat()) == ("2099-09-27", "2099-10-10")
     assert _audit(app, "round.publicity") >= 3
+
+
+def test_the_downloads_page_builds_the_notice_and_the_publicity_list(app, world):
+    chair = signed_in(app, "chair")
+    page = chair.get("/reports/")
+    html = page.get_data(as_text=True)
+    assert 'data-job="notice-docx-all"' in html and 'data-job="publicity-pdf-all"' in html
+    token = csrf_token_from(html)
+    for kind, fmt, magic in (("notice", "docx", b"PK\x03\x04"), ("publicity", "pdf", b"%PDF")):
+        resp = chair.post("/reports/jobs", data={"kind": kind, "format": fmt, "csrf_token": token})
+        assert resp.status_code == 303
+        job_page = chair.get(resp.headers["Location"]).get_data(as_text=True)
+        link = re.search(r'href="(/reports/jobs/[^"]+/download)"', job_page)
+        assert link, job_page[:500]
+        assert chair.get(link.group(1)).data[:4] == magic
