@@ -78,6 +78,9 @@ def test_public_page_lists_the_approved_in_official_order_without_personal_data(
     assert "Set-Cookie" not in resp.headers and "csrf_token" not in html
     again = client.get(f"/gongshi/{YEAR}", headers={"If-None-Match": resp.headers["ETag"]})
     assert again.status_code == 304
+    # a signed-in visitor's copy (it may refresh their session cookie) is never for a shared cache
+    mine = signed_in(app, "chair").get(f"/gongshi/{YEAR}")
+    assert mine.status_code == 200 and mine.headers["Cache-Control"].startswith("private")
 
 
 def test_public_pdf_has_the_list_and_period_but_no_personal_data(app, world):
