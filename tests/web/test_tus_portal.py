@@ -56,6 +56,7 @@ def test_the_video_page_offers_the_resumable_control_and_a_plain_form(unit_a, wo
     body = fragment.get_data(as_text=True)
     assert fragment.status_code == 200
     assert body.lstrip().startswith("<div class=\"video-part\"") and "<html" not in body
+    assert "<script" not in body  # the page that swaps it in has them already
 
 
 def test_the_form_page_includes_the_video_part(unit_a, world):  # noqa: F811
