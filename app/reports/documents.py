@@ -171,15 +171,32 @@ def _stamped(rnd: Round, decision) -> bool:
 
 
 def batch_forms_source(round_id: int, category: str) -> Source:
+    return batch_forms_part_source(round_id, category)
+
+
+def predicted_form_pages(nom) -> int:
+    """Pages one form takes in a batch: the form is one A4 page by design (the fit classes), and a
+    活动照片 page follows it when there are photos or a video (five photos fit on it). A split batch
+    checks each part against this and falls back to one render when a part differs."""
+    return 1 + (1 if (nom.photos or nom.video) else 0)
+
+
+def batch_forms_part_source(round_id: int, category: str, *, ids: list[int] | None = None, cover: bool = True,
+                            toc_numbers: dict[int, int] | None = None, page_first: int | None = None,
+                            page_total: int | None = None) -> Source:
+    """The batch of approved 推荐表, whole (no arguments) or one part of it (app/reports/batch.py): the
+    cover and 目录 with the page numbers given (ids=[]), or the forms `ids` without the cover."""
     rnd, category = rounds.get(round_id), check_category(category)
     noms = queries.approved_nominations(rnd.id, category)
+    shown = noms if ids is None else [n for n in noms if n.id in set(ids)]
     extra, seal_src = _seal(rnd)
-    photo_srcs, photo_files = _photo_pages(noms, thumbnails=True)
+    photo_srcs, photo_files = _photo_pages(shown, thumbnails=True)
     title = f"{_prefix(rnd, category)}推荐表"
     made = beijing(utcnow())
     html = render_template(
         "pdf/batch_forms.html", title=title, category=category, category_label=CATEGORY_LABELS[category],
-        nominations=noms, rnd=rnd, decisions=queries.decisions_for([n.id for n in noms]),
+        nominations=noms, forms=shown, cover=cover, toc_numbers=toc_numbers, page_first=page_first,
+        page_total=page_total, rnd=rnd, decisions=queries.decisions_for([n.id for n in shown]),
         seal_src=seal_src if rnd.phase == "final" else None, approval_date=rnd.approval_date,
         photo_srcs=photo_srcs, provisional=_provisional(rnd), generated_date=made.date(),
         generated_time=made.strftime("%H:%M"),

@@ -81,6 +81,9 @@ class Job:
     # The round's phase when the document was asked for: a file made in 公示 is the 公示稿, one made
     # after 定稿 is the 定稿, anything earlier a 讨论稿 — the 生成记录 must never let them be confused.
     phase: str = ""
+    # issue 15: a batch split across the consumers (parts > 0) and the document-store key it is kept under.
+    parts: int = 0
+    store_key: str = ""
 
     @property
     def draft_label(self) -> str:
@@ -159,6 +162,11 @@ def get(job_id: str) -> Job | None:
     if job is None:
         return None
     silent = time.time() - job.updated_at
+    if job.parts and job.status == "running":
+        from app.reports import batch
+
+        silent = time.time() - max(job.updated_at, batch.last_beat(job))
+        job.progress = batch.progress(job)
     if job.status == "running" and silent > stale_seconds():
         job.status, job.error = "failed", STALE_ERROR.format(n=int(silent))
     elif job.status == "queued" and silent > QUEUED_STALE_SECONDS:
@@ -211,12 +219,16 @@ def submit(kind: str, fmt: str, round_id: int, category: str | None, *, label: s
     """Queue a document; the job of an identical request that is still queued or running is returned
     instead. Returns the job as it is now (already finished in JOBS_IMMEDIATE mode)."""
     from app.jobs import get_huey
-    from app.reports import catalog
+    from app.reports import catalog, store
 
     catalog.check(kind, fmt, category)
     huey = get_huey()
     phase = round_phase(round_id)
     key = job_key(kind, fmt, round_id, category, phase)
+    kept_as = store.store_key(key, round_id)
+    stored = store.find(kept_as)
+    if stored is not None:
+        return _from_store(stored, kind, fmt, round_id, category, label, user, key, kept_as, phase)
     claim = _claim_name(key)
     for _ in range(_CLAIM_ATTEMPTS):
         holder = huey.get(claim, peek=True)
@@ -232,7 +244,7 @@ def submit(kind: str, fmt: str, round_id: int, category: str | None, *, label: s
                 huey.put_if_empty(claim, taken)
                 continue
         job = Job(id=secrets.token_hex(8), kind=kind, fmt=fmt, round_id=round_id, category=category, label=label,
-                  requested_by=getattr(user, "id", None), job_key=key, phase=phase)
+                  requested_by=getattr(user, "id", None), job_key=key, phase=phase, store_key=kept_as)
         # The record exists before the claim names it: whoever reads the claim finds the job.
         _write(job)
         if huey.put_if_empty(claim, job.id):
@@ -242,10 +254,40 @@ def submit(kind: str, fmt: str, round_id: int, category: str | None, *, label: s
     raise UserError("同一文档正在被多次提交，请稍后重试。", status=409)
 
 
+def _from_store(stored: dict, kind, fmt, round_id, category, label, user, key, kept_as, phase) -> Job:
+    """A finished job whose output is the stored file: nothing is rendered or queued."""
+    from app.reports import store
+
+    now = time.time()
+    job = Job(id=secrets.token_hex(8), kind=kind, fmt=fmt, round_id=round_id, category=category, label=label,
+              requested_by=getattr(user, "id", None), job_key=key, phase=phase, store_key=kept_as, status="done",
+              started_at=now, finished_at=now, filename=stored["filename"], mimetype=stored["mimetype"],
+              size=int(stored["size"]), worker="storage")
+    store.link_to(stored, output_path(job))
+    _write(job)
+    return job
+
+
 def _enqueue(job_id: str) -> None:
     from app.jobs import get_jobs
 
     get_jobs().tasks["render_report"](job_id)
+
+
+def enqueue_part(*args) -> None:
+    """One part of a split batch (app/reports/batch.py) for any consumer."""
+    from app.jobs import get_jobs
+
+    get_jobs().tasks["render_part"](*args)
+
+
+def save_record(job: Job) -> None:
+    _write(job)
+
+
+def finish(job: Job) -> None:
+    _release(job)
+    prune()
 
 
 def _release(job: Job) -> None:
@@ -312,7 +354,7 @@ def _count_text(job: Job) -> str:
 def run(job_id: str) -> None:
     """Render one queued job (called by the consumer's task inside an app context)."""
     from app.extensions import db
-    from app.reports import catalog
+    from app.reports import batch, catalog, store
 
     job = get(job_id)
     if job is None or job.status != "queued":
@@ -322,26 +364,40 @@ def run(job_id: str) -> None:
     job.progress = "第 1/2 步：读取数据"
     _write(job)
     interval = float(_setting("JOBS_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
+    parts: list[tuple] = []
     try:
         with _Heartbeat(job, interval) as beat:
             try:
-                beat.update(progress=f"第 1/2 步：排版{_count_text(job)}")
-                doc = catalog.build(job.kind, job.fmt, job.round_id, job.category)
-                beat.update(progress="第 2/2 步：保存文件")
-                tmp = output_path(job) + ".part"
-                with open(tmp, "wb") as fh:
-                    fh.write(doc.content)
-                os.replace(tmp, output_path(job))
-                outcome = {"status": "done", "filename": doc.filename, "mimetype": doc.mimetype,
-                           "size": len(doc.content)}
+                if batch.wanted(job):
+                    parts = batch.plan(job, beat)
+                    outcome = None
+                else:
+                    beat.update(progress=f"第 1/2 步：排版{_count_text(job)}")
+                    doc = catalog.build(job.kind, job.fmt, job.round_id, job.category)
+                    beat.update(progress="第 2/2 步：保存文件")
+                    tmp = output_path(job) + ".part"
+                    with open(tmp, "wb") as fh:
+                        fh.write(doc.content)
+                    os.replace(tmp, output_path(job))
+                    outcome = {"status": "done", "filename": doc.filename, "mimetype": doc.mimetype,
+                               "size": len(doc.content)}
             except UserError as e:
                 outcome = {"status": "failed", "error": e.message}
             except Exception:  # noqa: BLE001 — a failed render must be reported in the page, not lost in a log
                 log.exception("report job %s failed", job_id)
                 outcome = {"status": "failed", "error": "生成失败，请稍后重试或联系管理员。"}
-            beat.update(**outcome, progress="", finished_at=time.time())
+            if outcome is not None:
+                beat.update(**outcome, progress="", finished_at=time.time())
+                parts = []
+        if job.status == "done" and job.store_key:
+            store.keep(job.store_key, output_path(job), filename=job.filename, mimetype=job.mimetype, size=job.size)
     finally:
         db.session.remove()
+    if parts:
+        # The heartbeat has stopped: from here on only the parts and their merger write the record.
+        for args in parts:
+            enqueue_part(*args)
+        return
     _release(job)
     prune()
 

@@ -22,6 +22,13 @@ def register(huey: Huey, app: Flask) -> dict:
         with app.app_context():
             jobs.run(job_id)
 
+    @huey.task(name="kepu.reports.render_part", retries=0)
+    def render_part(job_id: str, index: int, ids: list[int], first: int, pages: int, total: int) -> None:
+        from app.reports import batch  # issue 15: one run of a batch split across the consumers
+
+        with app.app_context():
+            batch.run_part(job_id, index, ids, first, pages, total)
+
     @huey.periodic_task(crontab(minute="*/15"), name="kepu.reports.prune")
     def prune_reports() -> None:
         with app.app_context():
@@ -36,4 +43,4 @@ def register(huey: Huey, app: Flask) -> dict:
         with app.app_context():
             jobs.mark_interrupted(task.args[0])
 
-    return {"render_report": render_report, "prune_reports": prune_reports}
+    return {"render_report": render_report, "render_part": render_part, "prune_reports": prune_reports}

@@ -1,0 +1,208 @@
+"""A large batch of 推荐表 split across the job consumers and merged with pypdf (issue 15).
+
+1. The job's own task (jobs.run) plans the parts: the approved forms in the batch's order, cut into runs
+   of JOBS_FORMS_PER_PART, each with the pages it will take (documents.predicted_form_pages). It renders
+   the cover and 目录 itself, with the page numbers the plan gives (the 目录's own length is found by
+   rendering it, at most a few times until it is stable), then queues one task per run and returns: the
+   job stays 生成中 without holding a consumer.
+2. Each part task renders its forms, numbering its pages from where the plan puts them out of the plan's
+   total, and writes `<job>.pNNN.pdf`; a heartbeat file `<job>.pNNN.beat` shows it is alive (jobs.get
+   reads the newest of them: a batch whose consumers all died is reported 失败 like any job).
+3. The part that finds every part written takes the merge claim (huey's atomic put_if_empty) and merges
+   them in order. A part whose page count differs from the plan (a form that overflowed its page) would
+   make the numbers wrong: then the merger renders the whole batch in one go instead — slower, still right.
+
+Progress over the whole batch is the count of parts written (jobs.get fills Job.progress from it).
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import logging
+import os
+import threading
+import time
+
+from flask import current_app
+
+log = logging.getLogger(__name__)
+
+FORMS_PER_PART = 50
+_TOC_ATTEMPTS = 4
+
+
+def per_part() -> int:
+    return int(current_app.config.get("JOBS_FORMS_PER_PART") or FORMS_PER_PART)
+
+
+def wanted(job) -> bool:
+    """Split this job? Only a forms batch with more than one part's worth of forms."""
+    if job.kind != "forms" or job.fmt != "pdf" or not job.category:
+        return False
+    from app.reports import queries
+
+    return len(queries.approved_nominations(job.round_id, job.category)) > per_part()
+
+
+def part_path(job, index: int, ext: str = "pdf") -> str:
+    from app.reports import jobs
+
+    return os.path.join(jobs.folder(), f"{job.id}.p{index:03d}.{ext}")
+
+
+def written_parts(job) -> int:
+    from app.reports import jobs
+
+    return len(glob.glob(os.path.join(jobs.folder(), f"{job.id}.p[0-9][0-9][0-9].pdf")))
+
+
+def last_beat(job) -> float:
+    from app.reports import jobs
+
+    newest = 0.0
+    for path in glob.glob(os.path.join(jobs.folder(), f"{job.id}.p*")):
+        try:
+            newest = max(newest, os.stat(path).st_mtime)
+        except OSError:
+            continue
+    return newest
+
+
+def _pages(data: bytes) -> int:
+    from pypdf import PdfReader
+
+    return len(PdfReader(io.BytesIO(data)).pages)
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def plan(job, beat) -> list[tuple]:
+    """Step 1, in the job's own task: cover + 目录 rendered here; returns the form runs to queue (as
+    run_part's arguments) once the job's own heartbeat has stopped — after that only the parts and
+    the merger write the record."""
+    from app.reports import documents, queries
+
+    noms = queries.approved_nominations(job.round_id, job.category)
+    size = per_part()
+    runs = [noms[i:i + size] for i in range(0, len(noms), size)]
+    pages = [sum(documents.predicted_form_pages(n) for n in run) for run in runs]
+    forms_pages = sum(pages)
+    toc_pages = max(1, len(noms) // 35)  # first guess; corrected from the rendered 目录
+    cover_doc = None
+    for _ in range(_TOC_ATTEMPTS):
+        front = 1 + toc_pages
+        numbers, page = {}, front + 1
+        for n in noms:
+            numbers[n.id] = page
+            page += documents.predicted_form_pages(n)
+        cover_doc = documents.batch_forms_part_source(
+            job.round_id, job.category, ids=[], toc_numbers=numbers, page_total=front + forms_pages).render()
+        rendered = _pages(cover_doc.content)
+        if rendered == front:
+            break
+        toc_pages = rendered - 1
+    else:
+        raise RuntimeError("the 目录's length did not settle")
+    _write_atomic(part_path(job, 0), cover_doc.content)
+    plan = []
+    first = front + 1
+    for index, (run, n_pages) in enumerate(zip(runs, pages, strict=True), start=1):
+        plan.append({"index": index, "ids": [n.id for n in run], "first": first, "pages": n_pages})
+        first += n_pages
+    beat.update(parts=len(plan) + 1, filename=cover_doc.filename, mimetype=cover_doc.mimetype,
+                progress=_progress_text(1, len(plan) + 1))
+    total = front + forms_pages
+    return [(job.id, part["index"], part["ids"], part["first"], part["pages"], total) for part in plan]
+
+
+def _progress_text(done: int, parts: int) -> str:
+    return f"已完成 {done}/{parts} 部分（分 {parts - 1} 段并行排版）"
+
+
+def progress(job) -> str:
+    return _progress_text(written_parts(job), job.parts)
+
+
+def run_part(job_id: str, index: int, ids: list[int], first: int, expected_pages: int, total: int) -> None:
+    """Step 2, in any consumer: one run of forms; the last part to finish merges (step 3)."""
+    from app.reports import documents, jobs
+
+    job = jobs.get(job_id)
+    if job is None or job.status != "running":
+        return  # failed or pruned meanwhile: nothing to add to
+    beat_path = part_path(job, index, "beat")
+    stop = threading.Event()
+    interval = float(current_app.config.get("JOBS_HEARTBEAT_SECONDS") or jobs.HEARTBEAT_SECONDS)
+
+    def _beat() -> None:
+        while not stop.wait(interval):
+            try:
+                with open(beat_path, "a"):
+                    os.utime(beat_path)
+            except OSError:
+                pass
+
+    with open(beat_path, "a"):
+        pass
+    beater = threading.Thread(target=_beat, name=f"kepu-part-{job_id}-{index}", daemon=True)
+    beater.start()
+    try:
+        doc = documents.batch_forms_part_source(job.round_id, job.category, ids=ids, cover=False,
+                                                page_first=first, page_total=total).render()
+        if _pages(doc.content) != expected_pages:
+            with open(part_path(job, index, "mismatch"), "w"):
+                pass
+        _write_atomic(part_path(job, index), doc.content)
+    finally:
+        stop.set()
+        beater.join(timeout=5)
+    if written_parts(job) == job.parts:
+        _merge(job)
+
+
+def _merge(job) -> None:
+    from pypdf import PdfWriter
+
+    from app.jobs import get_huey
+    from app.reports import catalog, jobs, store
+
+    if not get_huey().put_if_empty(f"kepu-merge:{job.id}", "1"):
+        return  # another part got here first
+    started = time.time()
+    try:
+        if glob.glob(os.path.join(jobs.folder(), f"{job.id}.p*.mismatch")):
+            log.warning("batch %s: a part's pages differ from the plan; rendering it in one go", job.id)
+            content = catalog.build(job.kind, job.fmt, job.round_id, job.category).content
+        else:
+            writer = PdfWriter()
+            for index in range(job.parts):
+                writer.append(part_path(job, index))
+            out = io.BytesIO()
+            writer.write(out)
+            content = out.getvalue()
+        _write_atomic(jobs.output_path(job), content)
+        outcome = {"status": "done", "size": len(content)}
+    except Exception:  # noqa: BLE001 — reported in the page like any failed render
+        log.exception("batch %s: merging failed", job.id)
+        outcome = {"status": "failed", "error": "生成失败，请稍后重试或联系管理员。"}
+    current = jobs.get(job.id) or job
+    for name, value in {**outcome, "progress": "", "finished_at": time.time()}.items():
+        setattr(current, name, value)
+    jobs.save_record(current)
+    if current.status == "done" and current.store_key:
+        store.keep(current.store_key, jobs.output_path(current), filename=current.filename,
+                   mimetype=current.mimetype, size=current.size)
+    for path in glob.glob(os.path.join(jobs.folder(), f"{job.id}.p*")):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+    get_huey().get(f"kepu-merge:{job.id}")  # drop the claim
+    log.info("batch %s merged %d parts in %.1f s", job.id, job.parts, time.time() - started)
+    jobs.finish(current)
