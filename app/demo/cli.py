@@ -44,6 +44,8 @@ def print_demo_logins(demo_data) -> None:
     for r in demo_data.REVIEWERS:
         note = f"（回避：{r['affiliation']}）" if r.get("affiliation") else ""
         click.echo(f"  评审专家    {r['username']} {r['display_name']}{note}")
+    for n in demo_data.NOMINATOR_ACCOUNTS:
+        click.echo(f"  推荐单位    {n['username']} {n['affiliation']}（在线报送，本单位材料只读）")
 
 
 @demo_cli.command("logins")

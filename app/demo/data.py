@@ -10,7 +10,7 @@
 - ``generate_nominations(seed, target_total)``：生成推荐对象（附件1、附件2的表单内容）
 - ``photo_captions(nomination)``：为一条推荐对象生成与其主题相符的照片说明
 - ``make_photo(seed, caption, size)``：用Pillow生成一张演示用活动照片（JPEG字节）
-- ``REVIEWERS``、``CHAIR``、``ADMIN``、``DEMO_PASSWORD``：演示账号
+- ``REVIEWERS``、``CHAIR``、``ADMIN``、``NOMINATOR_ACCOUNTS``、``DEMO_PASSWORD``：演示账号
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_RUBRIC",
     "DEMO_PASSWORD",
     "NOMINATORS",
+    "NOMINATOR_ACCOUNTS",
     "QUOTAS",
     "REVIEWERS",
     "generate_nominations",
@@ -804,6 +805,17 @@ REVIEWERS: list[dict] = [
 ]
 CHAIR = {"username": "chair", "display_name": "彭德明 研究员"}
 ADMIN = {"username": "admin", "display_name": "龙婷（省科协科普部）"}
+# 推荐单位账号（在线报送）：一个市州科协、一个省纲要办成员单位、一个省级学会。演示批次的截止日期已过、
+# 阶段已在材料收集之后，所以它们看到的是本单位（由省科协导入的）推荐材料，只读。密码同其他演示账号，
+# 不要求首次登录改密码：演示账号是公开的，谁改了密码，后来的人就登录不了。
+NOMINATOR_ACCOUNTS: list[dict] = [
+    {"username": "changsha", "display_name": "长沙市科协（刘科长）", "affiliation": "长沙市科协",
+     "email": "changsha@demo.example.org", "phone": "0731-88660001"},
+    {"username": "jiaoyu", "display_name": "湖南省教育厅（科普联络员）", "affiliation": "湖南省教育厅",
+     "email": "jiaoyu@demo.example.org", "phone": "0731-88660002"},
+    {"username": "qixiang", "display_name": "湖南省气象学会（秘书处）", "affiliation": "湖南省气象学会",
+     "email": "qixiang@demo.example.org", "phone": "0731-88660003"},
+]
 
 # ---------------------------------------------------------------------------------------------
 # 单位“画像”：联系人职务、组织方式、开放场所、活动场数规模

@@ -119,6 +119,13 @@ def _users(nominators: dict[str, Nominator]) -> list[User]:
                     password_hash=pw_hash, affiliation_id=aff)
         db.session.add(user)
         users.append(user)
+    # The 推荐单位 accounts: bound to their unit, with the public demo password and no forced change.
+    for p in demo_data.NOMINATOR_ACCOUNTS:
+        user = User(username=p["username"], display_name=p["display_name"], role="nominator",
+                    password_hash=pw_hash, affiliation_id=nominators[p["affiliation"]].id, email=p["email"],
+                    phone=p["phone"], must_change_password=False)
+        db.session.add(user)
+        users.append(user)
     db.session.flush()
     return users
 

@@ -185,3 +185,18 @@ def test_make_photo_without_a_cjk_font_skips_the_text(monkeypatch):
     monkeypatch.setattr(data, "_font", lambda size: None)
     img = Image.open(io.BytesIO(data.make_photo(5, "没有字体时不画豆腐块", size=(640, 400))))
     assert img.format == "JPEG" and img.size == (640, 400)
+
+
+def test_nominator_accounts_speak_for_units_with_nominations_of_each_kind(noms):
+    kinds = {n["name"]: n["kind"] for n in data.NOMINATORS}
+    accounts = data.NOMINATOR_ACCOUNTS
+    assert [a["username"] for a in accounts][0] == "changsha"
+    assert [a["affiliation"] for a in accounts][0] == "长沙市科协"
+    # one 市州科协, one 省纲要办成员单位, one 省级学会 — each unit once, each with something to see
+    assert sorted(kinds[a["affiliation"]] for a in accounts) == ["city", "member", "society"]
+    assert len({a["affiliation"] for a in accounts}) == len(accounts)
+    for a in accounts:
+        assert any(n["nominator"] == a["affiliation"] for n in noms), a["affiliation"]
+        assert re.fullmatch(r"[a-z]+", a["username"]) and "@" in a["email"] and PHONE.match(a["phone"])
+    others = {r["username"] for r in data.REVIEWERS} | {data.CHAIR["username"], data.ADMIN["username"]}
+    assert not others & {a["username"] for a in accounts}

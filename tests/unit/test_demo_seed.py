@@ -44,3 +44,49 @@ def test_seeded_round_respects_every_quota_and_recusal(demo_app):
                                       .where(ReviewSheet.status == "submitted"))
         assert 0.35 * assigned <= submitted <= 0.65 * assigned
         assert rnd.phase == "reviewing"
+
+
+def test_demo_nominator_accounts_sign_in_and_see_their_own_units_nominations(demo_app):
+    import re
+
+    from app.demo import data as demo_data
+    from tests.conftest import login
+
+    client = demo_app.test_client()
+    for account in demo_data.NOMINATOR_ACCOUNTS:
+        with demo_app.app_context():
+            user = db.session.scalar(select(User).where(User.username == account["username"]))
+            assert user.role == "nominator" and user.active and not user.must_change_password
+            assert user.affiliation.name == account["affiliation"] and user.email == account["email"]
+            own = set(db.session.scalars(select(Nomination.id).where(Nomination.nominator_id == user.affiliation_id)))
+            other = db.session.scalar(select(Nomination.id).where(Nomination.nominator_id != user.affiliation_id)
+                                      .order_by(Nomination.id).limit(1))
+            db.session.remove()
+        resp = login(client, account["username"])  # the printed demo password, no forced change
+        assert resp.status_code == 303 and resp.headers["Location"].endswith("/portal/")
+        home = client.get("/portal/")
+        assert home.status_code == 200
+        page = home.get_data(as_text=True)
+        assert account["affiliation"] in page
+        listed = {int(n) for n in re.findall(r'href="/portal/nominations/(\d+)"', page)}
+        assert listed == own and own  # its unit's imported nominations, nobody else's
+        assert "由省科协录入（只读）" in page
+        assert client.get(f"/portal/nominations/{min(own)}").status_code == 200
+        assert client.get(f"/portal/nominations/{other}").status_code == 404
+        client.post("/logout", data={"csrf_token": _token(client)})
+
+
+def _token(client) -> str:
+    from tests.conftest import csrf_token_from
+
+    return csrf_token_from(client.get("/account").get_data(as_text=True))
+
+
+def test_demo_logins_list_the_nominator_accounts(demo_app):
+    from app.demo import data as demo_data
+
+    out = demo_app.test_cli_runner().invoke(args=["demo", "logins"])
+    assert out.exit_code == 0, out.output
+    for account in demo_data.NOMINATOR_ACCOUNTS:
+        assert account["username"] in out.output and account["affiliation"] in out.output
+    assert "推荐单位" in out.output and demo_data.DEMO_PASSWORD in out.output
