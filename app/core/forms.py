@@ -87,7 +87,7 @@ class VersionField(IntegerField):
 
     def __init__(self, label="版本", validators=None, **kwargs):
         validators = [InputRequired(message="缺少版本号：请刷新页面后重试。"),
-                      NumberRange(min=0, message="版本号无效：请刷新页面后重试。"), *(validators or [])]
+                      NumberRange(min=0, max=MAX_ID, message="版本号无效：请刷新页面后重试。"), *(validators or [])]
         super().__init__(label, validators=validators, **kwargs)
 
     def process_formdata(self, valuelist):
