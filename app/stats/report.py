@@ -4,8 +4,11 @@ large one. Pages, documents and the CLI read them through `current()` / `build()
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass
 
+import numpy as np
 from sqlalchemy import func, select
 
 from app.core.time import fmt_minute, utcnow
@@ -33,20 +36,37 @@ def settings(round_id: int, category: str, method: str | None = None, resamples:
             int(robustness.DEFAULT_SEED if seed is None else seed))
 
 
+def _titles(round_id: int, category: str) -> dict[int, str]:
+    return dict(db.session.execute(select(Nomination.id, Nomination.title).where(
+        Nomination.round_id == round_id, Nomination.category == category)).all())
+
+
+def digest(data: stats_queries.CategoryData, titles: dict[int, str], slots: int, method: str, resamples: int,
+           seed: int) -> str:
+    """Everything the figures depend on. A decision bumps the ranking version without changing any of
+    it: the figures of the previous version are then taken over instead of computed again."""
+    h = hashlib.sha256()
+    p = data.panel
+    for array in (p.nomination_ids, p.sheet_nom, p.sheet_reviewer, np.ascontiguousarray(p.values)):
+        h.update(array.tobytes())
+    h.update(json.dumps([slots, method, resamples, seed, robustness.STABLE_IN, robustness.STABLE_OUT,
+                         list(p.criteria), sorted(data.reviewer_names.items()), sorted(titles.items()),
+                         [c.name for c in data.criteria]], ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
 def build(round_id: int, category: str, *, method: str | None = None, resamples: int | None = None,
-          seed: int | None = None, version: int | None = None) -> dict:
+          seed: int | None = None, version: int | None = None,
+          prefetched: tuple[stats_queries.CategoryData, dict[int, str]] | None = None) -> dict:
     """Compute everything from the database now (version read first: the data is at least that new)."""
     method, resamples, seed = settings(round_id, category, method, resamples, seed)
     version = ranking.version(round_id, category) if version is None else version
     rnd = _round(round_id)
     slots = rnd.slots(category)
-    data = stats_queries.panel(round_id, category)
+    data, titles = prefetched or (stats_queries.panel(round_id, category), _titles(round_id, category))
     panel = data.panel
     places, sides = robustness.analyse(panel, method, slots, resamples=resamples, seed=seed)
     names = data.reviewer_names
-    titles = dict(db.session.execute(
-        select(Nomination.id, Nomination.title).where(Nomination.round_id == round_id,
-                                                      Nomination.category == category)).all())
     out_places = {}
     for p in places:
         d = asdict(p)
@@ -69,7 +89,7 @@ def build(round_id: int, category: str, *, method: str | None = None, resamples:
     labels = [p.label for p in places]
     return {
         "round_id": round_id, "category": category, "method": method, "method_label": METHOD_LABELS[method],
-        "version": version, "resamples": resamples, "seed": seed, "slots": slots,
+        "version": version, "digest": digest(data, titles, slots, method, resamples, seed), "resamples": resamples, "seed": seed, "slots": slots,
         "computed_at": utcnow().isoformat(), "computed_at_text": fmt_minute(utcnow()),
         "thresholds": {"stable_in": robustness.STABLE_IN, "stable_out": robustness.STABLE_OUT,
                        "interval": list(robustness.INTERVAL)},
@@ -135,6 +155,9 @@ def current(round_id: int, category: str, *, method: str | None = None, resample
     data = cache.load(filename)
     if data is not None:
         return Current("ready", data, version)
+    taken = _take_over(round_id, category, method, resamples, seed, version, filename)
+    if taken is not None:
+        return Current("ready", taken, version)
     limit = inline_max if inline_max is not None else current_app.config.get("STATS_INLINE_MAX", INLINE_MAX)
     if active_count(round_id, category) <= limit:
         data = build(round_id, category, method=method, resamples=resamples, seed=seed, version=version)
@@ -154,13 +177,28 @@ def current(round_id: int, category: str, *, method: str | None = None, resample
     return Current("pending", cache.latest(round_id, category, method, resamples, seed), version)
 
 
+def _take_over(round_id: int, category: str, method: str, resamples: int, seed: int, version: int,
+               filename: str) -> dict | None:
+    """The latest cached figures, stored under this version, when nothing they depend on has changed
+    (one read of the counted sheets, no bootstrap)."""
+    previous = cache.latest(round_id, category, method, resamples, seed)
+    if previous is None or previous.get("version", 0) > version:
+        return None
+    prefetched = (stats_queries.panel(round_id, category), _titles(round_id, category))
+    if previous.get("digest") != digest(*prefetched, _round(round_id).slots(category), method, resamples, seed):
+        return None
+    data = {**previous, "version": version}
+    cache.store(filename, data)
+    return data
+
+
 def for_document(round_id: int, category: str) -> dict:
     """The figures for a PDF or XLSX: the cached ones of this version, else computed now (documents of a
     large category are rendered by the job consumer already, so this never runs in a web worker for one)."""
     method, resamples, seed = settings(round_id, category)
     version = ranking.version(round_id, category)
     filename = cache.name(round_id, category, method, version, resamples, seed)
-    data = cache.load(filename)
+    data = cache.load(filename) or _take_over(round_id, category, method, resamples, seed, version, filename)
     if data is None:
         data = build(round_id, category, method=method, resamples=resamples, seed=seed, version=version)
         cache.store(filename, data)

@@ -83,13 +83,7 @@ def test_computed_once_per_ranking_version(app, chair, small):
     assert re.search(r'id="robustness-meta">(.*?)</p>', again).group(1) == stamp
     # A changed score bumps the ranking version: the figures are computed again for it.
     with app.app_context():
-        from app.rounds.phases import bump_ranking
-
-        sheet = db.session.scalar(select(ReviewSheet).where(ReviewSheet.nomination_id == small.noms["A3"]))
-        score = db.session.scalar(select(Score).where(Score.sheet_id == sheet.id).limit(1))
-        score.value = score.value + 0.5
-        bump_ranking(small.round_id, "activity")
-        db.session.commit()
+        _change_a_score(small)
     later = chair.get("/chair/activity").get_data(as_text=True)
     v1 = int(re.search(r"基于排名版本 (\d+)", stamp).group(1))
     v2 = int(re.search(r"基于排名版本 (\d+)", later).group(1))
@@ -133,8 +127,40 @@ def test_the_pending_page_shows_the_previous_version_meanwhile(app_factory, tmp_
     huey = get_huey(app)
     huey.execute(huey.dequeue())
     with app.app_context():
-        rounds.bump_ranking(small.round_id, "activity")
-        db.session.commit()
+        _change_a_score(small)
     html = client.get("/chair/activity").get_data(as_text=True)
     assert "正在计算…" in html and re.search(r"下面显示的是排名版本 \d+ 的结果", html)
     assert "稳定入选" in html
+
+
+def _change_a_score(small) -> None:
+    sheet = db.session.scalar(select(ReviewSheet).where(ReviewSheet.nomination_id == small.noms["A3"]))
+    score = db.session.scalar(select(Score).where(Score.sheet_id == sheet.id).limit(1))
+    score.value = score.value + 0.5
+    rounds.bump_ranking(small.round_id, "activity")
+    db.session.commit()
+
+
+def test_a_decision_takes_the_figures_over_without_computing(app_factory, tmp_path):
+    # A decision bumps the ranking version but changes no score: a large category does not go back to
+    # 正在计算… after every click, the figures are stored under the new version as they were.
+    app = app_factory({"STATS_INLINE_MAX": 0, "JOBS_IMMEDIATE": False, "JOBS_FOLDER": str(tmp_path / "jobs")})
+    with app.app_context():
+        small = build_small_round()
+    client = app.test_client()
+    login(client, "chair")
+    client.get("/chair/activity")
+    huey = get_huey(app)
+    huey.execute(huey.dequeue())
+    first = client.get("/chair/activity").get_data(as_text=True)
+    meta = re.search(r'id="robustness-meta">(.*?)</p>', first).group(1)
+    with app.app_context():
+        from app.deliberation import operations as decisions
+
+        decisions.prefill_from_cut_line(small.round_id, "activity")
+    after = client.get("/chair/activity").get_data(as_text=True)
+    assert "正在计算…" not in after and len(huey) == 0
+    meta_after = re.search(r'id="robustness-meta">(.*?)</p>', after).group(1)
+    v1, v2 = (int(re.search(r"基于排名版本 (\d+)", m).group(1)) for m in (meta, meta_after))
+    assert v2 > v1
+    assert meta_after.split("（北京时间）")[0] == meta.split("（北京时间）")[0]  # the same computation
