@@ -87,9 +87,11 @@ def test_job_runs_in_the_consumer_and_keeps_its_file(queued_app):
         assert done.finished_at >= done.started_at >= done.created_at
         assert done.progress == "" and done.worker.endswith(f":{os.getpid()}")
         assert os.path.dirname(jobs.output_path(done)).startswith(str(app.config["UPLOAD_FOLDER"]).rsplit("/", 1)[0])
-        # Finished: the same request now makes a new job.
+        # Finished: the same request (same data version) is a new job answered from storage at once,
+        # nothing queued (issue 15: a document is rendered once per version of what it shows).
         fresh = jobs.submit("list", "pdf", small.round_id, "activity", label="优秀活动名单（PDF）")
-        assert fresh.id != job.id and fresh.status == "queued"
+        assert fresh.id != job.id and fresh.status == "done" and fresh.worker == "storage"
+        assert get_huey(app).pending_count() == 0
 
 
 def test_concurrent_identical_requests_make_one_job(queued_app, app_factory, tmp_path):
