@@ -117,3 +117,21 @@ def test_a_file_that_is_not_a_video_is_refused_in_chinese(portal_server, browser
     page.click("[data-tus-start]")
     page.wait_for_selector("[data-tus-status] >> text=视频只接受 MP4 或 WebM 格式", timeout=30_000)
     assert _video_sha(server.app, world.nom_a) is None
+
+
+def test_the_video_part_fits_a_phone(portal_server, browser_context, tmp_path):
+    server, world = portal_server
+    path = tmp_path / "手机上传.mp4"
+    data = mp4(300_000)
+    path.write_bytes(data)
+    page = browser_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True).new_page()
+    sign_in(page, server, "unit_a")
+    _open_video_part(page, server, world)
+    page.set_input_files("[data-tus-file]", str(path))
+    for selector in ("[data-tus-file]", "[data-tus-start]"):
+        box = page.locator(selector).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 375, selector
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.click("[data-tus-start]")
+    page.wait_for_selector(f"#video-part-{world.nom_a} >> text=当前视频：手机上传.mp4", timeout=60_000)
+    assert _video_sha(server.app, world.nom_a) == sha256(data)

@@ -8,6 +8,8 @@ import hashlib
 import socket
 import threading
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import pytest
@@ -112,7 +114,11 @@ def test_an_upload_stopped_halfway_resumes_from_the_servers_offset(server, tus_a
     first = _uploader(browser, data, world.nom_a)
     first.upload(stop_at=3 * CHUNK)  # the office connection goes after three chunks
     url = first.url
-    assert _head(browser, url).headers["Upload-Offset"] == str(3 * CHUNK)
+    head = _head(browser, url)
+    assert (head.headers["Upload-Offset"], head.headers["Upload-Length"]) == (str(3 * CHUNK), str(len(data)))
+    assert head.headers["Cache-Control"] == "no-store"
+    expires = parsedate_to_datetime(head.headers["Upload-Expires"])  # the expiration extension: 24 h idle
+    assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(hours=24)
     assert _video_sha(tus_app, world.nom_a) is None
 
     # Later, another client (a new page load) resumes the same upload URL: HEAD → offset, then PATCHes.
