@@ -107,12 +107,13 @@ def seed(n_noms: int, per_nom: int, pool: int, category: str) -> dict:
             reviewer = (n * per_nom + k) % pool + 1  # per_nom distinct reviewers (pool >= per_nom)
             assigns.append({"id": len(assigns) + 1, "reviewer_id": reviewer, "nomination_id": n})
             sheet_id += 1
-            sheets.append({"id": sheet_id, "reviewer_id": reviewer, "nomination_id": n, "comment": "",
-                           "status": "submitted", "version": 1})
             target = min(99.0, max(40.0, quality + (reviewer % 7 - 3) + rng.gauss(0, 3.5)))
-            for crit, mx in crit_ids:
+            values = [round(min(mx, max(0.0, mx * target / 100)) * 2) / 2 for _, mx in crit_ids]
+            # The sheet's figures (app/review/totals.py) written with it, as a bulk load must.
+            sheets.append({"id": sheet_id, "reviewer_id": reviewer, "nomination_id": n, "comment": "",
+                           "status": "submitted", "version": 1, "total": sum(values), "n_values": len(values)})
+            for (crit, _), value in zip(crit_ids, values, strict=True):
                 score_id += 1
-                value = round(min(mx, max(0.0, mx * target / 100)) * 2) / 2
                 scores.append({"id": score_id, "sheet_id": sheet_id, "criterion_id": crit, "value": value})
     _insert(Nomination.__table__, noms)
     _insert(Assignment.__table__, assigns)

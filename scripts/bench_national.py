@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""issue 15 benchmark: the ranking at national scale costs one computation per version, documents render
+in parallel and once.
+
+Seeds (scripts/bench_rankings.seed) one round of --nominations activities (default 7,000) × 7 reviewers
+(196,000 scores, every sheet submitted, sheet totals written with them), then measures:
+
+  partial_p50_ms      GET /rankings/activity (htmx partial, the chair's poll) right after the ranking
+                      version moved: one computation from the sheet rows + the page's criterion means +
+                      render. SQLite file. (Median of --repeat.)
+  partial_p50_ms_pg   the same on PostgreSQL (--pg URL; the database is WIPED).
+  computations_per_version
+                      5 chairs (threads, each with its own session) poll every RANKING_POLL_SECONDS for
+                      --poll-seconds (60) with their ETag while a writer bumps the version every 0.5 s the
+                      way every score save does; the ranking cache is Redis (--redis URL) shared by all.
+                      = computations / versions that some chair was answered with a fresh ranking.
+  batch1000_s         a final round with --forms (1,000) approved 推荐表: the forms batch job through the
+                      queue (SqliteHuey) with 2 consumers (`flask jobs worker` processes), split into parts
+                      and merged: submit → done.
+  cached_download_ms  p50 of the same document's next download (POST /reports/jobs answered from storage +
+                      GET the file), --downloads times.
+
+The LAST printed line is one JSON object. Results: docs/benchmarks.md section 7.
+
+  .venv/bin/python scripts/bench_national.py --pg postgresql+psycopg://postgres@127.0.0.1:5432/kepu_bench_national
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess  # nosec B404 — starts this repo's own `flask jobs worker`
+import sys
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from sqlalchemy import insert, text  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.extensions import db  # noqa: E402
+
+HX = {"HX-Request": "true"}
+
+
+def _app(url: str, tmp: Path, **extra):
+    return create_app({"TESTING": False, "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url,
+                       "UPLOAD_FOLDER": str(tmp / "uploads"), "RATELIMIT_ENABLED": False,
+                       "WTF_CSRF_ENABLED": False, **extra})
+
+
+def _chair(app):
+    from bench_rankings import PASSWORD
+
+    client = app.test_client()
+    resp = client.post("/login", data={"username": "chair", "password": PASSWORD})
+    assert resp.status_code in (302, 303), resp.status_code
+    return client
+
+
+def _bump(app) -> None:
+    from app.core.database import write_transaction
+    from app.rounds import phases as rounds
+
+    with app.app_context():
+        with write_transaction():
+            rounds.bump_ranking(1, "activity")
+        db.session.remove()
+
+
+def seeded(url: str, tmp: Path, n: int, pg: bool, **extra):
+    from bench_rankings import seed
+
+    app = _app(url, tmp, **extra)
+    with app.app_context():
+        if pg:
+            db.drop_all()
+        db.create_all()
+        t0 = time.perf_counter()
+        counts = seed(n, 7, 70, "activity")
+        print(f"seeded {counts} on {db.engine.dialect.name} in {time.perf_counter() - t0:.1f} s", flush=True)
+        db.session.remove()
+    return app, counts
+
+
+def partial_after_change(app, repeat: int) -> float:
+    client = _chair(app)
+    assert client.get("/rankings/activity", headers=HX).status_code == 200  # warm
+    times = []
+    for _ in range(repeat):
+        _bump(app)
+        t0 = time.perf_counter()
+        r = client.get("/rankings/activity", headers=HX)
+        times.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200, r.status_code
+    return statistics.median(times)
+
+
+def computations_per_version(app, seconds: float, chairs: int = 5) -> dict:
+    from app.ranking import cache as ranking_cache
+
+    poll = float(app.config["RANKING_POLL_SECONDS"])
+    with app.app_context():
+        ranking_cache.clear()
+        before = ranking_cache.backend().computations() if hasattr(ranking_cache.backend(), "computations") else 0
+    stop = threading.Event()
+    fresh_versions: set[str] = set()
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def chair(i: int) -> None:
+        client = _chair(app)
+        tag = None
+        time.sleep(poll * i / chairs)  # chairs' pages were opened at different moments
+        while not stop.is_set():
+            headers = {**HX, **({"If-None-Match": tag} if tag else {})}
+            r = client.get("/rankings/activity", headers=headers)
+            with lock:
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                if r.status_code == 200:
+                    tag = r.headers["ETag"]
+                    fresh_versions.add(tag.split("-")[2])
+            stop.wait(poll)
+
+    def writer() -> None:
+        while not stop.is_set():
+            _bump(app)
+            stop.wait(0.5)
+
+    threads = [threading.Thread(target=chair, args=(i,)) for i in range(chairs)] + [threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join(120)
+    with app.app_context():
+        computed = ranking_cache.backend().computations() - before
+    return {"computations": computed, "versions": len(fresh_versions), "statuses": statuses,
+            "computations_per_version": round(computed / max(1, len(fresh_versions)), 3)}
+
+
+def seed_final_round(n_forms: int) -> None:
+    """A final round with n_forms approved activities (Core inserts), as scripts/bench_pdf.py builds them."""
+    from app.models import Decision, Nomination, Nominator, Round
+
+    rnd = Round(id=1, year=2024, name="2024年全国科普日评选（基准测试）", phase="final", deadline=date(2024, 10, 8),
+                slots_unit=400, slots_activity=n_forms, method="trimmed", approval_date=date(2024, 11, 20))
+    db.session.add(rnd)
+    db.session.flush()
+    kinds = ["city"] * 14 + ["member"] * 20 + ["society"] * 26
+    db.session.execute(insert(Nominator.__table__), [
+        {"id": i + 1, "name": f"推荐单位{i + 1:03d}", "short_name": "", "kind": k, "position": i + 1}
+        for i, k in enumerate(kinds)])
+    summary = ("本单位围绕“提升全民科学素质，协力建设科技强国”主题，组织科技工作者走进社区、学校和乡村，"
+               "开展科普报告、科学实验秀、科普展览等活动，群众参与踊跃，社会反响良好。") * 4
+    db.session.execute(insert(Nomination.__table__), [
+        {"id": n, "round_id": 1, "nominator_id": n % len(kinds) + 1, "category": "activity",
+         "title": f"第{n}号全国科普日活动", "host": "某某科协", "contact_name": "张三", "contact_title": "主任",
+         "contact_phone": "13800000000", "address": "长沙市岳麓区", "event_count": 3, "people_served": 1200,
+         "summary": summary, "recommendation": "同意推荐。", "status": "active", "source_key": f"bench:{n}"}
+        for n in range(1, n_forms + 1)])
+    db.session.execute(insert(Decision.__table__), [
+        {"nomination_id": n, "outcome": "approve", "opinion": "同意授予优秀活动。", "override_reason": "",
+         "version": 1} for n in range(1, n_forms + 1)])
+    db.session.commit()
+
+
+def batch_and_downloads(tmp: Path, n_forms: int, consumers: int, downloads: int, per_part: int) -> dict:
+    from app.reports import jobs
+
+    url = "sqlite:///" + str(tmp / "final.sqlite3")
+    extra = {"JOBS_IMMEDIATE": False, "JOBS_FOLDER": str(tmp / "jobs"), "REPORTS_FOLDER": str(tmp / "reports"),
+             "JOBS_FORMS_PER_PART": per_part}
+    app = _app(url, tmp, **extra)
+    with app.app_context():
+        db.create_all()
+        seed_final_round(n_forms)
+        from werkzeug.security import generate_password_hash
+
+        from app.models import User
+        from bench_rankings import PASSWORD
+
+        db.session.add(User(username="chair", display_name="主任", role="chair",
+                            password_hash=generate_password_hash(PASSWORD)))
+        db.session.commit()
+        db.session.remove()
+    env = {**os.environ, "KEPU_DATABASE_URL": url, "KEPU_JOBS_FOLDER": extra["JOBS_FOLDER"],
+           "KEPU_REPORTS_FOLDER": extra["REPORTS_FOLDER"], "KEPU_UPLOAD_FOLDER": str(tmp / "uploads"),
+           "KEPU_JOBS_FORMS_PER_PART": str(per_part), "KEPU_SECRET_KEY": "bench", "FLASK_APP": "wsgi.py"}
+    procs = [subprocess.Popen([sys.executable, "-m", "flask", "jobs", "worker"], cwd=ROOT, env=env,  # nosec B603
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(consumers)]
+    try:
+        client = _chair(app)
+        t0 = time.perf_counter()
+        resp = client.post("/reports/jobs", data={"kind": "forms", "format": "pdf", "category": "activity"})
+        assert resp.status_code == 303, resp.status_code
+        job_id = resp.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        with app.app_context():
+            done = jobs.wait(job_id, timeout=3600)
+        batch_s = time.perf_counter() - t0
+        assert done.status == "done", done.error
+        print(f"batch of {n_forms} forms: {batch_s:.1f} s in {done.parts} parts, {done.size / 1e6:.1f} MB", flush=True)
+        times = []
+        for _ in range(downloads):
+            t1 = time.perf_counter()
+            resp = client.post("/reports/jobs", data={"kind": "forms", "format": "pdf", "category": "activity"})
+            again = resp.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+            got = client.get(f"/reports/jobs/{again}/download")
+            times.append((time.perf_counter() - t1) * 1000)
+            assert got.status_code == 200 and got.data[:5] == b"%PDF-"
+        from pypdf import PdfReader
+        import io
+
+        pages = len(PdfReader(io.BytesIO(got.data)).pages)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return {"batch_s": round(batch_s, 2), "parts": done.parts, "pages": pages,
+            "cached_download_ms": round(statistics.median(times), 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pg", metavar="URL", help="PostgreSQL URL (its tables are dropped and recreated)")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis for the shared ranking cache")
+    ap.add_argument("--nominations", type=int, default=7000)
+    ap.add_argument("--repeat", type=int, default=9)
+    ap.add_argument("--poll-seconds", type=float, default=60.0)
+    ap.add_argument("--forms", type=int, default=1000)
+    ap.add_argument("--consumers", type=int, default=2)
+    ap.add_argument("--per-part", type=int, default=50)
+    ap.add_argument("--downloads", type=int, default=15)
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: pg,polls,batch")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    tmp = Path(tempfile.mkdtemp(prefix="kepu-national-"))
+    result: dict = {}
+    try:
+        app, counts = seeded("sqlite:///" + str(tmp / "bench.sqlite3"), tmp, args.nominations, False,
+                             RANKING_CACHE_URL=args.redis)
+        result.update(nominations=counts["nominations"], sheets=counts["sheets"], scores=counts["scores"])
+        result["partial_p50_ms"] = round(partial_after_change(app, args.repeat), 2)
+        print(f"partial after a change (SQLite): {result['partial_p50_ms']} ms", flush=True)
+        if "polls" not in skip:
+            polls = computations_per_version(app, args.poll_seconds)
+            print(f"5 chairs polling {args.poll_seconds:.0f} s: {polls}", flush=True)
+            result["computations_per_version"] = polls["computations_per_version"]
+            result["poll_detail"] = polls
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        if args.pg and "pg" not in skip:
+            pg_app, _ = seeded(args.pg, tmp, args.nominations, True, RANKING_CACHE_URL=args.redis)
+            with pg_app.app_context():
+                db.session.execute(text("ANALYZE"))
+                db.session.commit()
+            result["partial_p50_ms_pg"] = round(partial_after_change(pg_app, args.repeat), 2)
+            print(f"partial after a change (PostgreSQL): {result['partial_p50_ms_pg']} ms", flush=True)
+            with pg_app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        if "batch" not in skip:
+            out = batch_and_downloads(tmp, args.forms, args.consumers, args.downloads, args.per_part)
+            result.update(batch1000_s=out["batch_s"], batch_parts=out["parts"], batch_pages=out["pages"],
+                          cached_download_ms=out["cached_download_ms"])
+        result["targets"] = {"partial_p50_ms": 60, "computations_per_version": 1.05, "batch1000_s": 40,
+                             "cached_download_ms": 50}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
