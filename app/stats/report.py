@@ -120,10 +120,6 @@ class Current:
     def ready(self) -> bool:
         return self.status == "ready"
 
-    @property
-    def stale(self) -> bool:
-        return self.data is not None and self.data.get("version") != self.version
-
     def place(self, nomination_id: int) -> dict | None:
         return (self.data or {}).get("places", {}).get(str(nomination_id))
 
@@ -155,7 +151,9 @@ def current(round_id: int, category: str, *, method: str | None = None, resample
     data = cache.load(filename)
     if data is not None:
         return Current("ready", data, version)
-    taken = _take_over(round_id, category, method, resamples, seed, version, filename)
+    # While the consumer computes this version, a poll does not read the sheets again.
+    taken = None if cache.pending(filename) else _take_over(round_id, category, method, resamples, seed, version,
+                                                            filename)
     if taken is not None:
         return Current("ready", taken, version)
     limit = inline_max if inline_max is not None else current_app.config.get("STATS_INLINE_MAX", INLINE_MAX)

@@ -18,7 +18,8 @@ to 1e-9) keep the official order instead of re-computing each resample's stdev: 
 would double the cost for a difference only in exact ties.
 
 Vectorised: nominations with the same sheet count form a group; all n × g × B resample indices of a
-chunk of a group are drawn at once (int8) and the aggregates are reductions over the last axis.
+chunk of a group are drawn at once (int8) and each aggregate is n elementwise passes over (g, B) slabs;
+each resample is then ranked with one argsort of exact float keys.
 """
 
 from __future__ import annotations
@@ -311,7 +312,7 @@ def bootstrap(panel: Panel, method: str, slots: int, *, resamples: int = DEFAULT
     scored = counts[row_nom] > 0
     places = np.arange(1, N + 1, dtype=np.int32)
     largest = float(values_t.max()) if values_t.size else 0.0
-    scale, col_bits = _key_scale(largest, N)
+    scale, col_bits = _key_scale(largest + 1, N)  # + 1: a nomination without a sheet sits at -1
     top = np.floor(largest * scale + 0.5) + 1
     tie_break = place[row_nom].astype(np.float64)[None, :]
     for b0 in range(0, B, RANK_ROWS):

@@ -201,3 +201,12 @@ def test_a_unanimous_round_in_the_database_is_all_stable_with_agreement_one(app)
         assert total["icc"]["icc2_1"] == pytest.approx(1) and total["alpha"] == pytest.approx(1)
         assert total["kendall_w"] == pytest.approx(1)
         assert data["sensitivity"]["changed"] == []
+
+
+def test_the_sort_key_stays_exact_for_large_totals():
+    scale, bits = robustness._key_scale(1e6 + 1, 7000)
+    assert (1e6 * scale + 2) * 2.0 ** bits < 2.0 ** 53 and scale >= 1e4
+    # Unanimous reviewers with totals a rubric of 1,000,000 points could give: still a clean cut.
+    totals = [999_999.5, 999_999.0, 999_998.5, 999_998.0, 10.0]
+    places, _ = robustness.analyse(_panel([[t] * 3 for t in totals]), "mean", 2, resamples=50)
+    assert [p.share for p in places] == [1.0, 1.0, 0.0, 0.0, 0.0]
