@@ -26,6 +26,7 @@ from werkzeug.exceptions import ClientDisconnected
 from app.core import storage
 from app.core.errors import UserError
 from app.core.time import aware, utcnow
+from app.tus.protocol import CHECKSUM_MISMATCH
 
 _ID = re.compile(r"[0-9a-f]{32}")
 _CHUNK = 256 * 1024
@@ -201,8 +202,6 @@ def append(upload: Upload, fh, stream, *, check=None) -> None:
         fh.truncate(start)
         if dropped is not None:
             raise dropped
-        from app.tus.protocol import CHECKSUM_MISMATCH
-
         raise UserError("分块校验值不符，该分块未保存，请重试。", status=CHECKSUM_MISMATCH)
     fh.flush()
     os.fsync(fh.fileno())
