@@ -185,10 +185,10 @@ def batch_and_downloads(tmp: Path, n_forms: int, consumers: int, downloads: int,
     with app.app_context():
         db.create_all()
         seed_final_round(n_forms)
+        from bench_rankings import PASSWORD
         from werkzeug.security import generate_password_hash
 
         from app.models import User
-        from bench_rankings import PASSWORD
 
         db.session.add(User(username="chair", display_name="主任", role="chair",
                             password_hash=generate_password_hash(PASSWORD)))
@@ -218,8 +218,9 @@ def batch_and_downloads(tmp: Path, n_forms: int, consumers: int, downloads: int,
             got = client.get(f"/reports/jobs/{again}/download")
             times.append((time.perf_counter() - t1) * 1000)
             assert got.status_code == 200 and got.data[:5] == b"%PDF-"
-        from pypdf import PdfReader
         import io
+
+        from pypdf import PdfReader
 
         pages = len(PdfReader(io.BytesIO(got.data)).pages)
     finally:

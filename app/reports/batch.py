@@ -5,10 +5,10 @@
    the cover and 目录 itself, with the page numbers the plan gives (the 目录's own length is found by
    rendering it, at most a few times until it is stable), then queues one task per run and returns: the
    job stays 生成中 without holding a consumer.
-2. Each part task renders its forms, numbering its pages from where the plan puts them out of the plan's
+2. Each part task (jobs.run_part) renders its forms, numbering its pages from where the plan puts them out of the plan's
    total, and writes `<job>.pNNN.pdf`; a heartbeat file `<job>.pNNN.beat` shows it is alive (jobs.get
    reads the newest of them: a batch whose consumers all died is reported 失败 like any job).
-3. The part that finds every part written takes the merge claim (huey's atomic put_if_empty) and merges
+3. The part that finds every part written (jobs._merge_parts) takes the merge claim (huey's atomic put_if_empty) and merges
    them in order. A part whose page count differs from the plan (a form that overflowed its page) would
    make the numbers wrong: then the merger renders the whole batch in one go instead — slower, still right.
 
@@ -22,7 +22,6 @@ import io
 import logging
 import os
 import threading
-import time
 
 from flask import current_app
 
@@ -45,23 +44,21 @@ def wanted(job) -> bool:
     return len(queries.approved_nominations(job.round_id, job.category)) > per_part()
 
 
-def part_path(job, index: int, ext: str = "pdf") -> str:
-    from app.reports import jobs
-
-    return os.path.join(jobs.folder(), f"{job.id}.p{index:03d}.{ext}")
+def part_path(folder: str, job, index: int, ext: str = "pdf") -> str:
+    return os.path.join(folder, f"{job.id}.p{index:03d}.{ext}")
 
 
-def written_parts(job) -> int:
-    from app.reports import jobs
-
-    return len(glob.glob(os.path.join(jobs.folder(), f"{job.id}.p[0-9][0-9][0-9].pdf")))
+def written_parts(folder: str, job) -> int:
+    return len(glob.glob(os.path.join(folder, f"{job.id}.p[0-9][0-9][0-9].pdf")))
 
 
-def last_beat(job) -> float:
-    from app.reports import jobs
+def part_files(folder: str, job, pattern: str = "*") -> list[str]:
+    return glob.glob(os.path.join(folder, f"{job.id}.p{pattern}"))
 
+
+def last_beat(folder: str, job) -> float:
     newest = 0.0
-    for path in glob.glob(os.path.join(jobs.folder(), f"{job.id}.p*")):
+    for path in part_files(folder, job):
         try:
             newest = max(newest, os.stat(path).st_mtime)
         except OSError:
@@ -69,20 +66,20 @@ def last_beat(job) -> float:
     return newest
 
 
-def _pages(data: bytes) -> int:
+def pages_of(data: bytes) -> int:
     from pypdf import PdfReader
 
     return len(PdfReader(io.BytesIO(data)).pages)
 
 
-def _write_atomic(path: str, data: bytes) -> None:
+def write_atomic(path: str, data: bytes) -> None:
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     with open(tmp, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
 
 
-def plan(job, beat) -> list[tuple]:
+def plan(folder: str, job, beat) -> list[tuple]:
     """Step 1, in the job's own task: cover + 目录 rendered here; returns the form runs to queue (as
     run_part's arguments) once the job's own heartbeat has stopped — after that only the parts and
     the merger write the record."""
@@ -103,13 +100,13 @@ def plan(job, beat) -> list[tuple]:
             page += documents.predicted_form_pages(n)
         cover_doc = documents.batch_forms_part_source(
             job.round_id, job.category, ids=[], toc_numbers=numbers, page_total=front + forms_pages).render()
-        rendered = _pages(cover_doc.content)
+        rendered = pages_of(cover_doc.content)
         if rendered == front:
             break
         toc_pages = rendered - 1
     else:
         raise RuntimeError("the 目录's length did not settle")
-    _write_atomic(part_path(job, 0), cover_doc.content)
+    write_atomic(part_path(folder, job, 0), cover_doc.content)
     plan = []
     first = front + 1
     for index, (run, n_pages) in enumerate(zip(runs, pages, strict=True), start=1):
@@ -125,84 +122,27 @@ def _progress_text(done: int, parts: int) -> str:
     return f"已完成 {done}/{parts} 部分（分 {parts - 1} 段并行排版）"
 
 
-def progress(job) -> str:
-    return _progress_text(written_parts(job), job.parts)
+def progress(folder: str, job) -> str:
+    return _progress_text(written_parts(folder, job), job.parts)
 
 
-def run_part(job_id: str, index: int, ids: list[int], first: int, expected_pages: int, total: int) -> None:
-    """Step 2, in any consumer: one run of forms; the last part to finish merges (step 3)."""
-    from app.reports import documents, jobs
+def render_part(job, ids: list[int], first: int, total: int) -> tuple[bytes, int]:
+    """One run of forms, numbered from `first` out of `total`: the PDF and its page count."""
+    from app.reports import documents
 
-    job = jobs.get(job_id)
-    if job is None or job.status != "running":
-        return  # failed or pruned meanwhile: nothing to add to
-    beat_path = part_path(job, index, "beat")
-    stop = threading.Event()
-    interval = float(current_app.config.get("JOBS_HEARTBEAT_SECONDS") or jobs.HEARTBEAT_SECONDS)
-
-    def _beat() -> None:
-        while not stop.wait(interval):
-            try:
-                with open(beat_path, "a"):
-                    os.utime(beat_path)
-            except OSError:
-                pass
-
-    with open(beat_path, "a"):
-        pass
-    beater = threading.Thread(target=_beat, name=f"kepu-part-{job_id}-{index}", daemon=True)
-    beater.start()
-    try:
-        doc = documents.batch_forms_part_source(job.round_id, job.category, ids=ids, cover=False,
-                                                page_first=first, page_total=total).render()
-        if _pages(doc.content) != expected_pages:
-            with open(part_path(job, index, "mismatch"), "w"):
-                pass
-        _write_atomic(part_path(job, index), doc.content)
-    finally:
-        stop.set()
-        beater.join(timeout=5)
-    if written_parts(job) == job.parts:
-        _merge(job)
+    doc = documents.batch_forms_part_source(job.round_id, job.category, ids=ids, cover=False,
+                                            page_first=first, page_total=total).render()
+    return doc.content, pages_of(doc.content)
 
 
-def _merge(job) -> None:
+def merged(folder: str, job) -> bytes:
     from pypdf import PdfWriter
 
-    from app.jobs import get_huey
-    from app.reports import catalog, jobs, store
+    writer = PdfWriter()
+    for index in range(job.parts):
+        writer.append(part_path(folder, job, index))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
-    if not get_huey().put_if_empty(f"kepu-merge:{job.id}", "1"):
-        return  # another part got here first
-    started = time.time()
-    try:
-        if glob.glob(os.path.join(jobs.folder(), f"{job.id}.p*.mismatch")):
-            log.warning("batch %s: a part's pages differ from the plan; rendering it in one go", job.id)
-            content = catalog.build(job.kind, job.fmt, job.round_id, job.category).content
-        else:
-            writer = PdfWriter()
-            for index in range(job.parts):
-                writer.append(part_path(job, index))
-            out = io.BytesIO()
-            writer.write(out)
-            content = out.getvalue()
-        _write_atomic(jobs.output_path(job), content)
-        outcome = {"status": "done", "size": len(content)}
-    except Exception:  # noqa: BLE001 — reported in the page like any failed render
-        log.exception("batch %s: merging failed", job.id)
-        outcome = {"status": "failed", "error": "生成失败，请稍后重试或联系管理员。"}
-    current = jobs.get(job.id) or job
-    for name, value in {**outcome, "progress": "", "finished_at": time.time()}.items():
-        setattr(current, name, value)
-    jobs.save_record(current)
-    if current.status == "done" and current.store_key:
-        store.keep(current.store_key, jobs.output_path(current), filename=current.filename,
-                   mimetype=current.mimetype, size=current.size)
-    for path in glob.glob(os.path.join(jobs.folder(), f"{job.id}.p*")):
-        try:
-            os.remove(path)
-        except OSError:
-            pass
-    get_huey().get(f"kepu-merge:{job.id}")  # drop the claim
-    log.info("batch %s merged %d parts in %.1f s", job.id, job.parts, time.time() - started)
-    jobs.finish(current)
+

@@ -165,8 +165,8 @@ def get(job_id: str) -> Job | None:
     if job.parts and job.status == "running":
         from app.reports import batch
 
-        silent = time.time() - max(job.updated_at, batch.last_beat(job))
-        job.progress = batch.progress(job)
+        silent = time.time() - max(job.updated_at, batch.last_beat(folder(), job))
+        job.progress = batch.progress(folder(), job)
     if job.status == "running" and silent > stale_seconds():
         job.status, job.error = "failed", STALE_ERROR.format(n=int(silent))
     elif job.status == "queued" and silent > QUEUED_STALE_SECONDS:
@@ -281,13 +281,7 @@ def enqueue_part(*args) -> None:
     get_jobs().tasks["render_part"](*args)
 
 
-def save_record(job: Job) -> None:
-    _write(job)
 
-
-def finish(job: Job) -> None:
-    _release(job)
-    prune()
 
 
 def _release(job: Job) -> None:
@@ -369,7 +363,7 @@ def run(job_id: str) -> None:
         with _Heartbeat(job, interval) as beat:
             try:
                 if batch.wanted(job):
-                    parts = batch.plan(job, beat)
+                    parts = batch.plan(folder(), job, beat)
                     outcome = None
                 else:
                     beat.update(progress=f"第 1/2 步：排版{_count_text(job)}")
@@ -399,6 +393,76 @@ def run(job_id: str) -> None:
             enqueue_part(*args)
         return
     _release(job)
+    prune()
+
+
+def run_part(job_id: str, index: int, ids: list[int], first: int, expected_pages: int, total: int) -> None:
+    """One run of a split forms batch (app/reports/batch.py), in any consumer; the last part to finish
+    merges them."""
+    from app.reports import batch
+
+    job = get(job_id)
+    if job is None or job.status != "running":
+        return  # failed or pruned meanwhile: nothing to add to
+    root = folder()
+    beat_path = batch.part_path(root, job, index, "beat")
+    stop = threading.Event()
+    interval = float(_setting("JOBS_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
+
+    def _beat() -> None:
+        while not stop.wait(interval):
+            try:
+                with open(beat_path, "a"):
+                    os.utime(beat_path)
+            except OSError:
+                pass
+
+    with open(beat_path, "a"):
+        pass
+    beater = threading.Thread(target=_beat, name=f"kepu-part-{job_id}-{index}", daemon=True)
+    beater.start()
+    try:
+        content, pages = batch.render_part(job, ids, first, total)
+        if pages != expected_pages:
+            with open(batch.part_path(root, job, index, "mismatch"), "w"):
+                pass
+        batch.write_atomic(batch.part_path(root, job, index), content)
+    finally:
+        stop.set()
+        beater.join(timeout=5)
+    if batch.written_parts(root, job) == job.parts:
+        _merge_parts(job)
+
+
+def _merge_parts(job: Job) -> None:
+    from app.jobs import get_huey
+    from app.reports import batch, catalog, store
+
+    if not get_huey().put_if_empty(f"kepu-merge:{job.id}", "1"):
+        return  # another part got here first
+    root = folder()
+    try:
+        if batch.part_files(root, job, "*.mismatch"):
+            log.warning("batch %s: a part's pages differ from the plan; rendering it in one go", job.id)
+            content = catalog.build(job.kind, job.fmt, job.round_id, job.category).content
+        else:
+            content = batch.merged(root, job)
+        batch.write_atomic(output_path(job), content)
+        outcome = {"status": "done", "size": len(content)}
+    except Exception:  # noqa: BLE001 — reported in the page like any failed render
+        log.exception("batch %s: merging failed", job.id)
+        outcome = {"status": "failed", "error": "生成失败，请稍后重试或联系管理员。"}
+    current = get(job.id) or job
+    for name, value in {**outcome, "progress": "", "finished_at": time.time()}.items():
+        setattr(current, name, value)
+    _write(current)
+    if current.status == "done" and current.store_key:
+        store.keep(current.store_key, output_path(current), filename=current.filename,
+                   mimetype=current.mimetype, size=current.size)
+    for path in batch.part_files(root, job):
+        _remove(path)
+    get_huey().get(f"kepu-merge:{job.id}")  # drop the claim
+    _release(current)
     prune()
 
 

@@ -24,9 +24,12 @@ _SLOT_SEP = "|"
 
 
 def _folder() -> str:
-    from app.reports import jobs
+    # The job records' folder (jobs.folder, which imports this module), then store/.
+    from flask import current_app
 
-    path = os.path.join(jobs.folder(), "store")
+    root = current_app.config.get("REPORTS_FOLDER") or os.path.join(
+        os.path.dirname(os.path.abspath(current_app.config["UPLOAD_FOLDER"])), "reports")
+    path = os.path.join(root, "store")
     os.makedirs(path, exist_ok=True)
     return path
 
