@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 APP = Path(__file__).resolve().parents[2] / "app"
-DOMAINS = {"accounts", "rounds", "audit", "intake", "review", "ranking", "deliberation", "reports", "jobs",
-           "ops", "demo"}
+DOMAINS = {"accounts", "rounds", "audit", "intake", "portal", "tus", "mail", "review", "ranking", "stats",
+           "deliberation", "publicity", "reports", "jobs", "ops", "demo"}
 
 
 def _module_name(path: Path) -> str:
