@@ -49,6 +49,13 @@ ACTION_LABELS.update({
     "user.first_password": "首次登录设置密码", "user.import": "批量导入推荐单位账号", "mail.resend": "重新发送邮件",
 })
 OBJECT_LABELS.update({"mail": "邮件"})
+# The 推荐单位 portal's submission workflow (issue 12).
+ACTION_LABELS.update({
+    "nomination.portal_save": "推荐单位保存草稿", "nomination.submit": "推荐单位提交",
+    "nomination.portal_withdraw": "推荐单位撤回", "nomination.return": "退回修改", "nomination.accept": "受理",
+    "attachment.stamped": "上传盖章件", "attachment.reorder": "调整照片顺序",
+    "deadline.extend": "延长报送期限", "deadline.revoke": "取消延期",
+})
 
 FIELD_LABELS = {
     # accounts
