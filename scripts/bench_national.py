@@ -235,6 +235,10 @@ def batch_and_downloads(tmp: Path, n_forms: int, consumers: int, downloads: int,
             "cached_download_ms": round(statistics.median(times), 2)}
 
 
+class _Skip(Exception):
+    pass
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pg", metavar="URL", help="PostgreSQL URL (its tables are dropped and recreated)")
@@ -246,44 +250,50 @@ def main() -> None:
     ap.add_argument("--consumers", type=int, default=2)
     ap.add_argument("--per-part", type=int, default=50)
     ap.add_argument("--downloads", type=int, default=15)
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: pg,polls,batch")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: ranking (SQLite, polls and PG), "
+                                               "pg, polls, batch")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     tmp = Path(tempfile.mkdtemp(prefix="kepu-national-"))
     result: dict = {}
     try:
-        app, counts = seeded("sqlite:///" + str(tmp / "bench.sqlite3"), tmp, args.nominations, False,
-                             RANKING_CACHE_URL=args.redis)
-        result.update(nominations=counts["nominations"], sheets=counts["sheets"], scores=counts["scores"])
-        result["partial_p50_ms"] = round(partial_after_change(app, args.repeat), 2)
-        print(f"partial after a change (SQLite): {result['partial_p50_ms']} ms", flush=True)
-        if "polls" not in skip:
-            polls = computations_per_version(app, args.poll_seconds)
-            print(f"5 chairs polling {args.poll_seconds:.0f} s: {polls}", flush=True)
-            result["computations_per_version"] = polls["computations_per_version"]
-            result["poll_detail"] = polls
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        if args.pg and "pg" not in skip:
-            pg_app, _ = seeded(args.pg, tmp, args.nominations, True, RANKING_CACHE_URL=args.redis)
-            with pg_app.app_context():
-                db.session.execute(text("ANALYZE"))
-                db.session.commit()
-            result["partial_p50_ms_pg"] = round(partial_after_change(pg_app, args.repeat), 2)
-            print(f"partial after a change (PostgreSQL): {result['partial_p50_ms_pg']} ms", flush=True)
-            with pg_app.app_context():
-                db.session.remove()
-                db.engine.dispose()
+        if "ranking" not in skip:
+            ranking_part(args, skip, tmp, result)
         if "batch" not in skip:
             out = batch_and_downloads(tmp, args.forms, args.consumers, args.downloads, args.per_part)
-            result.update(batch1000_s=out["batch_s"], batch_parts=out["parts"], batch_pages=out["pages"],
-                          cached_download_ms=out["cached_download_ms"])
+            result.update(batch1000_s=out["batch_s"], batch_forms=args.forms, batch_parts=out["parts"],
+                          batch_pages=out["pages"], cached_download_ms=out["cached_download_ms"])
         result["targets"] = {"partial_p50_ms": 60, "computations_per_version": 1.05, "batch1000_s": 40,
                              "cached_download_ms": 50}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(result, ensure_ascii=False))
+
+
+def ranking_part(args, skip: set, tmp: Path, result: dict) -> None:
+    app, counts = seeded("sqlite:///" + str(tmp / "bench.sqlite3"), tmp, args.nominations, False,
+                         RANKING_CACHE_URL=args.redis)
+    result.update(nominations=counts["nominations"], sheets=counts["sheets"], scores=counts["scores"])
+    result["partial_p50_ms"] = round(partial_after_change(app, args.repeat), 2)
+    print(f"partial after a change (SQLite): {result['partial_p50_ms']} ms", flush=True)
+    if "polls" not in skip:
+        polls = computations_per_version(app, args.poll_seconds)
+        print(f"5 chairs polling {args.poll_seconds:.0f} s: {polls}", flush=True)
+        result["computations_per_version"] = polls["computations_per_version"]
+        result["poll_detail"] = polls
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    if args.pg and "pg" not in skip:
+        pg_app, _ = seeded(args.pg, tmp, args.nominations, True, RANKING_CACHE_URL=args.redis)
+        with pg_app.app_context():
+            db.session.execute(text("ANALYZE"))
+            db.session.commit()
+        result["partial_p50_ms_pg"] = round(partial_after_change(pg_app, args.repeat), 2)
+        print(f"partial after a change (PostgreSQL): {result['partial_p50_ms_pg']} ms", flush=True)
+        with pg_app.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 if __name__ == "__main__":
