@@ -145,12 +145,38 @@ def _session(demo_template, folder, role: str, phase: str) -> Session:
         db.session.execute(update(Round).values(phase=phase))
         db.session.commit()
         db.session.remove()
+    if role == "nominator":
+        _portal_world(app, world)
     client, token = signed_in(app, role)
     db_path = str(folder / "kepu.sqlite3")
     dispose(app)
     snapshot = str(folder / "snapshot.sqlite3")
     shutil.copy(db_path, snapshot)
     return Session(app, client, token, db_path, snapshot, str(folder), world)
+
+
+def _portal_world(app, world) -> None:
+    """The 推荐单位's forms exist only on its own editable draft while the round still collects materials:
+    the demo's deadline (2024-10-08) has passed, so this copy's round gets one ahead, and the unit a
+    portal draft with photos, which becomes its "own" object."""
+    from datetime import timedelta
+
+    from app.core.time import beijing
+    from app.models import Nomination
+    from tests.factories import make_nomination
+    from tests.security_fixtures import _attach_photo
+
+    with app.app_context():
+        rnd = db.session.get(Round, world.round_id)
+        rnd.deadline = beijing().date() + timedelta(days=30)
+        db.session.commit()
+        unit = db.session.get(Nomination, world.nominations["own"]).nominator
+        draft = make_nomination(rnd, unit, "门户草稿（模糊测试）", status="draft", origin="portal")
+        photos = [_attach_photo(draft.id) for _ in range(3)]
+        db.session.commit()
+        world.nominations = {**world.nominations, "own": draft.id}
+        world.attachments = {**world.attachments, "own": photos[0]}
+        db.session.remove()
 
 
 def _discover(s: Session) -> list[tuple[Form, str]]:
@@ -247,7 +273,13 @@ ROLE_PHASES = [
     ("reviewer", "reviewing"),
     # The chair's forms (decide, 审定意见, prefill, dates, publicize, finalize) exist only while deliberating.
     ("chair", "deliberating"),
+    # The 推荐单位's portal forms (draft, 提交, photos, video, 盖章件) exist while materials are collected.
+    ("nominator", "collecting"),
 ]
+
+
+PORTAL_RULES = {"/portal/new/<any(unit, activity):category>", "/portal/nominations/<int:nomination_id>",
+                "/portal/nominations/<int:nomination_id>/photos", "/portal/nominations/<int:nomination_id>/stamped"}
 
 
 @pytest.mark.parametrize("role,phase", ROLE_PHASES, ids=[r for r, _ in ROLE_PHASES])
@@ -257,11 +289,21 @@ def test_every_form_survives_fuzzed_input(demo_template, tmp_path, role, phase):
         forms = _discover(s)
         posts = [f for f, _ in forms if f.method == "post"]
         assert posts, f"no POST form found on the pages {role} can open"
+        if role == "nominator":
+            rules = {rule for _, rule in forms}
+            missing = PORTAL_RULES - rules
+            assert not missing, f"the portal's forms were not found on the nominator's pages: {sorted(missing)}"
         fuzzed, failures = _fuzz_forms(s, forms)
     print(f"\n{role}: fuzzed {len(fuzzed)} forms:\n  " + "\n  ".join(fuzzed))
     if s.known:
         print("known (reported) errors met:\n  " + "\n  ".join(sorted(s.known)))
     assert not failures, f"{len(failures)} of {len(forms)} forms answered 500:\n" + "\n".join(failures)
+    if role == "nominator":
+        portal = {p: dict(c) for p, c in s.statuses.items() if p.startswith("/portal/")}
+        print("portal statuses: " + repr(portal))
+        # Past CSRF and the ownership check into the views: the fuzz tested the forms, not the gate.
+        blunt = [p for p, c in portal.items() if not set(c) - {"csrf", 403, 404}]
+        assert not blunt, f"every fuzzed post was refused before the view: {blunt}"
     dispose(s.app)
 
 
@@ -307,10 +349,25 @@ def _zip_slip() -> bytes:
     return buf.getvalue()
 
 
+def _tiny_pdf() -> bytes:
+    """A real one-page PDF (a 盖章件 scan the portal accepts), and below a truncated copy of it."""
+    import io
+
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
 def _contents() -> list[bytes]:
     jpeg, _ = jpeg_bytes()
+    pdf = _tiny_pdf()
     return [jpeg, seal_png(), b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, b"\x1a\x45\xdf\xa3" + b"\x00" * 64,
-            _zip_slip(), b"", b"\x00" * 1024, b"<html><script>alert(1)</script></html>", jpeg[:40]]
+            _zip_slip(), b"", b"\x00" * 1024, b"<html><script>alert(1)</script></html>", jpeg[:40], pdf,
+            pdf[:len(pdf) // 2]]
 
 
 def multipart(fields: list[tuple[str, str]], files: list[tuple[str, bytes, bytes, bytes]]) -> bytes:
@@ -374,14 +431,18 @@ def _tree(root: str) -> set[str]:
     return {os.path.relpath(os.path.join(f, n), root) for f, _, names in os.walk(root) for n in names}
 
 
-def test_upload_metadata_survives_fuzzing_and_stays_in_its_folders(demo_template, tmp_path):
-    """Every form with a file input, fuzzed with hostile file names and contents (as the admin, who is the
-    only one with upload forms): no 500, no file outside the folders the app writes to, stored names
-    that are ours (random), never the client's."""
-    s = _session(demo_template, tmp_path / "app", "admin", "reviewing")
+UPLOAD_ROLES = [("admin", "reviewing"), ("nominator", "collecting")]
+
+
+@pytest.mark.parametrize("role,phase", UPLOAD_ROLES, ids=[r for r, _ in UPLOAD_ROLES])
+def test_upload_metadata_survives_fuzzing_and_stays_in_its_folders(demo_template, tmp_path, role, phase):
+    """Every form with a file input, fuzzed with hostile file names and contents (as the admin, and as a
+    推荐单位 on its own draft: photos, video, 盖章件): no 500, no file outside the folders the app writes
+    to, stored names that are ours (random), never the client's."""
+    s = _session(demo_template, tmp_path / "app", role, phase)
     with no_background_jobs():
         forms = [f for f, _ in _discover(s) if f.method == "post" and any(x.kind == "file" for x in f.fields)]
-        assert len(forms) >= 3, f"expected the photo, video and import upload forms, found {len(forms)}"
+        assert len(forms) >= 3, f"expected the photo, video and import (or 盖章件) upload forms, found {len(forms)}"
         before = _tree(s.root)
         contents = _contents()
         failures, fuzzed = [], []
@@ -414,5 +475,5 @@ def test_upload_metadata_survives_fuzzing_and_stays_in_its_folders(demo_template
                  if n]
         seal = db.session.scalar(select(Round.seal_file))
         db.session.remove()
-    clean = re.compile(r"^[0-9a-f]{32}\.(jpg|png|mp4|webm)$")
+    clean = re.compile(r"^[0-9a-f]{32}\.(jpg|png|mp4|webm|pdf)$")  # pdf: a 盖章件 scan
     assert names and all(clean.match(n) for n in [*names, seal]), [n for n in names if not clean.match(n)][:5]
