@@ -1,7 +1,7 @@
 """Playwright, the portal end to end: the admin creates a 推荐单位 account with a one-time password in the
 users page; the unit signs in with it, is made to set its own password, fills every field of a 附件2
-form, uploads 3 photos, a video (the vendored tus-js-client, chunked and resumable) and the stamped
-scan, and submits; the admin (a second browser) returns it with a note; the unit sees the note, fixes
+form, uploads 3 photos and a video (the vendored tus-js-client, chunked and resumable), downloads its
+推荐表 PDF, uploads the stamped scan, and submits; the admin (a second browser) returns it with a note; the unit sees the note, fixes
 it and resubmits; the admin accepts it, assigns reviewers and opens 专家评审 from the dashboard; the
 reviewer's queue lists it. The mails (提交 to the admin, 退回修改 and 受理 to the unit) arrive at a real
 SMTP server (aiosmtpd) and carry nothing of the other unit. At phone width (375 px) the unit's home and
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from app.core import storage
@@ -193,6 +194,13 @@ def test_a_unit_submits_online_and_its_nomination_reaches_the_reviewers(portal, 
         assert stored.size_bytes == video.stat().st_size
         assert file_sha256(storage.path_of(stored.stored_name)) == file_sha256(str(video))
         db.session.remove()
+
+    # The 推荐表 to print and stamp: the system's own PDF, with the unit's 推荐意见 in it.
+    with unit.expect_download(timeout=60_000) as download:
+        unit.click("#stamped a[href$='/form.pdf']")
+    pdf = PdfReader(download.value.path())
+    text = re.sub(r"\s+", "", "".join(page.extract_text() for page in pdf.pages))
+    assert re.sub(r"\s+", "", FORM["title"]) in text and FORM["recommendation"][:12] in text
 
     scan = _jpeg(files / "推荐表盖章件.jpg", (250, 250, 250), size=(1240, 1754))
     unit.set_input_files("#stamped input[name=stamped]", str(scan))
