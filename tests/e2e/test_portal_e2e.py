@@ -1,11 +1,11 @@
 """Playwright, the portal end to end: the admin creates a 推荐单位 account with a one-time password in the
 users page; the unit signs in with it, is made to set its own password, fills every field of a 附件2
 form, uploads 3 photos and a video (the vendored tus-js-client, chunked and resumable), downloads its
-推荐表 PDF, uploads the stamped scan, and submits; the admin (a second browser) returns it with a note; the unit sees the note, fixes
-it and resubmits; the admin accepts it, assigns reviewers and opens 专家评审 from the dashboard; the
-reviewer's queue lists it. The mails (提交 to the admin, 退回修改 and 受理 to the unit) arrive at a real
-SMTP server (aiosmtpd) and carry nothing of the other unit. At phone width (375 px) the unit's home and
-form never scroll sideways."""
+推荐表 PDF, uploads the stamped scan, and submits; the admin (a second browser) returns it with a note;
+the unit sees the note, fixes it and resubmits; the admin accepts it, assigns reviewers and opens 专家评审
+from the dashboard; the reviewer's queue lists it. The mails (提交 to the admin, 退回修改 and 受理 to the
+unit) arrive at a real SMTP server (aiosmtpd) and carry nothing of the other unit. At phone width
+(375 px) the unit's home and form never scroll sideways."""
 
 from __future__ import annotations
 
