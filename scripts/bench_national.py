@@ -235,10 +235,6 @@ def batch_and_downloads(tmp: Path, n_forms: int, consumers: int, downloads: int,
             "cached_download_ms": round(statistics.median(times), 2)}
 
 
-class _Skip(Exception):
-    pass
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pg", metavar="URL", help="PostgreSQL URL (its tables are dropped and recreated)")
