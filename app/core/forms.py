@@ -20,6 +20,7 @@ from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField, IntegerField, PasswordField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, StopValidation, ValidationError
 
+from app.core.errors import UserError
 from app.core.params import MAX_ID
 
 # C0 and C1 controls except TAB/LF/CR, DEL, zero-width and direction marks, line/paragraph separators, BOM.
@@ -187,6 +188,19 @@ class Form(FlaskForm):
         hidden = [errors[name] for name, field in self._fields.items()
                   if name in errors and isinstance(field.widget, type(HiddenField.widget))]
         return "；".join(hidden) if hidden else self.error_message()
+
+    def validate_or_refuse(self) -> None:
+        """For a view whose refusals are rendered by the error handler: raise before anything is written.
+        A forged request (no CSRF token, no or a bad version) is a 400; wrong input is a 422 naming
+        the field."""
+        if self.validate_on_submit():
+            return
+        errors = self.first_errors()
+        if "csrf_token" in errors:
+            raise UserError(self.error_message(), status=400)
+        if "version" in errors:
+            raise UserError(errors["version"], status=400)
+        raise UserError(next(iter(errors.values())), errors)
 
     def add_errors(self, field_errors: dict[str, str]) -> None:
         """Put an operation's refusals (a duplicate name, say) beside the fields they concern."""

@@ -103,19 +103,6 @@ def summary(category: str):
     return _page(category, block="summary")
 
 
-def _checked(form) -> None:
-    """Refuse a form that did not validate, before anything is written: a forged request (no CSRF token,
-    no or a bad version) is a 400; wrong input is a 422 naming the field."""
-    if form.validate_on_submit():
-        return
-    errors = form.first_errors()
-    if "csrf_token" in errors:
-        raise UserError(form.error_message(), status=400)
-    if "version" in errors:
-        raise UserError(errors["version"], status=400)
-    raise UserError(next(iter(errors.values())), errors)
-
-
 @bp.post("/decide/<int:nomination_id>")
 @staff_required
 def decide(nomination_id: int):
@@ -123,7 +110,7 @@ def decide(nomination_id: int):
     form = forms.DecideForm()
     reason = form.reason.data or ""
     try:
-        _checked(form)
+        form.validate_or_refuse()
         decisions.decide(nom.id, form.outcome.data, reason=reason, expected_version=form.version.data,
                          opinion_choice=form.opinion_choice.data or "", actor=current_user)
     except UserError as e:
@@ -143,7 +130,7 @@ def opinion(nomination_id: int):
     form = forms.OpinionForm()
     text = form.opinion.data or ""
     try:
-        _checked(form)
+        form.validate_or_refuse()
         decisions.set_opinion(nom.id, text, expected_version=form.version.data, actor=current_user)
     except UserError as e:
         if e.status not in (409, 422):
@@ -157,7 +144,7 @@ def opinion(nomination_id: int):
 @staff_required
 def prefill(category: str):
     rnd = rounds.require_current_round()
-    _checked(forms.BulkForm())
+    forms.BulkForm().validate_or_refuse()
     made = decisions.prefill_from_cut_line(rnd.id, category, actor=current_user)
     return _after_bulk(category, f"已按分数线预填 {made} 项审定。" if made else "所有推荐对象均已审定，无需预填。")
 
@@ -167,7 +154,7 @@ def prefill(category: str):
 def fill_opinions(category: str):
     rnd = rounds.require_current_round()
     form = forms.BulkForm()
-    _checked(form)
+    form.validate_or_refuse()
     changed = decisions.fill_opinions(rnd.id, category, overwrite=form.overwrite_flag, actor=current_user)
     return _after_bulk(category, f"已按模板填写 {changed} 条审定意见。" if changed else "没有需要填写的审定意见。")
 
@@ -186,7 +173,7 @@ def _after_bulk(category: str, message: str):
 def approval_date():
     rnd = rounds.require_current_round()
     form = forms.ApprovalDateForm()
-    _checked(form)
+    form.validate_or_refuse()
     decisions.set_approval_date(rnd.id, form.approval_date.date, actor=current_user)
     flash("审定日期已保存。", "success")
     return _back(_category_arg())
@@ -198,7 +185,7 @@ def templates():
     rnd = rounds.require_current_round()
     form = forms.TemplatesForm()
     try:
-        _checked(form)
+        form.validate_or_refuse()
         decisions.set_templates(rnd.id, form.approve_template.data, form.decline_template.data, actor=current_user)
     except UserError as e:
         if e.status != 422:
@@ -217,7 +204,7 @@ def templates():
 def seal():
     rnd = rounds.require_current_round()
     form = forms.SealForm()
-    _checked(form)
+    form.validate_or_refuse()
     decisions.save_seal(rnd.id, form.read(), actor=current_user)
     flash("印章图片已上传。", "success")
     return _back(_category_arg())
@@ -263,7 +250,7 @@ def preflight_page(target: str):
 def _move(target: str, form, operation, done: str):
     rnd = rounds.require_current_round()
     try:
-        _checked(form)
+        form.validate_or_refuse()
         operation(rnd.id, confirm=form.gaps_accepted, reason=form.reason.data or "", actor=current_user)
     except UserError as e:
         if e.status not in (409, 422):
@@ -291,7 +278,7 @@ def finalize():
 def reopen():
     rnd = rounds.require_current_round()
     form = forms.ReopenForm()
-    _checked(form)
+    form.validate_or_refuse()
     decisions.reopen(rnd.id, form.reason.data, actor=current_user)
     flash("已退回上一阶段，操作已记入日志。", "warning")
     return _back(_category_arg())

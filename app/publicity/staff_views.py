@@ -26,17 +26,6 @@ def _private(resp):
     return resp
 
 
-def _checked(form) -> None:
-    if form.validate_on_submit():
-        return
-    errors = form.first_errors()
-    if "csrf_token" in errors:
-        raise UserError(form.error_message(), status=400)
-    if "version" in errors:
-        raise UserError(errors["version"], status=400)
-    raise UserError(next(iter(errors.values())), errors)
-
-
 # ----------------------------------------------------------------------------- objections
 
 
@@ -83,7 +72,7 @@ def objection_attachment(objection_id: int):
 def _handle(objection_id: int, key: str, form, call, done: str):
     queries.objection(objection_id)  # 404 before anything else
     try:
-        _checked(form)
+        form.validate_or_refuse()
         call(form)
     except UserError as e:
         if e.status not in (409, 422):
