@@ -5,7 +5,6 @@ whichever worker accepts it). Redis at 127.0.0.1:6379 is part of this machine: u
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import tempfile
 from collections import Counter
@@ -21,31 +20,18 @@ from app.extensions import db
 from app.models import Objection
 from tests.conftest import PG_URL, _base_config, _pg_reset
 from tests.publicity_fixtures import build_publicized_round
+from tests.throttle_fixtures import bench, flushed_redis
 
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/12"  # 14: the login throttle test, 15: scripts/bench_throttle.py
 LIMIT = 3
 ATTEMPTS = 10
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_throttle", ROOT / "scripts" / "bench_throttle.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
-
-
 @pytest.fixture(scope="module")
 def server():
-    try:
-        bench.flush_redis(REDIS_URL)
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"Redis is required at {REDIS_URL} but unreachable: {e}")
+    flushed_redis(REDIS_URL)
     _pg_reset(PG_URL)
     with tempfile.TemporaryDirectory(prefix="kepu-objection-throttle-") as tmp:
         work = Path(tmp)

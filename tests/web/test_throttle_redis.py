@@ -7,38 +7,24 @@ Redis at 127.0.0.1:6379 is part of this machine: unreachable fails the test, it 
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import PG_URL, _pg_reset
+from tests.throttle_fixtures import bench, flushed_redis
 
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/14"  # 15 belongs to scripts/bench_throttle.py
 ATTEMPTS = 40
 LIMIT = 5
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_throttle", ROOT / "scripts" / "bench_throttle.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
-
-
 @pytest.fixture(scope="module")
 def server():
-    try:
-        bench.flush_redis(REDIS_URL)
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"Redis is required at {REDIS_URL} but unreachable: {e}")
+    flushed_redis(REDIS_URL)
     _pg_reset(PG_URL)
     with tempfile.TemporaryDirectory(prefix="kepu-throttle-test-") as tmp:
         work = Path(tmp)
