@@ -193,15 +193,20 @@ def _accounts_and_plan(db, n_reviewers: int, n_chairs: int) -> Workload:
         users.create_user(name, f"压测主任{name[5:]}", "chair", PASSWORD)
     rnd = rounds.require_current_round()
     assignments.assign_all(rnd.id)
+    return plan_workload(db, rnd.id, experts + extra, chairs)
 
+
+def plan_workload(db, round_id: int, reviewer_names: list[str], chair_names: list[str]) -> Workload:
+    """The accounts' open work (assigned, active, not recused, sheet not submitted), the rubric and the
+    audit baseline, read from a prepared database (also scripts/load_national.py)."""
     conn = db.session.connection()
     ids = dict(conn.execute(text("SELECT username, id FROM users")).all())
     rubric: dict[str, list[Rubric]] = defaultdict(list)
     for row in conn.execute(text(
             "SELECT category, id, code, max_score, step FROM criteria WHERE round_id = :r ORDER BY position, id"),
-            {"r": rnd.id}):
+            {"r": round_id}):
         rubric[row.category].append(Rubric(row.id, row.code, float(row.max_score), float(row.step)))
-    reviewers = [Account(ids[u], u) for u in experts + extra]
+    reviewers = [Account(ids[u], u) for u in reviewer_names]
     by_id = {a.id: a for a in reviewers}
     # Open work only: a submitted sheet cannot be saved again, a declared recusal is not assigned work.
     for row in conn.execute(text(
@@ -209,12 +214,12 @@ def _accounts_and_plan(db, n_reviewers: int, n_chairs: int) -> Workload:
             "JOIN nominations n ON n.id = a.nomination_id AND n.status = 'active' AND n.round_id = :r "
             "LEFT JOIN review_sheets s ON s.reviewer_id = a.reviewer_id AND s.nomination_id = n.id "
             "LEFT JOIN recusals x ON x.reviewer_id = a.reviewer_id AND x.nomination_id = n.id "
-            "WHERE (s.id IS NULL OR s.status = 'draft') AND x.id IS NULL"), {"r": rnd.id}):
+            "WHERE (s.id IS NULL OR s.status = 'draft') AND x.id IS NULL"), {"r": round_id}):
         if row.reviewer_id in by_id:
             by_id[row.reviewer_id].items[row.id] = row.category
     baseline = conn.execute(text("SELECT coalesce(max(id), 0) FROM audit_events")).scalar_one()
     db.session.commit()
-    return Workload(reviewers, [Account(ids[u], u) for u in chairs], dict(rubric), baseline)
+    return Workload(reviewers, [Account(ids[u], u) for u in chair_names], dict(rubric), baseline)
 
 
 # --- the server ---------------------------------------------------------------------------------
@@ -485,8 +490,9 @@ class ChairSession:
     """One chair: polls the live ranking fragment every few seconds with the ETag it last got."""
 
     def __init__(self, base: str, account: Account, recorder: Recorder, rng: random.Random,
-                 interval: tuple[float, float]):
+                 interval: tuple[float, float], categories: tuple[str, ...] = ("unit", "activity")):
         self.base, self.account, self.recorder, self.rng, self.interval = base, account, recorder, rng, interval
+        self.categories = categories
         self.session = requests.Session()
         self.etags: dict[str, str] = {}
 
@@ -495,7 +501,7 @@ class ChairSession:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self.rng.uniform(*self.interval)):
-            category = self.rng.choice(("unit", "activity"))
+            category = self.rng.choice(self.categories)
             headers = {"HX-Request": "true"}
             if category in self.etags:
                 headers["If-None-Match"] = self.etags[category]
@@ -544,7 +550,8 @@ POLL_S = 0.02
 
 def run_load(base: str, workload: Workload, duration: float, recorder: Recorder, seed: int = 2024,
              think: tuple[float, float] = (0.5, 2.0), poll: tuple[float, float] = (2.0, 5.0),
-             schedule: list | None = None, until=None, deadline: float | None = None) -> LoadRun:
+             schedule: list | None = None, until=None, deadline: float | None = None,
+             chair_categories: tuple[str, ...] = ("unit", "activity")) -> LoadRun:
     """Log every session in (a few at a time, like people arriving), then run all of them for at
     least `duration` seconds and until `until()` (if given) is true and every schedule entry has run.
 
@@ -555,7 +562,8 @@ def run_load(base: str, workload: Workload, duration: float, recorder: Recorder,
     master = random.Random(seed)
     reviewers = [ReviewerSession(base, a, workload.rubric, recorder, random.Random(master.random()), think)
                  for a in workload.reviewers]
-    chairs = [ChairSession(base, a, recorder, random.Random(master.random()), poll) for a in workload.chairs]
+    chairs = [ChairSession(base, a, recorder, random.Random(master.random()), poll, chair_categories)
+              for a in workload.chairs]
     started = time.monotonic()
     # At most 4 sign-ins in flight: the throttle ("5 per minute" per address, successes refunded)
     # counts attempts in flight, and every session here comes from 127.0.0.1.
