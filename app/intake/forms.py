@@ -325,10 +325,15 @@ class ConfirmForm(Form):
 # --- uploads and imports --------------------------------------------------------------------------------
 
 
+def _real_files(data) -> list:
+    """The uploaded files of a file field. A part sent without a file name reaches the form as text, not
+    as a FileStorage, and may sit among real files."""
+    return [f for f in (data if isinstance(data, list) else [data]) if getattr(f, "filename", None)]
+
+
 def _some_files(message: str):
     def check_(form, field):
-        # A part sent without a file name reaches the form as text, not as a FileStorage.
-        if not [f for f in (field.data if isinstance(field.data, list) else [field.data]) if getattr(f, "filename", None)]:
+        if not _real_files(field.data):
             raise StopValidation(message)
 
     return check_
@@ -338,7 +343,7 @@ class PhotoForm(Form):
     photos = MultipleFileField("照片", [_some_files("请选择照片")])
 
     def files(self) -> list:
-        return [f for f in self.photos.data or [] if f and f.filename]
+        return _real_files(self.photos.data)
 
 
 class VideoForm(Form):
@@ -351,7 +356,7 @@ class ImportForm(Form):
     received_date = DayField("收到日期")
 
     def uploads(self) -> list:
-        return [f for f in self.files.data or [] if f and f.filename]
+        return _real_files(self.files.data)
 
 
 class PreviewForm(Form):

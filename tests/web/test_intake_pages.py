@@ -224,6 +224,13 @@ def test_a_files_part_without_a_file_name_is_a_field_error_not_a_500(intake_app,
         assert resp.status_code == 422 and message in resp.get_data(as_text=True), (name, resp.status_code)
     with intake_app.app_context():
         assert db.session.get(Nomination, nom_id).attachments == []
+    # A nameless part among real files: the real ones are taken, the text part is ignored.
+    photos = [(io.BytesIO(make_image("JPEG", size=(320, 240))), f"{i}.jpg") for i in range(2)]
+    mixed = admin.post(f"/intake/{nom_id}/photos", content_type="multipart/form-data",
+                       data={"csrf_token": token, "photos": [photos[0], "text", photos[1]]})
+    assert mixed.status_code == 303, mixed.status_code
+    with intake_app.app_context():
+        assert [a.original_name for a in db.session.get(Nomination, nom_id).photos] == ["0.jpg", "1.jpg"]
 
 
 def test_check_page_and_finding_decisions(intake_app, admin):
