@@ -55,6 +55,7 @@ ACTION_LABELS.update({
     "nomination.portal_withdraw": "推荐单位撤回", "nomination.return": "退回修改", "nomination.accept": "受理",
     "attachment.stamped": "上传盖章件", "attachment.reorder": "调整照片顺序",
     "deadline.extend": "延长报送期限", "deadline.revoke": "取消延期",
+    "sheet.totals_repair": "修复评分表合计",
 })
 
 FIELD_LABELS = {
