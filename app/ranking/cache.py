@@ -25,6 +25,7 @@ wrong.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -48,7 +49,7 @@ _FIELDS = [f.name for f in fields(RankRow)]
 _EXTENSION = "kepu_ranking_cache"
 
 _stats_lock = threading.Lock()
-STATS = {"computed": 0, "memory_hits": 0, "shared_hits": 0, "waited": 0}
+STATS = {"computed": 0, "memory_hits": 0, "shared_hits": 0, "waited": 0, "recent_hits": 0}
 
 
 def _count(name: str) -> None:
@@ -70,6 +71,16 @@ def key(round_id: int, category: str, version: int, method: str, include_drafts:
     digest = hashlib.sha1(repr([database, *((c.id, c.max_score) for c in criteria)]).encode(),
                           usedforsecurity=False)
     return f"{round_id}-{category}-v{version}-{method}-{int(include_drafts)}-{digest.hexdigest()[:12]}"
+
+
+def _series(k: str) -> str:
+    """The key without its version: every version of one (round, category, method, drafts, rubric)."""
+    head, _, rest = k.partition("-v")
+    return f"latest-{head}-{rest.partition('-')[2]}"
+
+
+def _version_of(k: str) -> int:
+    return int(k.partition("-v")[2].partition("-")[0])
 
 
 def clear() -> int:
@@ -328,3 +339,54 @@ def get_or_compute(k: str, compute: Callable[[], list[RankRow]]) -> list[RankRow
             return _remember(state, k, rows)
         waited = True
         time.sleep(_POLL)
+
+
+def get_recent_or_compute(k: str, compute: Callable[[], list[RankRow]], max_age: float) -> tuple[list[RankRow], int]:
+    """(rows, the version they were computed for): the rows of `k`'s version if stored, else — with
+    max_age > 0 — the newest stored version of the same series if its computation started at most
+    max_age seconds ago, else get_or_compute(k).
+
+    Why: with hundreds of reviewers saving, the version moves several times a second and every poll
+    would see a new one; computing each costs a core for a second. A window of one poll interval
+    (RANKING_MAX_AGE_SECONDS = RANKING_POLL_SECONDS) caps the work at one computation per interval per
+    series, and still no chair sees a ranking whose data is older than one poll interval. The caller
+    tags its answer with the returned version, so the next poll after a quiet spell asks again.
+    max_age = 0 (the default) is the strict rule: every version is computed."""
+    version = _version_of(k)
+    state = _state()
+    rows = state.local.get(k)
+    if rows is not None:
+        _count("memory_hits")
+        return rows, version
+    if max_age > 0:
+        pointer = state.backend.get(_series(k))
+        if pointer is not None:
+            try:
+                latest, started = json.loads(pointer)
+            except (ValueError, TypeError):
+                latest, started = None, 0.0
+            if latest is not None and int(latest) <= version and time.time() - float(started) <= max_age:
+                recent = k.replace(f"-v{version}-", f"-v{int(latest)}-", 1)
+                rows = state.local.get(recent)
+                if rows is None:
+                    data = state.backend.get(recent)
+                    rows = _remember(state, recent, decode(data)) if data is not None else None
+                if rows is not None:
+                    _count("recent_hits")
+                    return rows, int(latest)
+    started = time.time()
+    rows = get_or_compute(k, compute)
+    if max_age > 0:
+        _advance(state.backend, _series(k), version, started)
+    return rows, version
+
+
+def _advance(store, series: str, version: int, started: float) -> None:
+    # Racing writers may store an older pointer after a newer one; the next window corrects it, and a
+    # pointer is only ever used within max_age of its own start, so it can never serve stale data.
+    current = store.get(series)
+    if current is not None:
+        with contextlib.suppress(ValueError, TypeError, IndexError):
+            if int(json.loads(current)[0]) > version:
+                return
+    store.put(series, json.dumps([version, started]).encode())

@@ -26,9 +26,17 @@ CACHE_CONTROL = "private, no-cache"
 def cached_ranking(round_id: int, category: str, version: int, method: str, drafts: bool, criteria) -> list:
     """The whole category's ranking under `version`: computed once for every chair and worker that asks
     (app/ranking/cache.py), without the per-criterion means, which only the shown rows need."""
+    return recent_ranking(round_id, category, version, method, drafts, criteria, 0)[0]
+
+
+def recent_ranking(round_id: int, category: str, version: int, method: str, drafts: bool, criteria,
+                   max_age: float) -> tuple[list, int]:
+    """cached_ranking, or (max_age > 0) a ranking computed at most max_age seconds ago for an earlier
+    version; returns the rows and the version they show (the poll's ETag names that version)."""
     k = ranking_cache.key(round_id, category, version, method, drafts, criteria)
-    return ranking_cache.get_or_compute(k, lambda: ranking.compute(
-        round_id, category, method=method, include_drafts=drafts, criteria=criteria, per_criterion=False))
+    return ranking_cache.get_recent_or_compute(k, lambda: ranking.compute(
+        round_id, category, method=method, include_drafts=drafts, criteria=criteria, per_criterion=False),
+        max_age)
 
 
 @bp.route("/")
@@ -72,10 +80,17 @@ def category(category: str):
 
     params = Params.parse(request.args, rnd.method)
     live = not rnd.is_final
+    criteria = ranking.criteria_of(rnd.id, category)
+    # A final round never moves: only a live one may be answered from the last poll interval's ranking.
+    max_age = float(current_app.config.get("RANKING_MAX_AGE_SECONDS") or 0) if live else 0.0
+    rows, shown = recent_ranking(rnd.id, category, rnd.version, params.method, params.drafts, criteria, max_age)
+    if shown != rnd.version:
+        rnd = replace(rnd, version=shown)
+        tag = etag(rnd.id, category, shown, fingerprint(request.query_string, *context), user_id)
+        if partial and matches(request.headers.get("If-None-Match"), tag):
+            return _not_modified(tag)
     poll_url = url_for(".category", category=category, **params.query())
     poll_tag = etag(rnd.id, category, rnd.version, fingerprint(poll_url.partition("?")[2], *context), user_id)
-    criteria = ranking.criteria_of(rnd.id, category)
-    rows = cached_ranking(rnd.id, category, rnd.version, params.method, params.drafts, criteria)
     table = build(rows, params, rnd.slots(category), page_size)
     table = replace(table, rows=ranking.with_criterion_means(table.rows, rnd.id, category,
                                                                include_drafts=params.drafts, criteria=criteria))
