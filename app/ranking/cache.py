@@ -349,36 +349,69 @@ def get_recent_or_compute(k: str, compute: Callable[[], list[RankRow]], max_age:
     Why: with hundreds of reviewers saving, the version moves several times a second and every poll
     would see a new one; computing each costs a core for a second. A window of one poll interval
     (RANKING_MAX_AGE_SECONDS = RANKING_POLL_SECONDS) caps the work at one computation per interval per
-    series, and still no chair sees a ranking whose data is older than one poll interval. The caller
-    tags its answer with the returned version, so the next poll after a quiet spell asks again.
-    max_age = 0 (the default) is the strict rule: every version is computed."""
+    series, and no chair sees a ranking whose data is older than one poll interval — or, when one
+    computation takes longer than that, than the computation in flight: a series computes one version
+    at a time, and polls that find it busy wait for its result instead of starting another (on a
+    saturated machine parallel computations of successive versions only make each one slower).
+    The caller tags its answer with the returned version, so the next poll after a quiet spell asks
+    again. max_age = 0 (the default) is the strict rule: every version is computed."""
     version = _version_of(k)
     state = _state()
     rows = state.local.get(k)
     if rows is not None:
         _count("memory_hits")
         return rows, version
-    if max_age > 0:
-        pointer = state.backend.get(_series(k))
-        if pointer is not None:
-            try:
-                latest, started = json.loads(pointer)
-            except (ValueError, TypeError):
-                latest, started = None, 0.0
-            if latest is not None and int(latest) <= version and time.time() - float(started) <= max_age:
-                recent = k.replace(f"-v{version}-", f"-v{int(latest)}-", 1)
-                rows = state.local.get(recent)
-                if rows is None:
-                    data = state.backend.get(recent)
-                    rows = _remember(state, recent, decode(data)) if data is not None else None
-                if rows is not None:
-                    _count("recent_hits")
-                    return rows, int(latest)
-    started = time.time()
-    rows = get_or_compute(k, compute)
-    if max_age > 0:
-        _advance(state.backend, _series(k), version, started)
-    return rows, version
+    if max_age <= 0:
+        return get_or_compute(k, compute), version
+    store = state.backend
+    series = _series(k)
+    seen = store.get(series)
+    recent = _recent(state, k, version, seen, max_age)
+    if recent is not None:
+        return recent
+    token = store.acquire(series)
+    if token is None:
+        # Another process computes this series now: its result is the freshest there will be soon.
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(_POLL)
+            pointer = store.get(series)
+            if pointer != seen:
+                recent = _recent(state, k, version, pointer, float("inf"))
+                if recent is not None:
+                    return recent
+        return get_or_compute(k, compute), version
+    try:
+        started = time.time()
+        rows = get_or_compute(k, compute)
+        _advance(store, series, version, started)
+        return rows, version
+    finally:
+        store.release(series, token)
+
+
+def _recent(state: _State, k: str, version: int, pointer: bytes | None,
+            max_age: float) -> tuple[list[RankRow], int] | None:
+    """The rows the series pointer names if their computation started within max_age (a version newer
+    than `version` is newer data: another poll read the counter a moment later)."""
+    if pointer is None:
+        return None
+    try:
+        latest, started = json.loads(pointer)
+        latest = int(latest)
+    except (ValueError, TypeError):
+        return None
+    if time.time() - float(started) > max_age:
+        return None
+    other = k.replace(f"-v{version}-", f"-v{latest}-", 1)
+    rows = state.local.get(other)
+    if rows is None:
+        data = state.backend.get(other)
+        if data is None:
+            return None
+        rows = _remember(state, other, decode(data))
+    _count("recent_hits")
+    return rows, latest
 
 
 def _advance(store, series: str, version: int, started: float) -> None:
