@@ -157,6 +157,10 @@ class Unit:
         if resp.status_code != 303:
             raise SystemExit(f"sign-in failed for {spec['username']}: {resp.status_code}")
         self.token = TOKEN.search(self.session.get(f"{url}/portal/", timeout=30).text).group(1)
+        # Drop the signed-in keep-alive connection: gunicorn closes it after its keep-alive timeout while
+        # the other units are still signing in, and requests (unlike a browser) does not retry a POST sent
+        # on a connection the server closed a moment before. The cookies stay with the session.
+        self.session.close()
 
     def _timed(self, kind: str, fn):
         started = time.perf_counter()
