@@ -65,7 +65,7 @@ def test_chair_deliberates_finalizes_and_downloads_the_list(deliberating_server,
     expect(page.locator("#summary [data-figure=crossing]")).to_have_text("1", timeout=30_000)
 
     # Edit one 审定意见 inline.
-    page.click(f"#{second_id} details summary")
+    page.click(f"#{second_id} td.opinion details summary")
     page.fill(f"#{second_id} textarea[name=opinion]", "经专家评审、会议审定，同意推荐。端到端测试专属意见。")
     page.click(f"#{second_id} .opinion-form button[type=submit]")
     page.wait_for_selector(f"#{second_id} .opinion-text:has-text('端到端测试专属意见')")
