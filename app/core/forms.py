@@ -97,6 +97,11 @@ class VersionField(IntegerField):
         except ValueError as e:
             self.data = None
             raise ValueError("版本号无效：请刷新页面后重试。") from e
+        # Out of range is refused here: NumberRange's isnan() overflows on a 400-digit number, and
+        # the database could not bind one beyond the integer column.
+        if self.data is not None and not 0 <= self.data <= MAX_ID:
+            self.data = None
+            raise ValueError("版本号无效：请刷新页面后重试。")
 
 
 class WholeNumberField(StringField):

@@ -28,8 +28,7 @@ FACTS_MIN = 10
 
 
 def _version() -> WholeNumberField:
-    # core's VersionField runs NumberRange on the parsed int, which overflows (math.isnan) on a forged
-    # 2**70: the whole-number field checks the range itself, on the text.
+    # The range is checked on the text (WholeNumberField), so a forged huge number is a field error.
     return WholeNumberField("版本", message="版本号无效：请刷新页面后重试。")
 _PHONE = re.compile(r"^[0-9+\-() ]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
