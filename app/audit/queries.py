@@ -61,7 +61,7 @@ def _conditions(f: Filters) -> list:
         conds.append(AuditEvent.object_id == f.object_id)
     if f.date_from:
         conds.append(AuditEvent.at >= _local_midnight_utc(f.date_from))
-    if f.date_to:
+    if f.date_to and f.date_to < date.max:  # "up to 9999-12-31" has no next day: no upper bound
         conds.append(AuditEvent.at < _local_midnight_utc(f.date_to + timedelta(days=1)))
     return conds
 

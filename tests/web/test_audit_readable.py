@@ -278,3 +278,16 @@ def test_names_are_looked_up_per_page_not_per_row(app, world):
 
 def test_day_filter_uses_beijing_midnight():
     assert audit_log._local_midnight_utc(date(2024, 10, 2)) == datetime(2024, 10, 1, 16, 0, tzinfo=UTC)
+
+
+def test_the_log_filtered_up_to_the_last_day_of_the_calendar_is_not_a_500(app):
+    from tests.conftest import login
+
+    client = app.test_client()
+    with app.app_context():
+        from tests.factories import make_user
+
+        make_user("audit-max", role="admin")
+    login(client, "audit-max")
+    resp = client.get("/admin/audit?date_to=9999-12-31")
+    assert resp.status_code == 200
