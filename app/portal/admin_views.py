@@ -23,13 +23,6 @@ def _actor():
     return current_user._get_current_object()
 
 
-def _refused(form) -> UserError:
-    errors = form.first_errors()
-    if "csrf_token" in errors:
-        return UserError(form.error_message(), errors, status=400)
-    return UserError(next(iter(errors.values()), form.error_message()), errors)
-
-
 def _in_round(nomination_id: int):
     nom = nominations.get(nomination_id)
     if nom.round_id != rounds.require_current_round().id or nom.status == "draft":
@@ -46,8 +39,7 @@ def _back(nom):
 def accept(nomination_id: int):
     nom = _in_round(nomination_id)
     form = forms.ConfirmForm()
-    if not form.validate_on_submit():
-        raise _refused(form)
+    form.validate_or_refuse()
     operations.accept(nom.id, actor=_actor())
     flash(f"已受理「{nom.title}」。", "success")
     return _back(nom)
@@ -58,8 +50,7 @@ def accept(nomination_id: int):
 def return_for_changes(nomination_id: int):
     nom = _in_round(nomination_id)
     form = forms.ReturnForm()
-    if not form.validate_on_submit():
-        raise _refused(form)
+    form.validate_or_refuse()
     operations.return_for_changes(nom.id, form.note.data, actor=_actor())
     flash(f"已退回「{nom.title}」，推荐单位会看到您的说明。", "success")
     return _back(nom)
@@ -105,8 +96,7 @@ def extensions():
 @admin_required
 def revoke_extension(nominator_id: int):
     form = forms.ConfirmForm()
-    if not form.validate_on_submit():
-        raise _refused(form)
+    form.validate_or_refuse()
     operations.revoke_extension(nominator_id, actor=_actor())
     flash("已取消该推荐单位的延期。", "success")
     return redirect(url_for("portal.extensions"), 303)
