@@ -14,6 +14,7 @@ from flask_login import current_user, login_required
 from app.core import storage
 from app.extensions import db
 from app.models import Attachment, Nomination
+from app.portal import access
 from app.review.blueprint import bp
 from app.review.views import _authorize
 
@@ -28,13 +29,11 @@ def attachment(attachment_id: int):
     attachment = db.session.get(Attachment, attachment_id)
     if attachment is None:
         abort(404)
-    nomination = db.session.get(Nomination, attachment.nomination_id)
     if current_user.role == "nominator":
         # A 推荐单位 opens the files of its own unit's nominations only; another unit's do not exist for it.
-        if current_user.affiliation_id is None or nomination.nominator_id != current_user.affiliation_id:
-            abort(404)
+        access.own_nomination(current_user, attachment.nomination_id)
     else:
-        _authorize(nomination)
+        _authorize(db.session.get(Nomination, attachment.nomination_id))
     if request.args.get("thumb") == "1":
         if attachment.thumb_name:
             name, mime = attachment.thumb_name, "image/jpeg"
