@@ -85,8 +85,8 @@ VIEW_MODULES = (
     "mail.views",
     "portal.admin_views",
     "portal.views",
-    "publicity.staff_views",  # issue 13: objections, 公示 and 通报 settings
-    "publicity.views",  # issue 13: the public 公示 pages (no sign-in)
+    "publicity.staff_views",
+    "publicity.views",
     "ranking.views",
     "reports.views",
     "review.assignment_views",

@@ -38,29 +38,28 @@ ACTION_LABELS = {
     "sheet.save": "保存评分", "sheet.submit": "提交评分", "sheet.reopen": "退回评分表",
     "decision.set": "审定", "decision.prefill": "按名额预填审定", "decision.opinion": "修改审定意见",
     "round.opinion_templates": "修改审定意见模板", "round.approval_date": "设置审定日期", "round.seal": "上传印章",
-    "ops.backup": "备份数据库", "ops.restore": "恢复数据库",
-}
-OBJECT_LABELS = {"user": "账号", "round": "评选批次", "criterion": "评分指标", "nominator": "推荐单位",
-                 "nomination": "推荐对象", "review_sheet": "评分表", "decision": "审定", "form_finding": "形式审查",
-                 "attachment": "附件", "database": "数据库"}
-# Accounts of 推荐单位 and the mail outbox (issue 12).
-ACTION_LABELS.update({
+    "ops.backup": "备份数据库", "ops.restore": "恢复数据库", "sheet.totals_repair": "修复评分表合计",
+    # accounts of 推荐单位, the mail outbox
     "user.credential": "发放一次性密码/邀请链接", "user.invite_accept": "通过邀请链接设置密码",
     "user.first_password": "首次登录设置密码", "user.import": "批量导入推荐单位账号", "mail.resend": "重新发送邮件",
-})
-OBJECT_LABELS.update({"mail": "邮件"})
-# The 推荐单位 portal's submission workflow (issue 12).
-ACTION_LABELS.update({
+    # the portal's submission workflow
     "nomination.portal_save": "推荐单位保存草稿", "nomination.submit": "推荐单位提交",
     "nomination.portal_withdraw": "推荐单位撤回", "nomination.return": "退回修改", "nomination.accept": "受理",
     "attachment.stamped": "上传盖章件", "attachment.reorder": "调整照片顺序",
     "deadline.extend": "延长报送期限", "deadline.revoke": "取消延期",
-    "sheet.totals_repair": "修复评分表合计",
-})
+    # 公示, objections, 通报
+    "round.publicity": "设置公示期", "decision.revoke": "撤销推荐（公示异议）", "objection.file": "提出异议",
+    "objection.accept": "受理异议", "objection.reject": "不予受理异议", "objection.note": "记录异议核实情况",
+    "objection.conclude": "异议处理结果", "notice.settings": "修改表扬通报设置",
+}
+OBJECT_LABELS = {"user": "账号", "round": "评选批次", "criterion": "评分指标", "nominator": "推荐单位",
+                 "nomination": "推荐对象", "review_sheet": "评分表", "decision": "审定", "form_finding": "形式审查",
+                 "attachment": "附件", "database": "数据库", "mail": "邮件", "objection": "异议"}
 
 FIELD_LABELS = {
     # accounts
     "username": "用户名", "display_name": "姓名", "role": "角色", "active": "启用", "affiliation_id": "所属单位",
+    "email": "电子邮箱", "phone": "联系电话", "credential": "登录凭据", "mailed": "已发邮件", "expires_at": "有效期至",
     # nominators
     "name": "名称", "short_name": "简称", "kind": "类型", "position": "排序", "quota_unit": "组织单位名额",
     "quota_activity": "活动名额",
@@ -98,23 +97,11 @@ FIELD_LABELS = {
     "counts": "各表记录数", "source": "来源文件", "previous_saved_as": "原数据库另存为", "stage": "阶段",
     "nominators": "推荐单位数", "nominations": "推荐对象数", "assignments": "分配数", "submitted_sheets": "已提交评分表",
     "users": "账号数",
-    "值": "值",
-}
-# --- 公示, objections, 通报 (issue 13)
-ACTION_LABELS.update({
-    "round.publicity": "设置公示期", "decision.revoke": "撤销推荐（公示异议）", "objection.file": "提出异议",
-    "objection.accept": "受理异议", "objection.reject": "不予受理异议", "objection.note": "记录异议核实情况",
-    "objection.conclude": "异议处理结果", "notice.settings": "修改表扬通报设置",
-})
-OBJECT_LABELS.update({"objection": "异议"})
-FIELD_LABELS.update({
+    # 公示, objections, 通报
     "publicity_start": "公示起始日期", "publicity_days": "公示工作日数", "publicity_end": "公示截止日期（手工）",
     "result": "处理结果", "attachment": "附件", "number": "发文字号", "recipients": "主送机关", "body_template": "正文模板",
-})
-# --- end issue 13
-# Accounts of 推荐单位 (issue 12).
-FIELD_LABELS.update({"email": "电子邮箱", "phone": "联系电话", "credential": "登录凭据", "mailed": "已发邮件",
-                     "expires_at": "有效期至"})
+    "值": "值",
+}
 # Where the same key means something else for one action.
 ACTION_FIELD_LABELS = {
     "form_check.run": {"added": "新发现问题"},
@@ -126,11 +113,12 @@ ACTION_FIELD_LABELS = {
     "criterion.delete": {"name": "指标名称"},
 }
 
-STATUS_LABELS = {"active": "有效", "withdrawn": "已撤回", "draft": "草稿", "submitted": "已提交",
-                 "open": "待处理", "resolved": "已解决", "waived": "已豁免"}
-STATUS_LABELS.update({"received": "待受理", "accepted": "已受理", "closed": "处理完毕"})  # issue 13: objections
+STATUS_LABELS = {"active": "有效", "withdrawn": "已撤回", "draft": "草稿", "submitted": "已提交", "returned": "退回修改",
+                 "open": "待处理", "resolved": "已解决", "waived": "已豁免",
+                 # objections
+                 "received": "待受理", "accepted": "已受理", "closed": "处理完毕"}
 OUTCOME_LABELS = {"approve": "通过", "decline": "不通过"}
-ATTACHMENT_KINDS = {"photo": "照片", "video": "视频"}
+ATTACHMENT_KINDS = {"photo": "照片", "video": "视频", "stamped": "盖章件"}
 MODE_LABELS = {"all": "全部专家评审", "balanced": "均衡分配"}
 ENGINE_LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 _VALUE_LABELS = {

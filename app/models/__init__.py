@@ -5,7 +5,7 @@ from app.models.audit import AuditEvent
 from app.models.mail import OutboxMessage
 from app.models.nomination import Attachment, DeadlineExtension, FormFinding, Nomination
 from app.models.people import KIND_LABELS, ROLE_LABELS, Nominator, User
-from app.models.publicity import NoticeSettings, Objection  # issue 13: 公示 objections, 通报
+from app.models.publicity import NoticeSettings, Objection
 from app.models.review import Assignment, Decision, Recusal, ReviewSheet, Score
 from app.models.round import METHOD_LABELS, PHASE_LABELS, PHASES, Criterion, RankingCounter, Round
 

@@ -118,7 +118,7 @@ class Round(Timestamps, db.Model):
     seal_file: Mapped[str | None] = mapped_column(String(100))
     list_unordered: Mapped[bool] = mapped_column(default=True)
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # --- 公示 (issue 13): the start day and the length in 工作日 (counting the start day); the end is
+    # 公示: the start day and the length in 工作日 (counting the start day); the end is
     # computed on the statutory calendar (app/publicity/calendar.py), or entered by hand for a year the
     # calendar package does not cover yet.
     publicity_start: Mapped[date | None] = mapped_column(Date)

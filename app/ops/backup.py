@@ -412,7 +412,7 @@ def restore_backup(source: Path, *, keep_old: bool = True) -> RestoreResult:
         result = restore_postgres(source, keep_old=keep_old)
     else:
         raise UserError(f"不支持的数据库类型：{kind}")
-    # issue 15: the restored ranking counters may go back to versions cached with newer data.
+    # The restored ranking counters may go back to versions cached with newer data.
     from app.ranking import cache as ranking_cache
 
     ranking_cache.clear()

@@ -29,8 +29,8 @@ GAP_LABELS = {
     "unsubmitted": "未提交的评分表", "short_scores": "有效评分少于分配的推荐对象", "blocking_findings": "未处理的阻断性形式审查问题",
     "undecided": "尚未审定的推荐对象", "missing_opinion": "缺少审定意见的推荐对象",
     "contradictions": "审定结果与审定意见矛盾", "approval_date": "未填写审定日期",
-    "open_objections": "尚未处理完毕的公示异议",  # issue 13
-    "unaccepted": "推荐单位已提交、尚未受理的推荐材料",  # issue 12
+    "open_objections": "尚未处理完毕的公示异议",
+    "unaccepted": "推荐单位已提交、尚未受理的推荐材料",
 }
 
 # Per nomination of the category: eligible (assigned, not recused) reviewers and their submitted sheets.
@@ -173,7 +173,6 @@ def contradictions(rnd: Round) -> Gap | None:
                items=[f"《{t}》：审定为「{labels[o]}」，审定意见却是「{op}」" for t, o, op in rows])
 
 
-# --- issue 13: objections of the 公示
 def _open_objections(rnd: Round) -> Gap | None:
     """Objections received or accepted but not yet concluded: 定稿 is refused until each is settled."""
     scope = (Objection.round_id == rnd.id, Objection.status.in_(OPEN_STATUSES))
@@ -184,10 +183,6 @@ def _open_objections(rnd: Round) -> Gap | None:
                               .join(Nomination, Nomination.id == Objection.nomination_id)
                               .where(*scope).order_by(Objection.id).limit(SAMPLES))
     return Gap("open_objections", n, hard=True, items=[f"异议 {i}：《{t}》" for i, t in rows])
-# --- end issue 13
-
-
-# --- issue 12: the portal
 
 
 def _unaccepted(rnd: Round) -> Gap | None:
@@ -200,15 +195,12 @@ def _unaccepted(rnd: Round) -> Gap | None:
     return Gap("unaccepted", n, items=_titles(select(Nomination.title).where(*scope).order_by(Nomination.id)))
 
 
-# --- end issue 12
-
-
 def check(rnd: Round, target: str) -> Preflight:
     """What is unfinished before moving `rnd` into `target` (one of TARGETS)."""
     if target not in TARGETS:
         return Preflight(target, [])
     if target == "reviewing":
-        # Scoring has not begun: the only gap is what the portal has left waiting (issue 12).
+        # Scoring has not begun: the only gap is what the portal has left waiting.
         return Preflight(target, [g for g in (_unaccepted(rnd),) if g])
     gaps = [_unsubmitted(rnd), _short_scores(rnd), _blocking_findings(rnd)]
     if target == "publicizing":
@@ -217,7 +209,7 @@ def check(rnd: Round, target: str) -> Preflight:
         gaps += [_undecided(rnd, hard=True), contradictions(rnd), _missing_opinion(rnd, hard=True)]
         if rnd.approval_date is None:
             gaps.append(Gap("approval_date", 1, hard=True))
-        gaps.append(_open_objections(rnd))  # issue 13: 定稿 waits for every objection
+        gaps.append(_open_objections(rnd))  # 定稿 waits for every objection
     # Hard gaps first: they are what must be fixed.
     return Preflight(target, sorted((g for g in gaps if g), key=lambda g: not g.hard))
 
