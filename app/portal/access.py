@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import abort
 
+from app.core.database import locked
 from app.core.errors import Conflict, UserError
 from app.extensions import db
 from app.models import PHASE_LABELS, Nomination, Nominator, Round
@@ -29,10 +30,11 @@ def unit_of(user) -> Nominator:
     return unit
 
 
-def own_nomination(user, nomination_id: int) -> Nomination:
-    """One of the user's unit's nominations (any status but draft of another unit: 404)."""
+def own_nomination(user, nomination_id: int, *, lock: bool = False) -> Nomination:
+    """One of the user's unit's nominations (any status but draft of another unit: 404); `lock` takes
+    its row lock, inside a write transaction."""
     unit = unit_of(user)
-    nom = db.session.get(Nomination, nomination_id)
+    nom = locked(Nomination, nomination_id) if lock else db.session.get(Nomination, nomination_id)
     if nom is None or nom.nominator_id != unit.id:
         raise UserError("找不到该推荐材料。", status=404)
     return nom
@@ -49,11 +51,16 @@ def check_open(rnd: Round, nom: Nomination) -> None:
             raise Conflict(deadline_message(deadline))
 
 
-def editable_nomination(user, nomination_id: int) -> Nomination:
-    """The user's unit's nomination when the unit may still change it (草稿 or 退回修改, round open),
-    else 404 (not its own) or 409 with the reason in Chinese."""
-    nom = own_nomination(user, nomination_id)
+def check_editable(rnd: Round, nom: Nomination) -> None:
+    """Refuse (409, the reason in Chinese) unless the unit may still change the nomination: 草稿 or
+    退回修改, in a round open for it."""
     if nom.status not in EDITABLE_STATUSES:
         raise Conflict(NOT_EDITABLE.get(nom.status, "该推荐材料不能修改。"))
-    check_open(db.session.get(Round, nom.round_id), nom)
+    check_open(rnd, nom)
+
+
+def editable_nomination(user, nomination_id: int) -> Nomination:
+    """The user's unit's nomination when the unit may still change it, else 404 (not its own) or 409."""
+    nom = own_nomination(user, nomination_id)
+    check_editable(db.session.get(Round, nom.round_id), nom)
     return nom

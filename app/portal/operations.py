@@ -51,21 +51,11 @@ def _round_for(nom: Nomination) -> Round:
     return rounds.get(nom.round_id, lock=True, shared=True)
 
 
-def _locked_own(user, nomination_id: int) -> Nomination:
-    unit = access.unit_of(user)
-    nom = locked(Nomination, nomination_id)
-    if nom is None or nom.nominator_id != unit.id:
-        raise UserError("找不到该推荐材料。", status=404)
-    return nom
-
-
 def _locked_editable(user, nomination_id: int) -> tuple[Nomination, Round]:
     """Inside the write transaction: the unit's own nomination, still 草稿/退回修改 in an open round."""
-    nom = _locked_own(user, nomination_id)
+    nom = access.own_nomination(user, nomination_id, lock=True)
     rnd = _round_for(nom)
-    if nom.status not in access.EDITABLE_STATUSES:
-        raise Conflict(access.NOT_EDITABLE.get(nom.status, "该推荐材料不能修改。"))
-    access.check_open(rnd, nom)
+    access.check_editable(rnd, nom)
     return nom, rnd
 
 
@@ -198,7 +188,7 @@ def submit(user, nomination_id: int, raw: Mapping, *, version: str | None) -> tu
 def withdraw(user, nomination_id: int) -> Nomination:
     """The unit takes back a 已提交 item before the admin accepted it; it frees the quota place."""
     with nominations.operation():
-        nom = _locked_own(user, nomination_id)
+        nom = access.own_nomination(user, nomination_id, lock=True)
         rnd = _round_for(nom)
         if nom.status != "submitted":
             raise Conflict("只有已提交、尚未受理的推荐材料可以撤回。")
@@ -254,7 +244,7 @@ def upload_stamped(user, nomination_id: int, filename: str, data: bytes) -> Atta
     old_files: tuple = ()
     try:
         with nominations.operation():
-            nom = _locked_own(user, nomination_id)
+            nom = access.own_nomination(user, nomination_id, lock=True)
             rnd = _round_for(nom)
             if rnd.phase not in PORTAL_PHASES:
                 raise Conflict(f"评选批次处于「{PHASE_LABELS[rnd.phase]}」阶段，不能再上传盖章件。")
