@@ -27,13 +27,13 @@ class Page:
 def outbox(page: int = 1, status: str = "", per_page: int = PER_PAGE) -> Page:
     """Newest first; `status` filters (an unknown one is ignored by the form before it gets here)."""
     conditions = [OutboxMessage.status == status] if status in MAIL_STATUS_LABELS else []
-    total = db.session.scalar(select(func.count()).select_from(OutboxMessage).where(*conditions)) or 0
+    counts = dict(db.session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
+    total = counts.get(status, 0) if conditions else sum(counts.values())
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)
     rows = list(db.session.scalars(select(OutboxMessage).where(*conditions)
                                    .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
                                    .offset((page - 1) * per_page).limit(per_page)))
-    counts = dict(db.session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
     return Page(rows=rows, total=total, page=page, pages=pages, status=status if conditions else "", counts=counts)
 
 
