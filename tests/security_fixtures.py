@@ -215,7 +215,7 @@ def prepare_world(app: Flask) -> World:
         decision = Decision(nomination_id=own.id, outcome="approve", opinion="经审定，同意推荐。",
                             decided_by_id=by_name["chair"].id)
         db.session.add(decision)
-        # issue 12: a message in the outbox, so /admin/mail/<id> is walked with a real object
+        # A message in the outbox, so /admin/mail/<id> is walked with a real object
         db.session.add(OutboxMessage(to_addr="unit@example.cn", subject="测试邮件", body="测试", status="outbox"))
         db.session.commit()
 

@@ -54,19 +54,17 @@ from tests.security_fixtures import (
 # role — on purpose or not — fails test_*_follow_the_access_policy until this table says so.
 
 SIGNED_IN = ("* /login", "GET /", "GET /account", "POST /account", "POST /logout")
-# --- issue 12: the forced first password (a 303 to /account when none is owed) is every signed-in role's;
+# The forced first password (a 303 to /account when none is owed) is every signed-in role's;
 # an invitation link is public, and one nobody was issued (all this walk can try) is a 404 for everyone.
 SIGNED_IN += ("* /account/set-password",)
 TOKEN_ONLY = ("* /accounts/invite/<token>",)
-# --- end issue 12
-# --- issue 13: the public 公示 pages are open to everyone, signed in or not. Those of one round, and the
+# The public 公示 pages are open to everyone, signed in or not. Those of one round, and the
 # objections' own pages, answer 404 in this walk's round (专家评审: nothing public yet, no objection);
 # tests/web/test_publicity_access.py walks them in a round in 公示.
 PUBLIC = ("GET /gongshi/", "GET /gongshi/<int:year>", "GET /gongshi/<int:year>/gongshi.pdf",
           "* /gongshi/<int:year>/objection")
 PUBLICITY_ONLY = ("* /gongshi/<int:year>*", "* /chair/objections/<int:objection_id>*")
 SIGNED_IN += PUBLIC
-# --- end issue 13
 POLICY: dict[str, dict[str, tuple[str, ...]]] = {
     "anonymous": {"allow": ("* /login",) + PUBLIC, "except": ()},
     # A 推荐单位: its portal (its own unit's nominations, photos, 盖章件, PDFs) and its own files; never
@@ -139,11 +137,11 @@ def allowed(role: str, method: str, rule: str) -> bool:
 
 
 def expected(role: str, method: str, rule: str, foreign: bool) -> str:
-    if any(fnmatch.fnmatchcase(f"{method} {rule}", p) for p in TOKEN_ONLY):  # issue 12: see TOKEN_ONLY
+    if any(fnmatch.fnmatchcase(f"{method} {rule}", p) for p in TOKEN_ONLY):  # a link nobody was issued
         return "denied"
     if not allowed(role, method, rule):
         return "login" if role == "anonymous" else "denied"
-    if any(fnmatch.fnmatchcase(f"{method} {rule}", p) for p in PUBLICITY_ONLY):  # issue 13: see PUBLIC
+    if any(fnmatch.fnmatchcase(f"{method} {rule}", p) for p in PUBLICITY_ONLY):  # see PUBLIC
         return "denied"
     return "denied" if foreign else "ok"
 
