@@ -67,13 +67,14 @@ def _cleaned(category: str, raw: Mapping) -> nominations.Cleaned:
     return cleaned
 
 
-def _apply(nom: Nomination, cleaned: nominations.Cleaned) -> dict:
-    """Write the form's values; returns the changed fields' old values (for the audit event)."""
+def _apply(nom: Nomination, cleaned: nominations.Cleaned) -> tuple[dict, dict]:
+    """Write the form's values; returns the changed fields' old and new values (for the audit event)."""
     before = nominations.snapshot(nom)
     for name, value in cleaned.values.items():
         setattr(nom, name, value)
     after = nominations.snapshot(nom)
-    return {k: v for k, v in before.items() if after.get(k) != v}
+    changed = [k for k, v in before.items() if after.get(k) != v]
+    return {k: before[k] for k in changed}, {k: after[k] for k in changed}
 
 
 def _check_version(nom: Nomination, version: str | None) -> None:
@@ -111,11 +112,10 @@ def save_draft(user, nomination_id: int, raw: Mapping, *, version: str | None) -
     with nominations.operation():
         nom, rnd = _locked_editable(user, nomination_id)
         _check_version(nom, version)
-        changed = _apply(nom, cleaned)
-        if changed:
-            after = nominations.snapshot(nom)
-            audit.record("nomination.portal_save", "nomination", nom.id, before=changed,
-                         after={k: after[k] for k in changed}, round_id=rnd.id, actor=user)
+        before, after = _apply(nom, cleaned)
+        if before:
+            audit.record("nomination.portal_save", "nomination", nom.id, before=before, after=after,
+                         round_id=rnd.id, actor=user)
     return nom
 
 
@@ -158,7 +158,7 @@ def submit(user, nomination_id: int, raw: Mapping, *, version: str | None) -> tu
         _check_version(nom, version)
         # Locking the unit serialises its submissions, so two at once cannot both take the last place.
         unit = locked(Nominator, nom.nominator_id)
-        changed = _apply(nom, cleaned)
+        before, after = _apply(nom, cleaned)
         problems = submission_problems(nom, rnd, unit, cleaned)
         if problems:
             # Raising rolls the field changes back too: a refused 提交 changes nothing.
@@ -172,8 +172,7 @@ def submit(user, nomination_id: int, raw: Mapping, *, version: str | None) -> tu
         nom.submitted_at = now
         nom.status = "submitted"
         audit.record("nomination.submit", "nomination", nom.id,
-                     before={"status": before_status, **changed},
-                     after={"status": "submitted", **{k: nominations.snapshot(nom)[k] for k in changed}},
+                     before={"status": before_status, **before}, after={"status": "submitted", **after},
                      round_id=rnd.id, actor=user)
         again = "（退回后重新提交）" if before_status == "returned" else ""
         mail.notify_admins(
