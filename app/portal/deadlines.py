@@ -50,10 +50,12 @@ class Deadline:
         return f"{d.year}年{d.month}月{d.day}日 24:00" if d else "未设定"
 
 
-def extension_of(rnd: Round, nominator: Nominator | int) -> DeadlineExtension | None:
+def extension_of(rnd: Round, nominator: Nominator | int, *, lock: bool = False) -> DeadlineExtension | None:
+    """The unit's extension in the round; `lock` takes its row lock, inside a write transaction."""
     nominator_id = nominator if isinstance(nominator, int) else nominator.id
-    return db.session.scalar(select(DeadlineExtension).where(DeadlineExtension.round_id == rnd.id,
-                                                             DeadlineExtension.nominator_id == nominator_id))
+    stmt = select(DeadlineExtension).where(DeadlineExtension.round_id == rnd.id,
+                                           DeadlineExtension.nominator_id == nominator_id)
+    return db.session.scalar(stmt.with_for_update() if lock else stmt)
 
 
 def deadline_for(rnd: Round, nominator: Nominator | int) -> Deadline:

@@ -34,7 +34,7 @@ from app.models import (
     Round,
 )
 from app.models.nomination import RETURN_NOTE_MAX
-from app.portal import access, queries, stamped
+from app.portal import access, deadlines, queries, stamped
 from app.portal.deadlines import PORTAL_PHASES
 from app.rounds import phases as rounds
 
@@ -358,9 +358,7 @@ def extend_deadline(nominator_id: int, until: date, reason: str, *, actor=None) 
         if rnd.deadline is not None and until <= rnd.deadline:
             raise UserError("延期截止日期应晚于批次的报送截止日期。",
                             {"until": f"应晚于 {rnd.deadline.isoformat()}"})
-        ext = db.session.scalar(select(DeadlineExtension).where(DeadlineExtension.round_id == rnd.id,
-                                                                DeadlineExtension.nominator_id == unit.id)
-                                .with_for_update())
+        ext = deadlines.extension_of(rnd, unit, lock=True)
         before = {"until": ext.until.isoformat(), "reason": ext.reason} if ext else None
         if ext is None:
             ext = DeadlineExtension(round_id=rnd.id, nominator_id=unit.id)
@@ -379,8 +377,7 @@ def revoke_extension(nominator_id: int, *, actor=None) -> None:
         rnd = rounds.get(rounds.require_current_round().id, lock=True, shared=True)
         if rnd.phase not in ADMIN_PHASES:
             raise Conflict(f"评选批次处于「{PHASE_LABELS[rnd.phase]}」阶段，不能再修改延期。")
-        ext = db.session.scalar(select(DeadlineExtension).where(DeadlineExtension.round_id == rnd.id,
-                                                                DeadlineExtension.nominator_id == nominator_id))
+        ext = deadlines.extension_of(rnd, nominator_id)
         if ext is None:
             raise UserError("该推荐单位没有延期。", status=404)
         audit.record("deadline.revoke", "nominator", nominator_id,
