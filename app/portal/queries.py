@@ -35,8 +35,12 @@ def used_count(rnd: Round, nominator_id: int, category: str, *, exclude_id: int 
     return int(db.session.scalar(stmt) or 0)
 
 
+def quota_line(rnd: Round, unit: Nominator, category: str) -> QuotaLine:
+    return QuotaLine(category, quota_for(rnd, unit, category), used_count(rnd, unit.id, category))
+
+
 def quota_lines(rnd: Round, unit: Nominator) -> list[QuotaLine]:
-    return [QuotaLine(c, quota_for(rnd, unit, c), used_count(rnd, unit.id, c)) for c in CATEGORIES]
+    return [quota_line(rnd, unit, c) for c in CATEGORIES]
 
 
 def unit_nominations(rnd: Round, unit: Nominator) -> list[Nomination]:

@@ -80,7 +80,7 @@ def _page(nom, *, form=None, status: int = 200, errors: dict | None = None, mess
         form_class = forms.nomination_form(category, edit=nom is not None)
         form = form_class(data=_form_data(nom)) if nom is not None else form_class(formdata=None)
     errors = {**form.first_errors(), **(errors or {})}
-    quota = next(q for q in queries.quota_lines(rnd, unit) if q.category == category)
+    quota = queries.quota_line(rnd, unit, category)
     ctx = dict(nom=nom, rnd=rnd, unit=unit, category=category, form=form, errors=errors, message=message,
                editable=editable, closed_reason=closed_reason, quota=quota,
                deadline=deadlines.deadline_for(rnd, unit), label=nominations.field_label,
