@@ -237,7 +237,7 @@ STAMPED_STATUSES = ("draft", "returned", "submitted", "active")
 def upload_stamped(user, nomination_id: int, filename: str, data: bytes) -> Attachment:
     """The scan of the printed, stamped 推荐表: one per nomination, a new one replaces the old. Allowed
     while the round collects materials, also after 提交 (the stamp may come after the online form)."""
-    nom = access.own_nomination(user, nomination_id)
+    access.own_nomination(user, nomination_id)  # 404 before anything is stored
     checked = stamped.check(data, filename)  # UserError (nothing stored) for anything but PDF/JPEG/PNG
     att = stamped.store(checked, filename)
     old_files: tuple = ()
