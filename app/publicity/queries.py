@@ -100,10 +100,6 @@ def notice_settings(round_id: int) -> NoticeSettings:
                           body_template=DEFAULT_NOTICE_BODY, version=0)
 
 
-def page_period(rnd: Round) -> calendar.Period:
-    return calendar.of_round(rnd)
-
-
 def period_text(period: calendar.Period) -> str:
     if not period.known:
         return period.problem

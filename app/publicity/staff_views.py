@@ -13,7 +13,7 @@ from app.core.authz import admin_required, staff_required
 from app.core.errors import UserError
 from app.core.htmx import render
 from app.models.publicity import OBJECTION_RESULT_LABELS, OBJECTION_STATUS_LABELS
-from app.publicity import documents, forms, queries
+from app.publicity import calendar, documents, forms, queries
 from app.publicity import operations as publicity
 from app.publicity.blueprint import bp
 from app.reports import notice
@@ -36,7 +36,7 @@ def objections():
     rows = queries.objections(rnd.id)
     return render("publicity/objections.html", "page", round=rnd, rows=rows,
                   titles=queries.titles(o.nomination_id for o in rows), counts=queries.counts_by_status(rnd.id),
-                  period=queries.page(rnd).period, status_labels=OBJECTION_STATUS_LABELS,
+                  period=calendar.of_round(rnd), status_labels=OBJECTION_STATUS_LABELS,
                   is_admin=current_user.role == "admin")
 
 
@@ -134,7 +134,7 @@ def _settings(status: int = 200, message: str = "", period_form=None, notice_for
         "number": settings.number, "recipients": settings.recipients, "body_template": settings.body_template,
         "version": settings.version})
     return render("publicity/settings.html", "admin", status=status, message=message, round=rnd,
-                  period=queries.page(rnd).period, period_form=period_form, notice_form=notice_form,
+                  period=calendar.of_round(rnd), period_form=period_form, notice_form=notice_form,
                   period_editable=rnd.phase in publicity.SETTINGS_PHASES, open_count=queries.open_count(rnd.id),
                   placeholders=publicity.NOTICE_PLACEHOLDERS)
 
@@ -202,5 +202,5 @@ def notice_docx():
 @bp.app_template_global("publicity_status")
 def publicity_status(rnd) -> dict:
     """The 公示 dates and open objections of a round, for the chair's page and the admin dashboard."""
-    period = queries.page_period(rnd)
+    period = calendar.of_round(rnd)
     return {"period": period, "open": queries.open_count(rnd.id), "text": queries.period_text(period)}
