@@ -152,13 +152,14 @@ def current(round_id: int, category: str, *, method: str | None = None, resample
     if data is not None:
         return Current("ready", data, version)
     # While the consumer computes this version, a poll does not read the sheets again.
-    taken = None if cache.pending(filename) else _take_over(round_id, category, method, resamples, seed, version,
-                                                            filename)
+    taken, prefetched = (None, None) if cache.pending(filename) else _take_over(
+        round_id, category, method, resamples, seed, version, filename)
     if taken is not None:
         return Current("ready", taken, version)
     limit = inline_max if inline_max is not None else current_app.config.get("STATS_INLINE_MAX", INLINE_MAX)
     if active_count(round_id, category) <= limit:
-        data = build(round_id, category, method=method, resamples=resamples, seed=seed, version=version)
+        data = build(round_id, category, method=method, resamples=resamples, seed=seed, version=version,
+                     prefetched=prefetched)
         cache.store(filename, data)
         return Current("ready", data, version)
     if cache.claim(filename):
@@ -176,18 +177,18 @@ def current(round_id: int, category: str, *, method: str | None = None, resample
 
 
 def _take_over(round_id: int, category: str, method: str, resamples: int, seed: int, version: int,
-               filename: str) -> dict | None:
-    """The latest cached figures, stored under this version, when nothing they depend on has changed
-    (one read of the counted sheets, no bootstrap)."""
+               filename: str) -> tuple[dict | None, tuple | None]:
+    """(the latest cached figures, stored under this version, when nothing they depend on has changed —
+    one read of the counted sheets, no bootstrap; the data read for the check, which build() reuses)."""
     previous = cache.latest(round_id, category, method, resamples, seed)
     if previous is None or previous.get("version", 0) > version:
-        return None
+        return None, None
     prefetched = (stats_queries.panel(round_id, category), _titles(round_id, category))
     if previous.get("digest") != digest(*prefetched, _round(round_id).slots(category), method, resamples, seed):
-        return None
+        return None, prefetched
     data = {**previous, "version": version}
     cache.store(filename, data)
-    return data
+    return data, prefetched
 
 
 def for_document(round_id: int, category: str) -> dict:
@@ -196,8 +197,12 @@ def for_document(round_id: int, category: str) -> dict:
     method, resamples, seed = settings(round_id, category)
     version = ranking.version(round_id, category)
     filename = cache.name(round_id, category, method, version, resamples, seed)
-    data = cache.load(filename) or _take_over(round_id, category, method, resamples, seed, version, filename)
+    data = cache.load(filename)
+    if data is not None:
+        return data
+    data, prefetched = _take_over(round_id, category, method, resamples, seed, version, filename)
     if data is None:
-        data = build(round_id, category, method=method, resamples=resamples, seed=seed, version=version)
+        data = build(round_id, category, method=method, resamples=resamples, seed=seed, version=version,
+                     prefetched=prefetched)
         cache.store(filename, data)
     return data
