@@ -96,12 +96,27 @@ def test_a_reviewer_cannot_see_it(app, small):
     assert client.get("/chair/activity?robust=edge").status_code in (302, 403)
 
 
-def test_large_category_is_computed_by_the_consumer(app_factory, tmp_path):
+def _large_category(app_factory, tmp_path):
+    """An app whose every category is large (computed by the consumer, which runs only when told), the
+    small round and a signed-in chair."""
     app = app_factory({"STATS_INLINE_MAX": 0, "JOBS_IMMEDIATE": False, "JOBS_FOLDER": str(tmp_path / "jobs")})
     with app.app_context():
-        build_small_round()
+        small = build_small_round()
     client = app.test_client()
     login(client, "chair")
+    return app, small, client
+
+
+def _large_category_computed_once(app_factory, tmp_path):
+    app, small, client = _large_category(app_factory, tmp_path)
+    client.get("/chair/activity")
+    huey = get_huey(app)
+    huey.execute(huey.dequeue())
+    return app, small, client, huey
+
+
+def test_large_category_is_computed_by_the_consumer(app_factory, tmp_path):
+    app, _small, client = _large_category(app_factory, tmp_path)
     html = client.get("/chair/activity").get_data(as_text=True)
     assert "正在计算…" in html and 'hx-trigger="load delay:2s"' in html
     assert "计算中" in html  # the column waits too
@@ -118,14 +133,7 @@ def test_large_category_is_computed_by_the_consumer(app_factory, tmp_path):
 
 
 def test_the_pending_page_shows_the_previous_version_meanwhile(app_factory, tmp_path):
-    app = app_factory({"STATS_INLINE_MAX": 0, "JOBS_IMMEDIATE": False, "JOBS_FOLDER": str(tmp_path / "jobs")})
-    with app.app_context():
-        small = build_small_round()
-    client = app.test_client()
-    login(client, "chair")
-    client.get("/chair/activity")
-    huey = get_huey(app)
-    huey.execute(huey.dequeue())
+    app, small, client, _huey = _large_category_computed_once(app_factory, tmp_path)
     with app.app_context():
         _change_a_score(small)
     html = client.get("/chair/activity").get_data(as_text=True)
@@ -144,14 +152,7 @@ def _change_a_score(small) -> None:
 def test_a_decision_takes_the_figures_over_without_computing(app_factory, tmp_path):
     # A decision bumps the ranking version but changes no score: a large category does not go back to
     # 正在计算… after every click, the figures are stored under the new version as they were.
-    app = app_factory({"STATS_INLINE_MAX": 0, "JOBS_IMMEDIATE": False, "JOBS_FOLDER": str(tmp_path / "jobs")})
-    with app.app_context():
-        small = build_small_round()
-    client = app.test_client()
-    login(client, "chair")
-    client.get("/chair/activity")
-    huey = get_huey(app)
-    huey.execute(huey.dequeue())
+    app, small, client, huey = _large_category_computed_once(app_factory, tmp_path)
     first = client.get("/chair/activity").get_data(as_text=True)
     meta = re.search(r'id="robustness-meta">(.*?)</p>', first).group(1)
     with app.app_context():
