@@ -61,9 +61,6 @@ class Period:
     def known(self) -> bool:
         return self.start is not None and self.end is not None
 
-    def contains(self, day: date) -> bool:
-        return self.known and self.start <= day <= self.end
-
     def state(self, today: date) -> str:
         """'unset' | 'before' | 'open' | 'closed'."""
         if not self.known:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from flask_wtf.file import FileField
-from wtforms import BooleanField, HiddenField, StringField, TextAreaField
+from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import Optional, Regexp, ValidationError
 
 from app.core.forms import Form, IsoDateField, WholeNumberField, max_chars, required
@@ -18,6 +18,7 @@ from app.models.publicity import (
     NOTICE_BODY_MAX,
     NOTICE_NUMBER_MAX,
     NOTICE_RECIPIENTS_MAX,
+    OBJECTION_RESULTS,
     PHONE_MAX,
     UNIT_MAX,
 )
@@ -30,6 +31,8 @@ FACTS_MIN = 10
 def _version() -> WholeNumberField:
     # The range is checked on the text (WholeNumberField), so a forged huge number is a field error.
     return WholeNumberField("版本", message="版本号无效：请刷新页面后重试。")
+
+
 _PHONE = re.compile(r"^[0-9+\-() ]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -84,7 +87,7 @@ class ConcludeForm(Form):
     version = _version()
 
     def validate_result(self, field):
-        if field.data not in ("upheld", "revoked"):
+        if field.data not in OBJECTION_RESULTS:
             raise ValidationError("处理结果只能是维持推荐或撤销推荐")
 
 
@@ -100,7 +103,3 @@ class NoticeForm(Form):
     recipients = TextAreaField("主送机关", validators=[required("请填写主送机关"), max_chars(NOTICE_RECIPIENTS_MAX)])
     body_template = TextAreaField("正文模板", validators=[required("请填写正文模板"), max_chars(NOTICE_BODY_MAX)])
     version = _version()
-
-
-__all__ = ["ConcludeForm", "HandleForm", "HiddenField", "NoteForm", "NoticeForm", "ObjectionForm", "PeriodForm",
-           "RejectForm"]

@@ -46,11 +46,11 @@ def page(rnd: Round) -> PublicPage:
     return PublicPage(rnd, calendar.of_round(rnd), groups, rnd.phase == "final")
 
 
-def listed_choices(rnd: Round) -> list[tuple[int, str]]:
-    """(nomination id, label) of every item on the list, in the list's order, for the objection form."""
+def listed_choices(pg: PublicPage) -> list[tuple[int, str]]:
+    """(nomination id, label) of every item on the page's list, in the list's order, for the objection form."""
     out = []
-    for category in CATEGORIES:
-        for group in lists.approved_groups(rnd.id, category):
+    for category, groups in pg.groups.items():
+        for group in groups:
             for nominator in group.nominators:
                 for item in nominator.items:
                     out.append((item.nomination_id, f"{CATEGORY_LABELS[category]} {item.number}：{item.title}"
@@ -58,11 +58,8 @@ def listed_choices(rnd: Round) -> list[tuple[int, str]]:
     return out
 
 
-def objections(round_id: int, status: str | None = None) -> list[Objection]:
-    stmt = select(Objection).where(Objection.round_id == round_id).order_by(Objection.id)
-    if status:
-        stmt = stmt.where(Objection.status == status)
-    return list(db.session.scalars(stmt))
+def objections(round_id: int) -> list[Objection]:
+    return list(db.session.scalars(select(Objection).where(Objection.round_id == round_id).order_by(Objection.id)))
 
 
 def titles(nomination_ids) -> dict[int, tuple[str, str]]:

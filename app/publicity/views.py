@@ -83,7 +83,7 @@ def _objection_page(rnd, form, *, status: int = 200, message: str = ""):
     pg = queries.page(rnd)
     resp = make_response(render_template(
         "publicity/objection.html", rnd=rnd, pg=pg, form=form, message=message,
-        state=pg.period.state(publicity.today()), choices=queries.listed_choices(rnd)), status)
+        state=pg.period.state(publicity.today()), choices=queries.listed_choices(pg)), status)
     resp.headers["Cache-Control"] = "private, no-store"
     return resp
 
