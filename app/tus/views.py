@@ -14,7 +14,6 @@ from functools import wraps
 
 from flask import Response, flash, request, url_for
 from flask_login import current_user
-from werkzeug.exceptions import HTTPException
 
 from app.core.authz import nominator_required
 from app.core.errors import UserError
@@ -45,14 +44,10 @@ def _integrity(state) -> None:
 
 @bp.app_template_global()
 def video_state(nomination) -> dict:
-    """What the video part (templates/portal/_video.html) shows for the signed-in unit."""
-    try:
-        access.editable_nomination(_user(), nomination.id)
-        editable = True
-    except (UserError, HTTPException):  # not editable (409), not the unit's (404), not a nominator (403)
-        editable = False
+    """The video part's settings (templates/portal/_video.html). Whether the unit may change the video is
+    the including page's `editable`: the nomination page has worked it out already."""
     limit = operations.max_bytes()
-    return {"editable": editable, "max_bytes": limit, "max_mb": limit // 1048576,
+    return {"max_bytes": limit, "max_mb": limit // 1048576,
             "endpoint": url_for("tus.create"), "part_url": url_for("tus.video", nomination_id=nomination.id)}
 
 
@@ -148,7 +143,13 @@ def terminate(upload_id: str):
 
 
 def _part(nomination, *, status: int = 200, error: str = ""):
-    return render("portal/video.html", "video", status=status, nomination=nomination, video_error=error)
+    try:
+        access.editable_nomination(_user(), nomination.id)
+        editable = True
+    except UserError:  # not editable any more (409)
+        editable = False
+    return render("portal/video.html", "video", status=status, nomination=nomination, editable=editable,
+                  video_error=error)
 
 
 @bp.get("/portal/nominations/<int:nomination_id>/video")
