@@ -37,6 +37,6 @@ def verify_command(year: int | None, fix: bool):
     if len(found) > SHOWN:
         click.echo(f"  ……另有 {len(found) - SHOWN} 张", err=True)
     if fix:
-        fixed = totals.repair([d.sheet_id for d in found])
+        fixed = totals.repair(found)
         click.echo(f"已按评分改正 {fixed} 张评分表。", err=True)
     raise SystemExit(1)

@@ -100,18 +100,19 @@ def verify(round_id: int | None = None) -> list[Difference]:
     return out
 
 
-def repair(sheet_ids: list[int], actor=None) -> int:
-    """`flask ranking verify --fix`: recompute these sheets' figures, audited, and invalidate the ranking
-    of every round × category they belong to (its cached copies are keyed by the version)."""
+def repair(found: list[Difference], actor=None) -> int:
+    """`flask ranking verify --fix`: recompute the figures of the sheets verify() found, audited, and
+    invalidate the ranking of every round × category they belong to (its cached copies are keyed by the
+    version)."""
     from app.audit import operations as audit
     from app.core.database import write_transaction
     from app.rounds import phases as rounds
 
-    ids = sorted(set(sheet_ids))
+    before = {d.sheet_id: d for d in found}
+    ids = sorted(before)
     if not ids:
         return 0
     with write_transaction():
-        before = {d.sheet_id: d for d in verify() if d.sheet_id in set(ids)}
         fixed = refresh(ids)
         scopes = db.session.execute(text(
             "SELECT DISTINCT n.round_id, n.category FROM review_sheets s JOIN nominations n ON n.id = s.nomination_id "
