@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from app.accounts import operations as users
@@ -18,6 +17,7 @@ from app.models._base import utcnow
 from tests import mail_fixtures
 from tests.admin_fixtures import Browser, build_world, events
 from tests.conftest import csrf_token_from, login
+from tests.intake_fixtures import make_xlsx
 
 smtp_server = mail_fixtures.smtp_server
 _SECRET = re.compile(r'<code class="secret">([^<]+)</code>')
@@ -253,15 +253,7 @@ def test_the_edit_page_requires_a_unit_for_a_nominator(app, admin):
 
 
 def registry_xlsx(rows, headers=("单位名称", "联系人姓名", "手机", "邮箱")) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    sheet.append(["2024年全国科普日推荐单位联系人"])  # a title row above the header
-    sheet.append(list(headers))
-    for row in rows:
-        sheet.append(list(row))
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return make_xlsx(list(headers), [list(row) for row in rows], header_row=2)  # a title row above the header
 
 
 ROWS = [("长沙市科协", "张三", "13800000001", "cs@unit.example"),
