@@ -12,6 +12,19 @@ from PIL import Image
 THUMB_SIZE = (360, 240)
 
 
+def fsync_dir(path) -> None:
+    """Make a rename or a new file in `path` durable: the directory entry is written only once the
+    directory itself is synced. A directory that cannot be opened (a platform without it) is skipped."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def upload_dir() -> str:
     path = current_app.config["UPLOAD_FOLDER"]
     os.makedirs(path, exist_ok=True)

@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from app.audit import operations as audit
 from app.core.database import write_transaction
 from app.core.errors import UserError
+from app.core.storage import fsync_dir
 from app.core.time import file_stamp
 from app.extensions import db
 
@@ -101,18 +102,6 @@ def sha256_of(path: Path) -> str:
 
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    # A rename is durable only once its directory entry is.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
     try:
         os.fsync(fd)
     finally:
@@ -197,7 +186,7 @@ def snapshot_sqlite(source: Path, out: Path, *, busy_timeout_ms: int = 30_000) -
     dst.close()
     _fsync_file(tmp)
     os.replace(tmp, out)
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     return BackupResult("sqlite", out, out.stat().st_size, sha256_of(out), time.monotonic() - started,
                         counts=counts)
 
@@ -272,7 +261,7 @@ def restore_sqlite(source: Path, target: Path, *, keep_old: bool = True) -> Rest
                 os.replace(stale, Path(f"{saved_as}{suffix}"))
             else:
                 _remove_quietly(stale)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         if lock is not None:
             lock.close()
@@ -340,7 +329,7 @@ def dump_postgres(out: Path) -> BackupResult:
         os.replace(tmp, out)
     finally:
         _remove_quietly(tmp)
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     return BackupResult("postgresql", out, out.stat().st_size, sha256_of(out), time.monotonic() - started,
                         counts=tables)
 

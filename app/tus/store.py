@@ -85,14 +85,6 @@ def part_path(upload: Upload) -> str:
     return _paths(upload.id)[0]
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(upload: Upload) -> None:
     _, info = _paths(upload.id)
     tmp = f"{info}.{secrets.token_hex(4)}.tmp"
@@ -101,7 +93,7 @@ def save(upload: Upload) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, info)
-    _fsync_dir(os.path.dirname(info))
+    storage.fsync_dir(os.path.dirname(info))
 
 
 def create(length: int, owner_id: int, nomination_id: int, filename: str) -> Upload:
