@@ -145,38 +145,35 @@ def settings():
     return _settings()
 
 
+def _save(form, key: str, call, done: str, to: str):
+    """One settings form of the page: refused → the page again with that form's errors; saved → `to`."""
+    if not form.validate_on_submit():
+        return _settings(422 if "csrf_token" not in form.errors else 400, form.page_message(), **{key: form})
+    try:
+        call(form)
+    except UserError as e:
+        form.add_errors(e.field_errors)
+        return _settings(e.status, e.message, **{key: form})
+    flash(done, "success")
+    return redirect(url_for(to), 303)
+
+
 @bp.post("/admin/publicity/period")
 @admin_required
 def period_save():
     rnd = rounds.require_current_round()
-    form = forms.PeriodForm()
-    if not form.validate_on_submit():
-        return _settings(422 if "csrf_token" not in form.errors else 400, form.page_message(), period_form=form)
-    try:
-        publicity.set_period(rnd.id, form.start.date, form.days.number, form.manual_end.date,
-                             expected_version=form.version.number, actor=current_user)
-    except UserError as e:
-        form.add_errors(e.field_errors)
-        return _settings(e.status, e.message, period_form=form)
-    flash("公示期已保存。", "success")
-    return redirect(url_for(".settings"), 303)
+    return _save(forms.PeriodForm(), "period_form", lambda f: publicity.set_period(
+        rnd.id, f.start.date, f.days.number, f.manual_end.date, expected_version=f.version.number,
+        actor=current_user), "公示期已保存。", ".settings")
 
 
 @bp.post("/admin/publicity/notice")
 @admin_required
 def notice_save():
     rnd = rounds.require_current_round()
-    form = forms.NoticeForm()
-    if not form.validate_on_submit():
-        return _settings(422 if "csrf_token" not in form.errors else 400, form.page_message(), notice_form=form)
-    try:
-        publicity.save_notice(rnd.id, form.number.data, form.recipients.data, form.body_template.data,
-                              expected_version=form.version.number, actor=current_user)
-    except UserError as e:
-        form.add_errors(e.field_errors)
-        return _settings(e.status, e.message, notice_form=form)
-    flash("通报设置已保存，可预览后下载。", "success")
-    return redirect(url_for(".notice_preview"), 303)
+    return _save(forms.NoticeForm(), "notice_form", lambda f: publicity.save_notice(
+        rnd.id, f.number.data, f.recipients.data, f.body_template.data, expected_version=f.version.number,
+        actor=current_user), "通报设置已保存，可预览后下载。", ".notice_preview")
 
 
 @bp.get("/admin/publicity/notice-preview")
@@ -195,8 +192,6 @@ def notice_docx():
     doc = notice.notice_docx(rnd.id)
     return _private(send_file(io.BytesIO(doc.content), mimetype=doc.mimetype, as_attachment=True,
                               download_name=doc.filename, max_age=0))
-
-
 
 
 @bp.app_template_global("publicity_status")
