@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from app.core.errors import UserError
+from app.core.templating import cn_date
 from app.extensions import db
 from app.models import CATEGORIES, CATEGORY_LABELS, Nomination, NoticeSettings, Objection, Round
 from app.models.publicity import DEFAULT_NOTICE_BODY, DEFAULT_NOTICE_RECIPIENTS, OPEN_STATUSES
@@ -100,6 +101,5 @@ def notice_settings(round_id: int) -> NoticeSettings:
 def period_text(period: calendar.Period) -> str:
     if not period.known:
         return period.problem
-    text = (f"{period.start.year}年{period.start.month}月{period.start.day}日至"
-            f"{period.end.year}年{period.end.month}月{period.end.day}日（{period.days}个工作日）")
+    text = f"{cn_date(period.start)}至{cn_date(period.end)}（{period.days}个工作日）"
     return text + ("，截止日期为手工填写" if period.manual else "")
