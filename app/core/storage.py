@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import threading
 
 from flask import current_app
 from PIL import Image
@@ -23,6 +24,21 @@ def fsync_dir(path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_atomic(path: str, data: bytes | str, *, durable: bool = False) -> None:
+    """Replace `path` with `data` so that readers in any process see the old file or the new one, never
+    half of it (a temporary file of this process and thread, then a rename). `durable`: synced to disk
+    before the rename and the directory after it, for state that must survive a power cut."""
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    if durable:
+        fsync_dir(os.path.dirname(path) or ".")
 
 
 def upload_dir() -> str:

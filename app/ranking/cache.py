@@ -38,6 +38,7 @@ from dataclasses import astuple, fields
 
 from flask import current_app
 
+from app.core import storage
 from app.ranking.engine import CriterionInfo, RankRow
 
 LOCK_WAIT_SECONDS = 20.0
@@ -155,11 +156,7 @@ class FileBackend:
             return None
 
     def put(self, k: str, data: bytes) -> None:
-        path = self._path(k)
-        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        storage.write_atomic(self._path(k), data)
         self._prune()
 
     def clear(self) -> int:

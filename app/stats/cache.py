@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 import time
 
 from flask import current_app
+
+from app.core import storage
 
 PENDING_STALE_SECONDS = 300
 KEEP_VERSIONS = 2
@@ -49,11 +50,7 @@ def load(filename: str) -> dict | None:
 
 
 def store(filename: str, data: dict) -> None:
-    path = os.path.join(folder(), filename)
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
-    os.replace(tmp, path)
+    storage.write_atomic(os.path.join(folder(), filename), json.dumps(data, ensure_ascii=False, separators=(",", ":")))
     _prune(filename)
 
 

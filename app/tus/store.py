@@ -86,14 +86,7 @@ def part_path(upload: Upload) -> str:
 
 
 def save(upload: Upload) -> None:
-    _, info = _paths(upload.id)
-    tmp = f"{info}.{secrets.token_hex(4)}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(asdict(upload), fh, ensure_ascii=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, info)
-    storage.fsync_dir(os.path.dirname(info))
+    storage.write_atomic(_paths(upload.id)[1], json.dumps(asdict(upload), ensure_ascii=False), durable=True)
 
 
 def create(length: int, owner_id: int, nomination_id: int, filename: str) -> Upload:
