@@ -44,10 +44,6 @@ class Annex:
     title: str
     groups: list = field(default_factory=list)
 
-    @property
-    def names(self) -> list[str]:
-        return [item.title for g in self.groups for n in g.nominators for item in n.items]
-
 
 @dataclass
 class NoticeData:
@@ -93,9 +89,9 @@ def data(round_id: int) -> NoticeData:
 # ----------------------------------------------------------------------------- HTML / PDF
 
 
-def notice_html(nd: NoticeData, *, for_pdf: bool = True) -> str:
+def notice_html(nd: NoticeData) -> str:
     return render_template("pdf/notice.html", nd=nd, chinese_numbers=CHINESE_NUMBERS, issuer=ISSUER,
-                           seal_src=SEAL_SRC if (nd.seal and for_pdf) else None)
+                           seal_src=SEAL_SRC if nd.seal else None)
 
 
 def notice_source(round_id: int) -> Source:
