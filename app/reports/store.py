@@ -3,7 +3,7 @@ from, and an identical later request is answered from here instead of being rend
 
 The key is the job key (kind, format, round, category, the round's data version — RankingCounter, bumped
 by every score, decision and phase change — and the phase) plus the round row's own version (its
-settings, seal and approval date). So a document of a round in 定稿 is rendered once and then served
+settings, seal and approval date) and its 表扬通报 settings' version. So a document of a round in 定稿 is rendered once and then served
 from storage for as long as the round stays final; reopening it is a phase change, which bumps the data
 version, so the next request renders afresh and the superseded file is deleted. A document of a round in
 progress is reused exactly while nothing it shows has changed.
@@ -34,11 +34,16 @@ def _folder() -> str:
     return path
 
 
-def round_version(round_id: int) -> int:
+def round_version(round_id: int) -> str:
+    """The round row's version and its 表扬通报 settings' (文号, 主送, body: a row of their own, which
+    neither the round's version nor the data version follows)."""
     from app.extensions import db
-    from app.models import Round
+    from app.models import NoticeSettings, Round
 
-    return int(db.session.execute(select(Round.version).where(Round.id == round_id)).scalar_one_or_none() or 0)
+    row = db.session.execute(
+        select(Round.version, NoticeSettings.version).outerjoin(NoticeSettings, NoticeSettings.round_id == Round.id)
+        .where(Round.id == round_id)).first()
+    return f"{row[0]}n{row[1] or 0}" if row else "0"
 
 
 def store_key(job_key: str, round_id: int) -> str:

@@ -444,3 +444,23 @@ def test_the_downloads_page_builds_the_notice_and_the_publicity_list(app, world)
         link = re.search(r'href="(/reports/jobs/[^"]+/download)"', job_page)
         assert link, job_page[:500]
         assert chair.get(link.group(1)).data[:4] == magic
+
+
+def test_a_notice_made_again_after_its_settings_change_has_the_new_number(app, world):
+    """The rendered-once store must not hand back a notice made before the 文号 was changed."""
+    chair = signed_in(app, "chair")
+
+    def made_number() -> str:
+        token = csrf_token_from(chair.get("/reports/").get_data(as_text=True))
+        resp = chair.post("/reports/jobs", data={"kind": "notice", "format": "docx", "csrf_token": token})
+        page = chair.get(resp.headers["Location"]).get_data(as_text=True)
+        link = re.search(r'href="(/reports/jobs/[^"]+/download)"', page)
+        doc = DocxDocument(io.BytesIO(chair.get(link.group(1)).data))
+        return "\n".join(p.text for p in doc.paragraphs)
+
+    with app.app_context():
+        publicity.save_notice(world.round_id, "湘科协通〔2024〕1号", "各市州科协：", "表扬{year}年。")
+    assert "湘科协通〔2024〕1号" in made_number()
+    with app.app_context():
+        publicity.save_notice(world.round_id, "湘科协通〔2024〕2号", "各市州科协：", "表扬{year}年。")
+    assert "湘科协通〔2024〕2号" in made_number()
