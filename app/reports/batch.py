@@ -21,9 +21,10 @@ import glob
 import io
 import logging
 import os
-import threading
 
 from flask import current_app
+
+from app.core import storage
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,6 @@ def pages_of(data: bytes) -> int:
     return len(PdfReader(io.BytesIO(data)).pages)
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
 def plan(folder: str, job, beat) -> list[tuple]:
     """Step 1, in the job's own task: cover + 目录 rendered here; returns the form runs to queue (as
     run_part's arguments) once the job's own heartbeat has stopped — after that only the parts and
@@ -106,7 +100,7 @@ def plan(folder: str, job, beat) -> list[tuple]:
         toc_pages = rendered - 1
     else:
         raise RuntimeError("the 目录's length did not settle")
-    write_atomic(part_path(folder, job, 0), cover_doc.content)
+    storage.write_atomic(part_path(folder, job, 0), cover_doc.content)
     plan = []
     first = front + 1
     for index, (run, n_pages) in enumerate(zip(runs, pages, strict=True), start=1):

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from flask import current_app
 from sqlalchemy import select
 
+from app.core import storage
 from app.core.errors import UserError
 from app.core.time import fmt_minute
 
@@ -138,11 +139,7 @@ def output_path(job: Job) -> str:
 
 def _write(job: Job) -> None:
     job.updated_at = time.time()
-    path = _meta_path(job.id)
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(asdict(job), fh, ensure_ascii=False)
-    os.replace(tmp, path)
+    storage.write_atomic(_meta_path(job.id), json.dumps(asdict(job), ensure_ascii=False))
 
 
 def _load(job_id: str) -> Job | None:
@@ -426,7 +423,7 @@ def run_part(job_id: str, index: int, ids: list[int], first: int, expected_pages
         if pages != expected_pages:
             with open(batch.part_path(root, job, index, "mismatch"), "w"):
                 pass
-        batch.write_atomic(batch.part_path(root, job, index), content)
+        storage.write_atomic(batch.part_path(root, job, index), content)
     finally:
         stop.set()
         beater.join(timeout=5)
@@ -447,7 +444,7 @@ def _merge_parts(job: Job) -> None:
             content = catalog.build(job.kind, job.fmt, job.round_id, job.category).content
         else:
             content = batch.merged(root, job)
-        batch.write_atomic(output_path(job), content)
+        storage.write_atomic(output_path(job), content)
         outcome = {"status": "done", "size": len(content)}
     except Exception:  # noqa: BLE001 — reported in the page like any failed render
         log.exception("batch %s: merging failed", job.id)
