@@ -324,7 +324,7 @@ def _follow_outcome(rnd: Round, category: str, dec: Decision, outcome: str, choi
                         {"opinion_choice": "意见与审定结果矛盾"}, status=409)
 
 
-# --- 公示 objections (issue 13) -------------------------------------------------------------------
+# --- 公示 objections -------------------------------------------------------------------
 REVOKED_OPINION = "经公示期间异议核实，撤销推荐，不予推荐。"
 
 

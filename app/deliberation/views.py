@@ -19,7 +19,7 @@ from app.extensions import db
 from app.models import CATEGORIES, PHASE_LABELS, Nomination
 from app.rounds import phases as rounds
 from app.rounds import preflight
-from app.stats import forms as stats_forms  # robustness (issue 14)
+from app.stats import forms as stats_forms  # robustness
 from app.stats import views as stats_views
 
 TEMPLATE = "deliberation/deliberate.html"

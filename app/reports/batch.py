@@ -1,4 +1,4 @@
-"""A large batch of 推荐表 split across the job consumers and merged with pypdf (issue 15).
+"""A large batch of 推荐表 split across the job consumers and merged with pypdf.
 
 1. The job's own task (jobs.run) plans the parts: the approved forms in the batch's order, cut into runs
    of JOBS_FORMS_PER_PART, each with the pages it will take (documents.predicted_form_pages). It renders

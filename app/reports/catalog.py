@@ -13,12 +13,12 @@ KINDS = {
     "report": {"label": "评审结果报告", "formats": ("pdf", "xlsx")},
     "forms": {"label": "推荐表（审定通过，合订本）", "formats": ("pdf",)},
     "sheets": {"label": "专家评分表（全部专家）", "formats": ("pdf",)},
-    # issue 13: both categories in one document, no category argument
+    # both categories in one document, no category argument
     "publicity": {"label": "公示名单（两类合并，含公示期和异议方式）", "formats": ("pdf",)},
     "notice": {"label": "表扬通报", "formats": ("pdf", "docx")},
 }
 FORMAT_LABELS = {"pdf": "PDF", "xlsx": "Excel", "docx": "Word"}
-WHOLE_ROUND_KINDS = ("publicity", "notice")  # issue 13
+WHOLE_ROUND_KINDS = ("publicity", "notice")
 
 
 def check(kind: str, fmt: str, category: str | None) -> None:
@@ -35,7 +35,7 @@ def label(kind: str, fmt: str, category: str | None) -> str:
     what = KINDS[kind]["label"]
     if kind == "report" and fmt == "xlsx":
         what = "评审排名（含各指标、各专家评分）"
-    if kind in WHOLE_ROUND_KINDS:  # issue 13
+    if kind in WHOLE_ROUND_KINDS:
         return f"{what}（{FORMAT_LABELS[fmt]}）"
     prefix = CATEGORY_LABELS[category] if category else "全部类别"
     return f"{prefix}{what}（{FORMAT_LABELS[fmt]}）"
@@ -44,7 +44,7 @@ def label(kind: str, fmt: str, category: str | None) -> str:
 def build(kind: str, fmt: str, round_id: int, category: str | None, *,
           reviewer_ids: list[int] | None = None, nomination_id: int | None = None) -> Document:
     check(kind, fmt, category)
-    if kind in WHOLE_ROUND_KINDS:  # issue 13
+    if kind in WHOLE_ROUND_KINDS:
         return _whole_round(kind, fmt, round_id)
     if kind == "list":
         if fmt == "xlsx":
@@ -62,7 +62,7 @@ def build(kind: str, fmt: str, round_id: int, category: str | None, *,
 
 
 def _whole_round(kind: str, fmt: str, round_id: int) -> Document:
-    from app.publicity import documents as publicity  # issue 13; publicity reads reports' queries
+    from app.publicity import documents as publicity  # publicity reads reports' queries
     from app.reports import notice
 
     if kind == "publicity":

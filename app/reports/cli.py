@@ -95,7 +95,7 @@ def sheets_command(year, category, out, fmt, username):
     _write("sheets", fmt, year, category, out, reviewer_ids=reviewer_ids)
 
 
-# --- issue 13: the 表扬通报 and the 公示 list (whole round, no category)
+# The 表扬通报 and the 公示 list (whole round, no category)
 @reports_cli.command("notice")
 @click.option("--round", "year", type=int, default=None, help="批次年份（默认：最新批次）")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True),
@@ -114,7 +114,6 @@ def notice_command(year, out):
 def publicity_command(year, out):
     """公示名单（两类合并，含公示期和异议方式）。"""
     _write("publicity", "pdf", year, None, out)
-# --- end issue 13
 
 
 @reports_cli.command("prune")

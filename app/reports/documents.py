@@ -133,7 +133,7 @@ def result_report_source(round_id: int, category: str) -> Source:
     titles = dict(db.session.execute(select(Nomination.id, Nomination.title).where(Nomination.id.in_(unranked)))
                   .all()) if unranked else {}
     title = f"{_prefix(rnd, category)}评审结果报告"
-    from app.stats import report as stats_report  # robustness and agreement (issue 14)
+    from app.stats import report as stats_report  # robustness and agreement
 
     html = render_template(
         "pdf/result_report.html", title=title, category=category, category_label=CATEGORY_LABELS[category],

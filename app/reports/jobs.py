@@ -82,7 +82,7 @@ class Job:
     # The round's phase when the document was asked for: a file made in 公示 is the 公示稿, one made
     # after 定稿 is the 定稿, anything earlier a 讨论稿 — the 生成记录 must never let them be confused.
     phase: str = ""
-    # issue 15: a batch split across the consumers (parts > 0) and the document-store key it is kept under.
+    # a batch split across the consumers (parts > 0) and the document-store key it is kept under.
     parts: int = 0
     store_key: str = ""
 

@@ -89,7 +89,7 @@ def ranking_xlsx(round_id: int, category: str, *, include_drafts: bool = False) 
     headers += [f"{c.name}平均" for c in crits]
     headers += [f"{p.display_name}（{p.username}）" for p in people]
     headers += ["分歧较大", "审定结果"]
-    # --- robustness (issue 14): three columns here, and the sheet 稳健性与一致性 below
+    # --- robustness: three columns here, and the sheet 稳健性与一致性 below
     from app.stats import report as stats_report
 
     robust = stats_report.for_document(rnd.id, category)

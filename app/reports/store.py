@@ -1,4 +1,4 @@
-"""Documents rendered once (issue 15): a finished job's file is kept under the key of what it was made
+"""Documents rendered once: a finished job's file is kept under the key of what it was made
 from, and an identical later request is answered from here instead of being rendered again.
 
 The key is the job key (kind, format, round, category, the round's data version — RankingCounter, bumped

@@ -24,7 +24,7 @@ def register(huey: Huey, app: Flask) -> dict:
 
     @huey.task(name="kepu.reports.render_part", retries=0)
     def render_part(job_id: str, index: int, ids: list[int], first: int, pages: int, total: int) -> None:
-        with app.app_context():  # issue 15: one run of a batch split across the consumers
+        with app.app_context():  # one run of a batch split across the consumers
             jobs.run_part(job_id, index, ids, first, pages, total)
 
     @huey.periodic_task(crontab(minute="*/15"), name="kepu.reports.prune")

@@ -1,6 +1,6 @@
 """A sheet's figures — `review_sheets.total` and `n_values` — kept right beside its scores.
 
-The live ranking aggregates these two columns instead of pivoting every score (issue 15), so they must
+The live ranking aggregates these two columns instead of pivoting every score, so they must
 never disagree with the scores. Three ways keep them, all inside the transaction that writes the
 scores:
 
