@@ -65,6 +65,9 @@ class Defaults:
     MAIL_ADMIN_TO = ""
     MAIL_TIMEOUT = 20
     MAIL_RETRY_DELAY = 60
+    # A message claimed for delivery (发送中) this long ago lost its consumer mid-send; `flask mail sweep`
+    # puts it back to 待发送. Far above MAIL_TIMEOUT (per SMTP step), so a send still under way is left alone.
+    MAIL_SENDING_STALE_MINUTES = 10
     # How long an invitation link (/accounts/invite/<token>) works.
     INVITE_DAYS = 7
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.core.authz import admin_required
@@ -30,7 +30,7 @@ def outbox():
 def _detail(message_id: int, status: int = 200, message: str = ""):
     return render("mail/message.html", "admin", status=status, item=queries.message(message_id),
                   labels=MAIL_STATUS_LABELS, configured=server_configured(), form=ResendForm(formdata=None),
-                  message=message)
+                  message=message, stale_minutes=current_app.config.get("MAIL_SENDING_STALE_MINUTES") or 10)
 
 
 @bp.route("/admin/mail/<int:message_id>")
