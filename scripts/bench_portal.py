@@ -10,7 +10,8 @@ At the end the database is compared with what the units were told: every acknowl
 a 已提交 nomination of that unit with every acknowledged photo (`missing` counts the ones that are not).
 
 Usage:
-  .venv/bin/python scripts/bench_portal.py [--nominators 45] [--workers 2] [--threads 8] [--keep]
+  .venv/bin/python scripts/bench_portal.py [--nominators 45] [--workers 2] [--threads 8]
+      [--startup-timeout 60] [--keep]
 
 The last line printed is one JSON object: nominators, submit_p95_ms, upload_p95_ms, save_p95_ms,
 errors (target 0) and missing (target 0).
@@ -23,8 +24,6 @@ import io
 import json
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,22 +34,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts._benchlib import free_port  # noqa: E402
+from scripts._benchlib import add_server_arguments, start_server, stop_server  # noqa: E402
 
 PASSWORD = "bench-password-2024"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 VERSION = re.compile(r'name="version" value="([^"]+)"')
 DRAFT = re.compile(r"/portal/nominations/(\d+)")
 PHOTOS = 4
-
-WSGI_TEMPLATE = '''"""Written by scripts/bench_portal.py."""
-import sys
-sys.path.insert(0, {root!r})
-
-from app import create_app
-
-app = create_app({config!r})
-'''
 
 FORM = {"host": "基准市科协", "contact_name": "张三", "contact_title": "部长", "contact_phone": "13812345678",
         "address": "基准市人民路1号", "event_count": "12", "people_served": "3000", "summary": "活动情况简介。" * 40,
@@ -101,31 +91,6 @@ def seed(config: dict, count: int) -> list[dict]:
         db.session.remove()
         db.engine.dispose()
     return plan
-
-
-def start_server(folder: Path, config: dict, workers: int, threads: int) -> tuple[subprocess.Popen, str]:
-    (folder / "bench_wsgi.py").write_text(WSGI_TEMPLATE.format(root=str(ROOT), config=config), encoding="utf-8")
-    port = free_port()
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    proc = subprocess.Popen(
-        [gunicorn, "--chdir", str(folder), "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-         "--workers", str(workers), "--threads", str(threads), "--log-level", "warning", "--timeout", "120",
-         "bench_wsgi:app"],
-        cwd=str(folder), stdout=subprocess.DEVNULL, stderr=open(folder / "gunicorn.log", "wb"),
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    import requests
-
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise SystemExit("gunicorn exited: " + (folder / "gunicorn.log").read_text(errors="replace")[-2000:])
-        try:
-            if requests.get(url + "/login", timeout=1).status_code == 200:
-                return proc, url
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise SystemExit("gunicorn did not answer in time")
 
 
 def photo_bytes(seed: int) -> bytes:
@@ -242,8 +207,7 @@ def verify(config: dict, units: list[Unit]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nominators", type=int, default=45)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    add_server_arguments(parser)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
 
@@ -252,7 +216,8 @@ def main() -> None:
     print(f"seeding {args.nominators} nominating units…", flush=True)
     plan = seed(config, args.nominators)
     photos = [photo_bytes(i) for i in range(PHOTOS)]
-    proc, url = start_server(folder, config, args.workers, args.threads)
+    proc, url = start_server(folder, config, args.workers, args.threads, script="scripts/bench_portal.py",
+                             startup_timeout=args.startup_timeout, worker_timeout=120)
     try:
         print(f"gunicorn gthread {args.workers}×{args.threads} on {url}; signing in…", flush=True)
         units = [Unit(url, spec) for spec in plan]
@@ -270,11 +235,7 @@ def main() -> None:
             t.join()
         wall = time.perf_counter() - started
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     errors = sum(len(u.errors) for u in units)
     for u in units:
         for e in u.errors[:3]:

@@ -19,7 +19,8 @@ must be there (each sheet's version equals its count of acknowledged saves).
 
 Usage:
   .venv/bin/python scripts/bench_scoring.py [--users 50] [--rounds 3] [--per-round 10]
-      [--workers 2] [--threads 8] [--think-ms 0] [--pg postgresql+psycopg://postgres@127.0.0.1/kepu_bench]
+      [--workers 2] [--threads 8] [--think-ms 0] [--startup-timeout 60]
+      [--pg postgresql+psycopg://postgres@127.0.0.1/kepu_bench]
 
 Prints p50/p95/p99 and errors per endpoint; the last line is one JSON object.
 """
@@ -28,43 +29,40 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scripts import _benchlib  # noqa: E402
+
+if TYPE_CHECKING:
+    import subprocess
 
 PASSWORD = "bench-password-2024"
 VERSION = re.compile(r'name="version" value="(\d+)"')
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
-WSGI_TEMPLATE = '''"""Written by scripts/bench_scoring.py: the app plus the bare write the save is compared with."""
-import sys
-sys.path.insert(0, {root!r})
-
+# Added to the shared wsgi module (_benchlib.WSGI_TEMPLATE): the bare write the save is compared with.
+BARE_WRITE = '''
 from flask import request
 from flask_login import current_user, login_required
 from sqlalchemy import update
 
-from app import create_app
 from app.core.database import write_transaction
 from app.extensions import db
 from app.models import ReviewSheet
 from app.models._base import utcnow
-
-app = create_app({config!r})
 
 
 @app.post("/_bench/bare")
@@ -77,16 +75,10 @@ def bench_bare_write():
             update(ReviewSheet)
             .where(ReviewSheet.reviewer_id == reviewer_id, ReviewSheet.nomination_id == nomination_id)
             .values(updated_at=utcnow()),
-            execution_options={{"synchronize_session": False}},
+            execution_options={"synchronize_session": False},
         )
     return "ok"
 '''
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _config(db_url: str, folder: Path) -> dict:
@@ -159,28 +151,11 @@ def seed(config: dict, users: int) -> dict:
     return {"plan": plan}
 
 
-def start_server(folder: Path, config: dict, workers: int, threads: int) -> tuple[subprocess.Popen, str]:
-    (folder / "bench_wsgi.py").write_text(WSGI_TEMPLATE.format(root=str(ROOT), config=config), encoding="utf-8")
-    port = _free_port()
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    proc = subprocess.Popen(
-        [gunicorn, "--chdir", str(folder), "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-         "--workers", str(workers), "--threads", str(threads), "--log-level", "warning", "bench_wsgi:app"],
-        cwd=str(folder), stdout=subprocess.DEVNULL, stderr=open(folder / "gunicorn.log", "wb"),
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    import requests
-
-    for _ in range(200):
-        if proc.poll() is not None:
-            raise SystemExit("gunicorn exited: " + (folder / "gunicorn.log").read_text(errors="replace")[-2000:])
-        try:
-            if requests.get(url + "/login", timeout=1).status_code == 200:
-                return proc, url
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise SystemExit("gunicorn did not answer in time")
+def start_server(folder: Path, config: dict, workers: int, threads: int, *,
+                 startup_timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
+    """The shared server with the bare-write endpoint (bench_form_check.py serves through this too)."""
+    return _benchlib.start_server(folder, config, workers, threads, script="scripts/bench_scoring.py",
+                                  wsgi_extra=BARE_WRITE, startup_timeout=startup_timeout)
 
 
 class Reviewer:
@@ -304,8 +279,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3, help="alternating save/bare phases")
     parser.add_argument("--per-round", type=int, default=10, help="requests per user per phase")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    _benchlib.add_server_arguments(parser)
     parser.add_argument("--think-ms", type=float, default=0.0, help="pause between a user's requests")
     parser.add_argument("--pg", metavar="URL", help="PostgreSQL database to use (it is wiped)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -320,7 +294,7 @@ def main() -> None:
     config = _config(db_url, folder)
     print(f"database: {'postgresql' if args.pg else 'sqlite'}; seeding {args.users} reviewers…", flush=True)
     plan = seed(config, args.users)["plan"]
-    proc, url = start_server(folder, config, args.workers, args.threads)
+    proc, url = start_server(folder, config, args.workers, args.threads, startup_timeout=args.startup_timeout)
     try:
         print(f"gunicorn gthread {args.workers}×{args.threads} on {url}; signing in…", flush=True)
         reviewers = [None] * len(plan)
@@ -346,11 +320,7 @@ def main() -> None:
             bares += lat
             bare_errors += err
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        _benchlib.stop_server(proc, timeout=15)
     missing = verify(config, reviewers)
     result = {"db": "postgresql" if args.pg else "sqlite", "users": args.users, "workers": args.workers,
               "threads": args.threads, "think_ms": args.think_ms}
