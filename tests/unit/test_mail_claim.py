@@ -176,3 +176,19 @@ def test_a_late_outcome_never_overwrites_a_newer_claim(app_factory, smtp_server)
         assert delivery._finish(other, 1, status="sent", sent_at=utcnow(), error="") is True
         assert delivery.deliver(other) is None
     assert len(smtp_server.messages) == 1
+
+
+def test_a_failed_attempt_is_claimed_again_by_its_retry(app_factory, smtp_server):
+    """huey retries a failed delivery: the row says 发送失败 in between, and the retry's claim takes it."""
+    down = app_factory(mail_fixtures.smtp_down_config())
+    with down.app_context():
+        mid = _row()
+        with pytest.raises(delivery.DeliveryFailed):
+            delivery.deliver(mid)
+        row = _get(mid)
+        assert (row.status, row.attempts) == ("failed", 1) and row.error
+        down.config.update(smtp_server.config())  # the mail server is back for the retry
+        assert delivery.deliver(mid) == "sent"
+        row = _get(mid)
+        assert (row.status, row.attempts, row.error) == ("sent", 2, "")
+    assert len(smtp_server.wait_for(1)) == 1
