@@ -34,10 +34,6 @@ class Defaults:
     SQLITE_BUSY_TIMEOUT_MS = 30_000
     RANKING_PAGE_SIZE = 100
     RANKING_POLL_SECONDS = 5
-    # > 0: a poll may be answered with a ranking computed at most this many seconds ago for an earlier
-    # version (app/ranking/cache.py get_recent_or_compute): one computation per interval however fast
-    # reviewers save. National scale: set it to RANKING_POLL_SECONDS. 0: every version is computed.
-    RANKING_MAX_AGE_SECONDS = 0
     # Reverse proxies in front of the app that add X-Forwarded-* (1 behind one nginx); 0 = none trusted.
     PROXY_COUNT = 0
     # Background jobs (app/jobs). Unset: SqliteHuey, a file in JOBS_FOLDER (default: the instance folder),

@@ -5,15 +5,15 @@ in parallel and once.
 Seeds (scripts/bench_rankings.seed) one round of --nominations activities (default 7,000) × 7 reviewers
 (196,000 scores, every sheet submitted, sheet totals written with them), then measures:
 
-  partial_p50_ms      GET /rankings/activity (htmx partial, the chair's poll) right after the ranking
-                      version moved: one computation from the sheet rows + the page's criterion means +
+  partial_p50_ms      GET /rankings/activity (htmx partial, the chair's poll) right after a reviewer submitted a
+                      sheet (scoring.save_sheet: a new version with new data): the fold of that change into
+                      the kept ranking (app/ranking/upkeep.py) + the page's rows and criterion means +
                       render. SQLite file. (Median of --repeat.)
   partial_p50_ms_pg   the same on PostgreSQL (--pg URL; the database is WIPED).
   computations_per_version
                       5 chairs (threads, each with its own session) poll every RANKING_POLL_SECONDS for
-                      --poll-seconds (60) with their ETag while a writer bumps the version every 0.5 s the
-                      way every score save does; the ranking cache is Redis (--redis URL) shared by all.
-                      = computations / versions that some chair was answered with a fresh ranking.
+                      --poll-seconds (60) with their ETag while a reviewer submits a sheet every 0.5 s;
+                      = folds recorded in the database / versions that some chair was answered with.
   batch1000_s         a final round with --forms (1,000) approved 推荐表: the forms batch job through the
                       queue (SqliteHuey) with 2 consumers (`flask jobs worker` processes), split into parts
                       and merged: submit → done.
@@ -67,13 +67,32 @@ def _chair(app):
     return client
 
 
-def _bump(app) -> None:
-    from app.core.database import write_transaction
-    from app.rounds import phases as rounds
-
+def _open_pairs(app, n: int) -> list[tuple[int, int]]:
+    """Remove n sheets (spread over the category) so that many reviewer × nomination pairs are still to be
+    scored: each measured change is then a real submit through the scoring operation."""
     with app.app_context():
-        with write_transaction():
-            rounds.bump_ranking(1, "activity")
+        pairs = db.session.execute(text(
+            "SELECT id, reviewer_id, nomination_id FROM review_sheets WHERE id % 97 = 0 ORDER BY id LIMIT :n"),
+            {"n": n}).all()
+        ids = ", ".join(str(p.id) for p in pairs)
+        db.session.execute(text(f"DELETE FROM scores WHERE sheet_id IN ({ids})"))
+        db.session.execute(text(f"DELETE FROM review_sheets WHERE id IN ({ids})"))
+        db.session.execute(text("UPDATE ranking_counters SET version = version + 1"))
+        db.session.commit()
+        db.session.remove()
+    return [(p.reviewer_id, p.nomination_id) for p in pairs]
+
+
+def _submit(app, pair: tuple[int, int], value: float) -> None:
+    """One reviewer submits one sheet (the real operation: totals, audit, counter, change log)."""
+    from app.models import User
+    from app.review import scoring
+
+    reviewer_id, nomination_id = pair
+    with app.app_context():
+        criteria = scoring.target(nomination_id).rubric
+        values = {c.id: str(min(c.max_score, round(c.max_score * value * 2) / 2)) for c in criteria}
+        scoring.save_sheet(db.session.get(User, reviewer_id), nomination_id, values, "", 0, submit=True)
         db.session.remove()
 
 
@@ -92,12 +111,13 @@ def seeded(url: str, tmp: Path, n: int, pg: bool, **extra):
     return app, counts
 
 
-def partial_after_change(app, repeat: int) -> float:
+def partial_after_change(app, repeat: int, pairs: list) -> float:
+    """The chair's poll right after a reviewer submitted a sheet (a new version with new data)."""
     client = _chair(app)
-    assert client.get("/rankings/activity", headers=HX).status_code == 200  # warm
+    assert client.get("/rankings/activity", headers=HX).status_code == 200  # warm: the first fold is whole
     times = []
-    for _ in range(repeat):
-        _bump(app)
+    for i in range(repeat):
+        _submit(app, pairs.pop(), 0.6 + 0.03 * i)
         t0 = time.perf_counter()
         r = client.get("/rankings/activity", headers=HX)
         times.append((time.perf_counter() - t0) * 1000)
@@ -105,13 +125,15 @@ def partial_after_change(app, repeat: int) -> float:
     return statistics.median(times)
 
 
-def computations_per_version(app, seconds: float, chairs: int = 5) -> dict:
-    from app.ranking import cache as ranking_cache
+def computations_per_version(app, seconds: float, pairs: list, chairs: int = 5) -> dict:
+    """5 chairs poll with their ETags while a reviewer submits a sheet every 0.5 s; computations are the
+    folds recorded in the database (every process's), versions those some chair was answered with."""
+    from app.ranking import upkeep
 
     poll = float(app.config["RANKING_POLL_SECONDS"])
     with app.app_context():
-        ranking_cache.clear()
-        before = ranking_cache.backend().computations() if hasattr(ranking_cache.backend(), "computations") else 0
+        before = upkeep.computations()
+        db.session.remove()
     stop = threading.Event()
     fresh_versions: set[str] = set()
     statuses: dict[int, int] = {}
@@ -132,8 +154,10 @@ def computations_per_version(app, seconds: float, chairs: int = 5) -> dict:
             stop.wait(poll)
 
     def writer() -> None:
-        while not stop.is_set():
-            _bump(app)
+        i = 0
+        while not stop.is_set() and pairs:
+            _submit(app, pairs.pop(), 0.5 + (i % 40) / 100)
+            i += 1
             stop.wait(0.5)
 
     threads = [threading.Thread(target=chair, args=(i,)) for i in range(chairs)] + [threading.Thread(target=writer)]
@@ -144,7 +168,8 @@ def computations_per_version(app, seconds: float, chairs: int = 5) -> dict:
     for t in threads:
         t.join(120)
     with app.app_context():
-        computed = ranking_cache.backend().computations() - before
+        computed = upkeep.computations() - before
+        db.session.remove()
     return {"computations": computed, "versions": len(fresh_versions), "statuses": statuses,
             "computations_per_version": round(computed / max(1, len(fresh_versions)), 3)}
 
@@ -238,7 +263,6 @@ def batch_and_downloads(tmp: Path, n_forms: int, consumers: int, downloads: int,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pg", metavar="URL", help="PostgreSQL URL (its tables are dropped and recreated)")
-    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis for the shared ranking cache")
     ap.add_argument("--nominations", type=int, default=7000)
     ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--poll-seconds", type=float, default=60.0)
@@ -267,13 +291,13 @@ def main() -> None:
 
 
 def ranking_part(args, skip: set, tmp: Path, result: dict) -> None:
-    app, counts = seeded("sqlite:///" + str(tmp / "bench.sqlite3"), tmp, args.nominations, False,
-                         RANKING_CACHE_URL=args.redis)
+    app, counts = seeded("sqlite:///" + str(tmp / "bench.sqlite3"), tmp, args.nominations, False)
+    pairs = _open_pairs(app, args.repeat + int(args.poll_seconds * 2) + 10)
     result.update(nominations=counts["nominations"], sheets=counts["sheets"], scores=counts["scores"])
-    result["partial_p50_ms"] = round(partial_after_change(app, args.repeat), 2)
-    print(f"partial after a change (SQLite): {result['partial_p50_ms']} ms", flush=True)
+    result["partial_p50_ms"] = round(partial_after_change(app, args.repeat, pairs), 2)
+    print(f"partial after a submit (SQLite): {result['partial_p50_ms']} ms", flush=True)
     if "polls" not in skip:
-        polls = computations_per_version(app, args.poll_seconds)
+        polls = computations_per_version(app, args.poll_seconds, pairs)
         print(f"5 chairs polling {args.poll_seconds:.0f} s: {polls}", flush=True)
         result["computations_per_version"] = polls["computations_per_version"]
         result["poll_detail"] = polls
@@ -281,12 +305,13 @@ def ranking_part(args, skip: set, tmp: Path, result: dict) -> None:
         db.session.remove()
         db.engine.dispose()
     if args.pg and "pg" not in skip:
-        pg_app, _ = seeded(args.pg, tmp, args.nominations, True, RANKING_CACHE_URL=args.redis)
+        pg_app, _ = seeded(args.pg, tmp, args.nominations, True)
         with pg_app.app_context():
             db.session.execute(text("ANALYZE"))
             db.session.commit()
-        result["partial_p50_ms_pg"] = round(partial_after_change(pg_app, args.repeat), 2)
-        print(f"partial after a change (PostgreSQL): {result['partial_p50_ms_pg']} ms", flush=True)
+        pg_pairs = _open_pairs(pg_app, args.repeat + 5)
+        result["partial_p50_ms_pg"] = round(partial_after_change(pg_app, args.repeat, pg_pairs), 2)
+        print(f"partial after a submit (PostgreSQL): {result['partial_p50_ms_pg']} ms", flush=True)
         with pg_app.app_context():
             db.session.remove()
             db.engine.dispose()

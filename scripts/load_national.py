@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """National-scale load test (issue 15): 7,000 nominations × 7 reviewers, 200 reviewers autosaving with
-think time, 20 chairs polling the live ranking, 4 gunicorn workers + 2 `flask jobs worker` consumers on
-PostgreSQL, the ranking cache, the job queue and the login throttle on Redis.
+think time, 20 chairs polling the live ranking (kept up to date in the database, app/ranking/upkeep.py),
+4 gunicorn workers + 2 `flask jobs worker` consumers on PostgreSQL, the job queue and the login throttle
+on Redis.
 
 Usage:
   .venv/bin/python scripts/load_national.py --pg postgresql+psycopg://postgres@127.0.0.1:5432 \\
       [--pg-db kepu_national_load] [--seconds 120] [--nominations 7000] [--reviewers 200] [--chairs 20]
-      [--workers 4] [--threads 8] [--consumers 2] [--redis-base redis://127.0.0.1:6379] [--redis-dbs 9,10,11]
-      [--open-share 0.1] [--think 2,8] [--poll 4,6] [--max-age 5] [--keep]
+      [--workers 4] [--threads 8] [--consumers 2] [--redis-base redis://127.0.0.1:6379] [--redis-dbs 10,11]
+      [--open-share 0.1] [--think 2,8] [--poll 4,6] [--keep]
 
 The database is (re)created (a throw-away name: kepu_…load…), migrated (`flask db upgrade`) and bulk
 loaded with scripts/bench_rankings.seed: every sheet submitted with its total, then --open-share of the
@@ -130,6 +131,18 @@ class Consumers:
                 p.wait()
 
 
+def ranking_folds(db_url: str) -> int:
+    """How many times the kept ranking was brought up to date during the run (every process's folds)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT COALESCE(SUM(computations), 0) FROM ranking_marks")).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pg", metavar="URL", required=True, help="PostgreSQL server URL")
@@ -142,27 +155,24 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--consumers", type=int, default=2)
     ap.add_argument("--redis-base", default="redis://127.0.0.1:6379")
-    ap.add_argument("--redis-dbs", default="9,10,11", help="ranking cache, job queue, login throttle")
+    ap.add_argument("--redis-dbs", default="10,11", help="job queue, login throttle")
     ap.add_argument("--open-share", type=float, default=0.1, help="share of the sheets left open for the reviewers")
     ap.add_argument("--think", type=_pair, default=(2.0, 8.0), help="seconds between a reviewer's saves: low,high")
     ap.add_argument("--poll", type=_pair, default=(4.0, 6.0), help="seconds between a chair's polls: low,high")
-    ap.add_argument("--max-age", type=float, default=5.0,
-                    help="RANKING_MAX_AGE_SECONDS: a poll may reuse a ranking this recent (0: every version)")
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    cache_db, jobs_db, limit_db = (f"{args.redis_base}/{n}" for n in args.redis_dbs.split(","))
+    jobs_db, limit_db = (f"{args.redis_base}/{n}" for n in args.redis_dbs.split(","))
 
     with lt.work_dir(args.keep, "kepu-national-") as work:
         (work / "instance").mkdir(exist_ok=True)
         db_url = lt.recreate_pg_database(args.pg, args.pg_db)
-        for url in (cache_db, jobs_db, limit_db):
+        for url in (jobs_db, limit_db):
             lt.flush_redis(url)
         env = lt.app_env(db_url, work, secrets.token_hex(32), limit_db)
-        env.update({"KEPU_RANKING_CACHE_URL": cache_db, "KEPU_JOBS_URL": jobs_db,
+        env.update({"KEPU_JOBS_URL": jobs_db,
                     "KEPU_JOBS_FOLDER": str(work / "jobs"), "KEPU_REPORTS_FOLDER": str(work / "reports"),
-                    "KEPU_UPLOAD_FOLDER": str(work / "uploads"),
-                    "KEPU_RANKING_MAX_AGE_SECONDS": f"{args.max_age:g}"})
+                    "KEPU_UPLOAD_FOLDER": str(work / "uploads")})
         workload = prepare(db_url, env, args)
         server = lt.Server(env, args.workers, args.threads, work)
         consumers = Consumers(env, args.consumers, work)
@@ -179,6 +189,7 @@ def main() -> int:
             recorder.close()
         log = lt.read_log(recorder.log_path)
         check = lt.verify(db_url, log, workload)
+        folds = ranking_folds(db_url)
         figs = lt.figures(run.recorder.requests)
         outcomes = lt.save_outcomes(log)
         lat = figs["latency_ms"]
@@ -187,7 +198,7 @@ def main() -> int:
             "scores_at_start": workload.seeded["scores_at_start"], "reviewers": len(workload.reviewers),
             "chairs": len(workload.chairs), "workers": args.workers, "threads": args.threads,
             "consumers": args.consumers, "consumers_alive_at_end": consumers_alive, "redis": True,
-            "ranking_max_age_s": args.max_age, "seconds": round(run.duration, 1), "think_s": list(args.think), "poll_s": list(args.poll),
+            "ranking_folds": folds, "seconds": round(run.duration, 1), "think_s": list(args.think), "poll_s": list(args.poll),
             "chair_poll_p50_ms": lat.get("poll", {}).get("p50"), "chair_poll_p95_ms": lat.get("poll", {}).get("p95"),
             "save_p50_ms": lat.get("save", {}).get("p50"), "save_p95_ms": lat.get("save", {}).get("p95"),
             **figs, **outcomes,

@@ -12,9 +12,10 @@ from app.audit import operations as audit
 from app.core.database import write_transaction
 from app.core.errors import UserError
 from app.extensions import db
-from app.models import ROLE_LABELS, Nominator, User
+from app.models import ROLE_LABELS, Assignment, Nomination, Nominator, User
 from app.models._base import utcnow
 from app.models.people import new_session_token
+from app.rounds import phases as rounds
 
 USERNAME_MAX = 50
 # A hash of a random password, checked when the username is unknown so timing does not reveal it.
@@ -221,7 +222,18 @@ def update_user(user_id: int, *, display_name: str, role: str, affiliation_id: i
         after = public(user)
         if after != before:
             audit.record("user.update", "user", user.id, before=before, after=after, actor=actor)
+        if after.get("affiliation_id") != before.get("affiliation_id"):
+            _affiliation_moved(user.id)
     return user
+
+
+def _affiliation_moved(reviewer_id: int) -> None:
+    # Their own unit's nominations are recused (回避): every ranking they score in may change.
+    scopes = db.session.execute(
+        select(Nomination.round_id, Nomination.category).distinct()
+        .join(Assignment, Assignment.nomination_id == Nomination.id).where(Assignment.reviewer_id == reviewer_id))
+    for round_id, category in scopes:
+        rounds.bump_ranking(round_id, category)
 
 
 def admin_set_active(user_id: int, active: bool, *, actor=None) -> User:

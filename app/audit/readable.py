@@ -38,7 +38,7 @@ ACTION_LABELS = {
     "sheet.save": "保存评分", "sheet.submit": "提交评分", "sheet.reopen": "退回评分表",
     "decision.set": "审定", "decision.prefill": "按名额预填审定", "decision.opinion": "修改审定意见",
     "round.opinion_templates": "修改审定意见模板", "round.approval_date": "设置审定日期", "round.seal": "上传印章",
-    "ops.backup": "备份数据库", "ops.restore": "恢复数据库", "sheet.totals_repair": "修复评分表合计",
+    "ops.backup": "备份数据库", "ops.restore": "恢复数据库", "sheet.totals_repair": "修复评分表合计", "ranking.rebuild": "重算实时排名",
     # accounts of 推荐单位, the mail outbox
     "user.credential": "发放一次性密码/邀请链接", "user.invite_accept": "通过邀请链接设置密码",
     "user.first_password": "首次登录设置密码", "user.import": "批量导入推荐单位账号", "mail.resend": "重新发送邮件",

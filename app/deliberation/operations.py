@@ -302,7 +302,7 @@ def decide(nomination_id: int, outcome: str, *, reason: str = "", expected_versi
                 dec.decided_by_id = getattr(actor, "id", None)
                 dec.version += 1
             db.session.flush()
-            rounds.bump_ranking(rnd.id, nom.category)
+            rounds.bump_ranking(rnd.id, nom.category, [])
             audit.record("decision.set", "nomination", nom.id, before=before, after=_snapshot(dec),
                          reason=reason, round_id=rnd.id, actor=actor)
     except IntegrityError:
@@ -347,7 +347,7 @@ def revoke_after_objection(nomination_id: int, *, reason: str, actor=None) -> De
         dec.decided_by_id = getattr(actor, "id", None)
         dec.version += 1
         db.session.flush()
-        rounds.bump_ranking(rnd.id, nom.category)
+        rounds.bump_ranking(rnd.id, nom.category, [])
         audit.record("decision.revoke", "nomination", nom.id, before=before, after=_snapshot(dec), reason=reason,
                      round_id=rnd.id, actor=actor)
     return dec
@@ -374,7 +374,7 @@ def prefill_from_cut_line(round_id: int, category: str, *, actor=None) -> int:
                              round_id=rnd.id, actor=actor)
                 created += 1
             if created:
-                rounds.bump_ranking(rnd.id, category)
+                rounds.bump_ranking(rnd.id, category, [])
     except IntegrityError:
         raise Conflict("审定数据已被他人修改，请刷新后重试。") from None
     return created

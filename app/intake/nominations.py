@@ -380,7 +380,9 @@ def update(nomination_id: int, raw: Mapping, *, version: str | None, actor=None,
         if changed_after:
             audit.record("nomination.update", "nomination", nom.id, before=changed_before, after=changed_after,
                          round_id=rnd.id, actor=actor)
-            rounds.bump_ranking(rnd.id, nom.category)
+            rounds.bump_ranking(rnd.id, nom.category, [nom.id])
+            if "category" in changed_before:  # it left the other category's ranking
+                rounds.bump_ranking(rnd.id, changed_before["category"], [nom.id])
         recheck(rnd.id)
     return nom
 
@@ -397,7 +399,7 @@ def _set_status(nomination_id: int, status: str, reason: str, actor, action: str
         nom.status = status
         audit.record(action, "nomination", nom.id, before={"status": before_status},
                      after={"status": status}, reason=reason, round_id=rnd.id, actor=actor)
-        rounds.bump_ranking(rnd.id, nom.category)
+        rounds.bump_ranking(rnd.id, nom.category, [nom.id])
         recheck(rnd.id)
     return nom
 

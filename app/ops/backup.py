@@ -401,10 +401,6 @@ def restore_backup(source: Path, *, keep_old: bool = True) -> RestoreResult:
         result = restore_postgres(source, keep_old=keep_old)
     else:
         raise UserError(f"不支持的数据库类型：{kind}")
-    # The restored ranking counters may go back to versions cached with newer data.
-    from app.ranking import cache as ranking_cache
-
-    ranking_cache.clear()
     result.audited = _record("ops.restore", {
         "engine": result.engine, "source": str(result.source), "sha256": result.sha256,
         "previous_saved_as": str(result.previous_saved_as) if result.previous_saved_as else None,

@@ -303,7 +303,7 @@ def accept(nomination_id: int, *, actor=None) -> Nomination:
         nom.accepted_at = utcnow()
         audit.record("nomination.accept", "nomination", nom.id, before={"status": "submitted"},
                      after={"status": "active"}, round_id=rnd.id, actor=actor)
-        rounds.bump_ranking(rnd.id, nom.category)
+        rounds.bump_ranking(rnd.id, nom.category, [nom.id])
         _mail_unit(nom, f"{SUBJECT}推荐材料已受理：{nom.title}",
                    f"您单位在线提交的{CATEGORY_LABELS[nom.category]}推荐材料《{nom.title}》已由省科协受理，"
                    f"将进入形式审查和专家评审。\n\n此邮件由系统自动发送，请勿回复。")

@@ -1,14 +1,15 @@
 """`flask ranking verify [--round 2024] [--fix]`: recompute every sheet's total and number of values
 from its scores and report where the stored figures (review_sheets.total / n_values, which the ranking
-aggregates) differ. Exit status 1 when any differ — also after --fix, which repairs them, so a cron job
-notices that something wrote scores behind the figures' back."""
+aggregates) differ; then compare every kept live ranking (app/ranking/upkeep.py) with a computation
+from the scores. Exit status 1 when anything differs — also after --fix, which repairs it, so a cron job
+notices that something wrote behind the ranking's back."""
 
 from __future__ import annotations
 
 import click
 from flask.cli import AppGroup
 
-ranking_cli = AppGroup("ranking", help="实时排名：评分表合计的一致性检查。")
+ranking_cli = AppGroup("ranking", help="实时排名：评分表合计与实时排名的一致性检查。")
 SHOWN = 50
 
 
@@ -29,6 +30,7 @@ def verify_command(year: int | None, fix: bool):
     scope = f"{year} 年批次" if year else "全部批次"
     if not found:
         click.echo(f"{scope}：每张评分表的合计与已评项数都与其评分一致。")
+        _verify_kept(round_id, scope, fix)
         return
     click.echo(f"{scope}：{len(found)} 张评分表的合计与评分不一致：", err=True)
     for d in found[:SHOWN]:
@@ -39,4 +41,24 @@ def verify_command(year: int | None, fix: bool):
     if fix:
         fixed = totals.repair(found)
         click.echo(f"已按评分改正 {fixed} 张评分表。", err=True)
+        _verify_kept(round_id, scope, fix)
+    raise SystemExit(1)
+
+
+def _verify_kept(round_id: int | None, scope: str, fix: bool) -> None:
+    from app.ranking import upkeep
+
+    drift = upkeep.verify(round_id)
+    if not drift:
+        click.echo(f"{scope}：实时排名与按评分重新计算的结果一致。")
+        return
+    click.echo(f"{scope}：实时排名有 {len(drift)} 处与按评分重新计算的结果不一致：", err=True)
+    for d in drift[:SHOWN]:
+        click.echo(f"  {d.category}{'（含草稿）' if d.drafts else ''} 按 {d.method} 排名，推荐对象 {d.nomination_id} 的 "
+                   f"{d.field}：实时 {d.kept}，应为 {d.computed}", err=True)
+    if len(drift) > SHOWN:
+        click.echo(f"  ……另有 {len(drift) - SHOWN} 处", err=True)
+    if fix:
+        n = upkeep.rebuild(drift)
+        click.echo(f"已重算 {n} 个实时排名。", err=True)
     raise SystemExit(1)

@@ -22,7 +22,7 @@ Definitions (shown to the chair on the page as well):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import DateTime, select, text
@@ -232,7 +232,7 @@ def compute(round_id: int, category: str, *, method: str | None = None, include_
     """Every active nomination of the category, ordered by rank under `method` (default: the round's).
 
     per_criterion=False leaves criterion_means empty and skips the scores altogether (the aggregates
-    come from the sheet rows); with_criterion_means() fills them in for the rows a page shows."""
+    come from the sheet rows)."""
     _check(category, method)
     if method is None:
         method = db.session.scalar(select(Round.method).where(Round.id == round_id))
@@ -274,22 +274,6 @@ def _rank_rows(keys, rows, crit: Criteria, method: str) -> list[RankRow]:
         )
         for r in rows
     ]
-
-
-def with_criterion_means(rows: list[RankRow], round_id: int, category: str, *, include_drafts: bool = False,
-                         criteria: list[CriterionInfo] | None = None) -> list[RankRow]:
-    """The same rows with their per-criterion means, read for these nominations only."""
-    if not rows:
-        return rows
-    infos = criteria if criteria is not None else criteria_of(round_id, category)
-    crit = _criteria(infos)
-    if not crit.ids:
-        return rows
-    sql = ranking_sql.criterion_means_sql(crit, include_drafts, [r.nomination_id for r in rows])
-    found = db.session.execute(text(sql), {"round_id": round_id, "category": category, **crit.params()}).all()
-    means = {r[0]: {code: float(r[i + 1]) for i, code in enumerate(crit.codes) if r[i + 1] is not None}
-             for r in found}
-    return [replace(r, criterion_means=means.get(r.nomination_id, {})) for r in rows]
 
 
 def reviewer_totals(round_id: int, nomination_id: int, include_drafts: bool = False, *,

@@ -70,26 +70,49 @@ def _status_filter(include_drafts: bool) -> str:
     return "s.status IN ('submitted', 'draft')" if include_drafts else "s.status = 'submitted'"
 
 
-def eligible_ctes() -> str:
-    """CTEs `noms` (active nominations of :round_id / :category) and `eligible`: assigned reviewer ×
-    nomination pairs that are not recused (a declared recusal, or the reviewer's own unit)."""
-    return """
+def only_ids(column: str, ids) -> str:
+    """`column IN (…)` over integer ids (inlined: they are ints), or TRUE for None (every row). A
+    restricted statement names the ids on every table it starts from, so the planner seeks them
+    instead of scanning (a materialized CTE's size is unknown to SQLite)."""
+    if ids is None:
+        return "1 = 1"
+    return f"{column} IN ({', '.join(str(int(i)) for i in ids) or 'NULL'})"
+
+
+def eligible_ctes(only=None) -> str:
+    """CTEs `noms` (active nominations of :round_id / :category; with `only`, just those ids) and
+    `eligible`: assigned reviewer × nomination pairs that are not recused (a declared recusal, or the
+    reviewer's own unit)."""
+    return f"""
 noms AS (
   SELECT n.id, n.nominator_id
   FROM nominations n
-  WHERE n.round_id = :round_id AND n.category = :category AND n.status = 'active'
-),
+  WHERE n.round_id = :round_id AND n.category = :category AND n.status = 'active' AND {only_ids("n.id", only)}
+),""" + """
 eligible AS (
   SELECT a.reviewer_id, a.nomination_id
   FROM assignments a
-  JOIN noms ON noms.id = a.nomination_id
+  """ + join_in_order("noms", "noms.id = a.nomination_id", only) + """
   JOIN users u ON u.id = a.reviewer_id
-  WHERE """ + recusals.not_recused_sql("a.reviewer_id", "a.nomination_id", "u.affiliation_id", "noms.nominator_id") + """
+  WHERE """ + _seek("a.nomination_id", "noms.id = a.nomination_id", only) + \
+        recusals.not_recused_sql("a.reviewer_id", "a.nomination_id", "u.affiliation_id", "noms.nominator_id") + """
 )"""
 
 
+def join_in_order(table: str, on: str, only) -> str:
+    """A join, or — restricted to a few nominations — SQLite's CROSS JOIN, which keeps the written order:
+    start from the few rows and seek the next table by index. Left to itself SQLite puts the
+    materialized CTE (size unknown) outside and builds a Bloom filter over all 49,000 rows inside.
+    PostgreSQL treats CROSS JOIN + WHERE as any inner join."""
+    return f"JOIN {table} ON {on}" if only is None else f"CROSS JOIN {table}"
+
+
+def _seek(column: str, on: str, only) -> str:
+    return "" if only is None else f"{only_ids(column, only)} AND {on} AND "
+
+
 def counted_sheets_ctes(criteria: Criteria, include_drafts: bool, dialect: str, *,
-                        per_criterion: bool = True) -> str:
+                        per_criterion: bool = True, only=None) -> str:
     """eligible_ctes() plus `sheet_totals`: one row per counted sheet — a submitted (or, with drafts, a
     draft) sheet of an eligible pair with a value for every criterion — with its total and (unless
     per_criterion=False) its per-criterion values c_0..c_{n-1}. A sheet of an unassigned or recused
@@ -103,12 +126,13 @@ def counted_sheets_ctes(criteria: Criteria, include_drafts: bool, dialect: str, 
     engines now run the same shape.
     """
     status = _status_filter(include_drafts)
-    counted = f"""{eligible_ctes()},
+    on = "s.reviewer_id = e.reviewer_id AND s.nomination_id = e.nomination_id"
+    counted = f"""{eligible_ctes(only)},
 counted AS (
   SELECT s.id AS sheet_id, s.reviewer_id, s.nomination_id, s.total
   FROM eligible e
-  JOIN review_sheets s ON s.reviewer_id = e.reviewer_id AND s.nomination_id = e.nomination_id
-  WHERE {status} AND s.n_values >= :n_criteria AND s.n_values > 0
+  {join_in_order("review_sheets s", on, only)}
+  WHERE {"" if only is None else on + " AND "}{status} AND s.n_values >= :n_criteria AND s.n_values > 0
 )"""
     if not per_criterion:
         return counted + """,
@@ -124,47 +148,33 @@ sheet_totals AS (
 )"""
 
 
-def criterion_means_sql(criteria: Criteria, include_drafts: bool, nomination_ids: list[int]) -> str:
-    """Per-criterion means over the counted sheets of the given nominations only: the ranking page needs
-    them for the rows it shows, not for all 7,000 (ids are integers, inlined)."""
-    ids = ", ".join(str(int(i)) for i in nomination_ids) or "NULL"
-    status = _status_filter(include_drafts)
-    return f"""
-WITH {eligible_ctes()}
-SELECT s.nomination_id {criteria.pivot("sc.value", "sc.criterion_id", agg="AVG")}
-FROM eligible e
-JOIN review_sheets s ON s.reviewer_id = e.reviewer_id AND s.nomination_id = e.nomination_id
-JOIN scores sc ON sc.sheet_id = s.id
-WHERE e.nomination_id IN ({ids}) AND {status} AND s.n_values >= :n_criteria AND s.n_values > 0
-  AND {criteria.in_list("sc.criterion_id")}
-GROUP BY s.nomination_id
-"""
+def z_term(total: str, n: str, mean: str, var: str) -> str:
+    """One counted total standardized against its reviewer's totals in the category; a reviewer with a
+    single total or (almost) no spread contributes 0."""
+    return f"CASE WHEN {n} > 1 AND {var} > {ZERO_VARIANCE} THEN ({total} - {mean}) / SQRT({var}) ELSE 0 END"
 
 
-def ranking_sql(criteria: Criteria, include_drafts: bool, method: str, dialect: str, *,
-                per_criterion: bool = True) -> str:
-    """One statement: every active nomination of the category with all four aggregates and their ranks.
+def zscore_of(z_mean: str) -> str:
+    """The nomination's mean z on the shown 0–100 scale: 50 + 10·z, clamped."""
+    return (f"CASE WHEN {z_mean} IS NULL THEN NULL WHEN 50 + 10 * {z_mean} < 0 THEN 0 "
+            f"WHEN 50 + 10 * {z_mean} > 100 THEN 100 ELSE 50 + 10 * {z_mean} END")
 
-    Parameters: :round_id, :category, :flag_points, plus Criteria.params().
+
+def aggregate_ctes(criteria: Criteria, include_drafts: bool, dialect: str, *, per_criterion: bool = True,
+                   only=None) -> str:
+    """The CTE chain through `agg`: one row per active nomination with every aggregate (and, with
+    per_criterion, the criterion means c_i). With `only` the chain is restricted to those nominations:
+    every aggregate but zscore is then still exact (they depend on the nomination's own sheets only);
+    zscore needs every sheet of its reviewers (app/ranking/upkeep.py recomputes it).
+
     trimmed = (sum - max - min) / (n - 2): exactly "drop one highest and one lowest total" without a
     window. max_dev (the largest distance of a total from the mean of the *other* totals) is
     n / (n - 1) * max(highest - mean, mean - lowest), again without a window. Only the median needs
-    ROW_NUMBER, over a narrow projection; the four ranks are ROW_NUMBERs over a narrow projection too.
+    ROW_NUMBER, over a narrow projection.
     """
-    def o(expr: str) -> str:
-        return order_value(expr, dialect)
-
     # per_criterion=False: no c_i columns at all (the live page fetches the shown rows' means apart).
     shown = criteria if per_criterion else Criteria((), ())
-
-    def rank(expr: str) -> str:
-        # Deterministic tie-break: aggregate desc, more scores, lower dispersion, lower id;
-        # nominations without a score (NULL aggregate) rank last.
-        return (f"ROW_NUMBER() OVER (ORDER BY {o(expr)} DESC NULLS LAST, n_scored DESC, "
-                f"{o('stdev')} ASC NULLS LAST, nomination_id ASC)")
-
-    return f"""
-WITH {counted_sheets_ctes(criteria, include_drafts, dialect, per_criterion=per_criterion)},
+    return f"""{counted_sheets_ctes(criteria, include_drafts, dialect, per_criterion=per_criterion, only=only)},
 reviewer_stats AS (
   SELECT reviewer_id, COUNT(*) AS r_n, AVG(total) AS r_mean,
          AVG(total * total) - AVG(total) * AVG(total) AS r_var
@@ -177,8 +187,7 @@ per_nom AS (
          AVG(st.total) AS mean,
          CASE WHEN COUNT(*) >= 5 THEN (SUM(st.total) - MAX(st.total) - MIN(st.total)) / (COUNT(*) - 2)
               ELSE AVG(st.total) END AS trimmed,
-         AVG(CASE WHEN rs.r_n > 1 AND rs.r_var > {ZERO_VARIANCE}
-                  THEN (st.total - rs.r_mean) / SQRT(rs.r_var) ELSE 0 END) AS z_mean,
+         AVG({z_term("st.total", "rs.r_n", "rs.r_mean", "rs.r_var")}) AS z_mean,
          AVG(st.total * st.total) - AVG(st.total) * AVG(st.total) AS var_pop,
          MIN(st.total) AS lowest,
          MAX(st.total) AS highest
@@ -207,10 +216,7 @@ agg AS (
          COALESCE(asg.n_assigned, 0) AS n_assigned,
          COALESCE(p.n_scored, 0) AS n_scored,
          p.mean, p.trimmed, md.median,
-         CASE WHEN p.z_mean IS NULL THEN NULL
-              WHEN 50 + 10 * p.z_mean < 0 THEN 0
-              WHEN 50 + 10 * p.z_mean > 100 THEN 100
-              ELSE 50 + 10 * p.z_mean END AS zscore,
+         {zscore_of("p.z_mean")} AS zscore,
          CASE WHEN p.n_scored >= 2
               THEN SQRT((CASE WHEN p.var_pop > 0 THEN p.var_pop ELSE 0 END) * p.n_scored / (p.n_scored - 1))
               END AS stdev,
@@ -224,7 +230,27 @@ agg AS (
   LEFT JOIN per_nom p ON p.nomination_id = noms.id
   LEFT JOIN medians md ON md.nomination_id = noms.id
   LEFT JOIN assigned asg ON asg.nomination_id = noms.id
-),
+)"""
+
+
+def ranking_sql(criteria: Criteria, include_drafts: bool, method: str, dialect: str, *,
+                per_criterion: bool = True) -> str:
+    """One statement: every active nomination of the category with all four aggregates and their ranks.
+
+    Parameters: :round_id, :category, :flag_points, plus Criteria.params(). The four ranks are
+    ROW_NUMBERs over a narrow projection (aggregate_ctes' agg).
+    """
+    def o(expr: str) -> str:
+        return order_value(expr, dialect)
+
+    def rank(expr: str) -> str:
+        # Deterministic tie-break: aggregate desc, more scores, lower dispersion, lower id;
+        # nominations without a score (NULL aggregate) rank last.
+        return (f"ROW_NUMBER() OVER (ORDER BY {o(expr)} DESC NULLS LAST, n_scored DESC, "
+                f"{o('stdev')} ASC NULLS LAST, nomination_id ASC)")
+
+    return f"""
+WITH {aggregate_ctes(criteria, include_drafts, dialect, per_criterion=per_criterion)},
 ranks AS (
   SELECT nomination_id,
          {rank("mean")} AS rank_mean,

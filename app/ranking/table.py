@@ -1,24 +1,17 @@
-"""Request parameters of the ranking page, its ETag, and the page of rows to show (filters, paging, cut line).
-
-Filtering and paging only choose which already-ranked rows to display: ranks always come from the whole
-category (ranking.compute), so a filtered view still shows each nomination's real place.
-"""
+"""Request parameters of the ranking page and its ETag (the page of rows itself: upkeep.table_page)."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 
 from app.core.errors import UserError
 from app.core.params import parse_id
 from app.models import KIND_LABELS
 from app.models.round import METHODS
-from app.ranking.engine import RankRow
 
 # Bump when the partial's markup changes in a way a cached copy must not survive.
 RENDER_REVISION = "1"
-KIND_ORDER = {kind: i for i, kind in enumerate(KIND_LABELS)}
 TRUE_VALUES = ("1", "on", "true", "yes")
 
 
@@ -88,64 +81,3 @@ def matches(if_none_match: str | None, tag: str) -> bool:
     if not if_none_match:
         return False
     return if_none_match.strip() == "*" or f'"{tag}"' in if_none_match
-
-
-@dataclass(frozen=True)
-class NominatorOption:
-    id: int
-    name: str
-    kind: str
-
-
-@dataclass(frozen=True)
-class TablePage:
-    rows: list[RankRow]
-    total: int  # rows after filtering
-    category_total: int
-    page: int
-    pages: int
-    page_size: int
-    first_index: int  # 0-based index of rows[0] in the filtered list
-    slots: int
-    cut_id: int | None  # the last row inside the award slots, when rows follow it
-    cut_page: int | None
-    nominators: list[NominatorOption]  # every nominator of the category, in official order
-
-    def page_numbers(self, around: int = 2) -> list[int | None]:
-        """1 … 4 5 [6] 7 8 … 70 (None marks a gap)."""
-        keep = {1, self.pages, *range(self.page - around, self.page + around + 1)}
-        out: list[int | None] = []
-        for n in sorted(k for k in keep if 1 <= k <= self.pages):
-            if out and out[-1] is not None and n - out[-1] > 1:
-                out.append(None)
-            out.append(n)
-        return out
-
-
-def build(rows: list[RankRow], params: Params, slots: int, page_size: int) -> TablePage:
-    seen: dict[int, NominatorOption] = {}
-    positions: dict[int, int] = {}
-    for r in rows:
-        if r.nominator_id not in seen:
-            seen[r.nominator_id] = NominatorOption(r.nominator_id, r.nominator_name, r.nominator_kind)
-            positions[r.nominator_id] = r.nominator_position
-    options = sorted(seen.values(), key=lambda o: (KIND_ORDER.get(o.kind, 9), positions[o.id], o.id))
-
-    filtered = [r for r in rows if (not params.kind or r.nominator_kind == params.kind)
-                and (params.nominator is None or r.nominator_id == params.nominator)]
-    cut_index = None
-    for i, r in enumerate(filtered):
-        if r.rank <= slots:
-            cut_index = i
-    if cut_index is not None and cut_index + 1 >= len(filtered):
-        cut_index = None  # nobody below the line in this view: nothing to draw
-    pages = max(1, math.ceil(len(filtered) / page_size))
-    page = min(params.page, pages)
-    start = (page - 1) * page_size
-    return TablePage(
-        rows=filtered[start:start + page_size], total=len(filtered), category_total=len(rows), page=page,
-        pages=pages, page_size=page_size, first_index=start, slots=slots,
-        cut_id=filtered[cut_index].nomination_id if cut_index is not None else None,
-        cut_page=cut_index // page_size + 1 if cut_index is not None else None,
-        nominators=options,
-    )

@@ -14,29 +14,12 @@ from app.core.htmx import is_partial_request, render
 from app.extensions import db
 from app.models import CATEGORIES, Nomination, Round
 from app.models.round import METHODS
-from app.ranking import cache as ranking_cache
-from app.ranking import charts
+from app.ranking import charts, upkeep
 from app.ranking import engine as ranking
 from app.ranking.blueprint import bp
-from app.ranking.table import TRUE_VALUES, Params, build, etag, fingerprint, matches
+from app.ranking.table import TRUE_VALUES, Params, etag, fingerprint, matches
 
 CACHE_CONTROL = "private, no-cache"
-
-
-def cached_ranking(round_id: int, category: str, version: int, method: str, drafts: bool, criteria) -> list:
-    """The whole category's ranking under `version`: computed once for every chair and worker that asks
-    (app/ranking/cache.py), without the per-criterion means, which only the shown rows need."""
-    return recent_ranking(round_id, category, version, method, drafts, criteria, 0)[0]
-
-
-def recent_ranking(round_id: int, category: str, version: int, method: str, drafts: bool, criteria,
-                   max_age: float) -> tuple[list, int]:
-    """cached_ranking, or (max_age > 0) a ranking computed at most max_age seconds ago for an earlier
-    version; returns the rows and the version they show (the poll's ETag names that version)."""
-    k = ranking_cache.key(round_id, category, version, method, drafts, criteria)
-    return ranking_cache.get_recent_or_compute(k, lambda: ranking.compute(
-        round_id, category, method=method, include_drafts=drafts, criteria=criteria, per_criterion=False),
-        max_age)
 
 
 @bp.route("/")
@@ -55,6 +38,16 @@ def _poll_context(rnd, category: str) -> tuple:
     config = current_app.config
     return (rnd.slots(category), rnd.phase, rnd.method, int(config["RANKING_PAGE_SIZE"]),
             int(config["RANKING_POLL_SECONDS"]))
+
+
+def _detail_links(params: Params):
+    """The breakdown link of a row: one URL built, the row's id put in its place (url_for per row would
+    cost a third of the partial's render)."""
+    marker = 987654321
+    base = url_for(".nomination", nomination_id=marker, drafts="1" if params.drafts else None,
+                   method=params.method if params.method_given else None)
+    head, _, tail = base.partition(str(marker))
+    return lambda nomination_id: f"{head}{int(nomination_id)}{tail}"
 
 
 def _not_modified(tag: str) -> Response:
@@ -81,22 +74,22 @@ def category(category: str):
     params = Params.parse(request.args, rnd.method)
     live = not rnd.is_final
     criteria = ranking.criteria_of(rnd.id, category)
-    # A final round never moves: only a live one may be answered from the last poll interval's ranking.
-    max_age = float(current_app.config.get("RANKING_MAX_AGE_SECONDS") or 0) if live else 0.0
-    rows, shown = recent_ranking(rnd.id, category, rnd.version, params.method, params.drafts, criteria, max_age)
-    if shown != rnd.version:
+    shown = upkeep.ensure(rnd.id, category, params.drafts, criteria, version=rnd.version)
+    if shown != rnd.version:  # a save committed since the version was read: show (and tag) the newer one
         rnd = replace(rnd, version=shown)
         tag = etag(rnd.id, category, shown, fingerprint(request.query_string, *context), user_id)
         if partial and matches(request.headers.get("If-None-Match"), tag):
             return _not_modified(tag)
     poll_url = url_for(".category", category=category, **params.query())
     poll_tag = etag(rnd.id, category, rnd.version, fingerprint(poll_url.partition("?")[2], *context), user_id)
-    table = build(rows, params, rnd.slots(category), page_size)
-    table = replace(table, rows=ranking.with_criterion_means(table.rows, rnd.id, category,
-                                                               include_drafts=params.drafts, criteria=criteria))
+    table = upkeep.table_page(rnd.id, category, criteria, method=params.method, drafts=params.drafts,
+                              kind=params.kind, nominator=params.nominator, page=params.page,
+                              slots=rnd.slots(category), page_size=page_size)
+    table = replace(table, rows=upkeep.with_criterion_means(table.rows, rnd.id, category, drafts=params.drafts,
+                                                              criteria=criteria))
     resp = render("ranking/category.html", "ranking_region", round=rnd, category=category, params=params,
                   table=table, criteria=criteria, version=rnd.version, live=live, poll_seconds=poll_seconds,
-                  poll_url=poll_url, etag_value=f'"{poll_tag}"')
+                  poll_url=poll_url, etag_value=f'"{poll_tag}"', detail_url=_detail_links(params))
     if partial:
         resp.set_etag(tag)  # only the fragment: the full page is another representation of this URL
     return _no_store_between_users(resp)
@@ -133,12 +126,11 @@ def nomination(nomination_id: int):
     method = method or rnd.method
     row = None
     if nom.status == "active":
-        rows = cached_ranking(nom.round_id, nom.category, ranking.version(nom.round_id, nom.category), method,
-                              drafts, criteria)
-        row = next((r for r in rows if r.nomination_id == nom.id), None)
+        upkeep.ensure(nom.round_id, nom.category, drafts, criteria)
+        row = upkeep.entry(nom.round_id, nom.category, criteria, method=method, drafts=drafts, nomination_id=nom.id)
         if row is not None:
-            row = ranking.with_criterion_means([row], nom.round_id, nom.category, include_drafts=drafts,
-                                               criteria=criteria)[0]
+            row = upkeep.with_criterion_means([row], nom.round_id, nom.category, drafts=drafts,
+                                              criteria=criteria)[0]
     counted_mean = row.mean if row else None
     resp = render("ranking/nomination.html", "breakdown_region", nom=nom, round=rnd, row=row, totals=totals,
                   criteria=criteria, drafts=drafts, method=method,

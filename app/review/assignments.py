@@ -351,7 +351,7 @@ def set_assignment(reviewer_id: int, nomination_id: int, assigned: bool, *, reas
         reviewer, nom, rnd = pairs.for_edit(reviewer_id, nomination_id)
         changed = _set_pair(rnd, reviewer, nom, assigned, reason, actor)
         if changed:
-            bump_ranking(rnd.id, nom.category)
+            bump_ranking(rnd.id, nom.category, [nom.id])
     return changed
 
 

@@ -145,7 +145,7 @@ def declare(reviewer, nomination_id: int, reason: str) -> Recusal:
         audit.record("recusal.declare", "nomination", nomination_id, after={"reviewer_id": reviewer_id},
                      reason=reason, round_id=nomination.round_id, actor=SimpleNamespace(id=reviewer_id))
         # n assigned (and any sheet of this reviewer) leaves the ranking; hot row, so last.
-        rounds.bump_ranking(nomination.round_id, nomination.category)
+        rounds.bump_ranking(nomination.round_id, nomination.category, [nomination_id])
     return recusal
 
 
@@ -162,7 +162,7 @@ def declare_on_behalf(reviewer_id: int, nomination_id: int, reason: str, *, acto
         db.session.add(recusal)
         audit.record("recusal.declare", "nomination", nom.id, after=pairs.audit_view(reviewer, nom), reason=reason,
                      round_id=rnd.id, actor=actor)
-        rounds.bump_ranking(rnd.id, nom.category)
+        rounds.bump_ranking(rnd.id, nom.category, [nom.id])
     return recusal
 
 
@@ -176,4 +176,4 @@ def withdraw(reviewer_id: int, nomination_id: int, *, actor=None) -> None:
         db.session.delete(row)
         audit.record("recusal.withdraw", "nomination", nom.id, before={**pairs.audit_view(reviewer, nom),
                      "reason": row.reason}, round_id=rnd.id, actor=actor)
-        rounds.bump_ranking(rnd.id, nom.category)
+        rounds.bump_ranking(rnd.id, nom.category, [nom.id])

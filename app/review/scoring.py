@@ -374,7 +374,7 @@ def _write_sheet(tgt: Target, reviewer_id: int, nomination_id: int, current: She
     )
     db.session.flush()
     # The live ranking's ETag: a hot row on PostgreSQL, so its lock is taken last and held briefly.
-    rounds.bump_ranking(tgt.round_id, tgt.category)
+    rounds.bump_ranking(tgt.round_id, tgt.category, [tgt.nomination_id])
     return SheetState(sheet_id, current.version + 1, status, comment, new_values, submitted_at, now)
 
 
@@ -421,7 +421,7 @@ def reopen_sheet(sheet_id: int, reason: str, actor) -> ReviewSheet:
                      after={"status": "draft", "version": sheet.version, "reviewer_id": sheet.reviewer_id},
                      reason=reason, round_id=tgt.round_id, actor=actor_ref)
         db.session.flush()
-        rounds.bump_ranking(tgt.round_id, tgt.category)
+        rounds.bump_ranking(tgt.round_id, tgt.category, [tgt.nomination_id])
     return sheet
 
 

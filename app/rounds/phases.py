@@ -6,7 +6,9 @@ round row so no score or decision write can commit on the wrong side of it."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from collections.abc import Iterable
+
+from sqlalchemy import bindparam, select, text
 
 from app.audit import operations as audit
 from app.core.database import locked, write_transaction
@@ -100,14 +102,32 @@ _counters = RankingCounter.__table__
 _BUMP_ALL = _counters.update().where(_counters.c.round_id == bindparam("rid")).values(
     version=_counters.c.version + 1)
 _BUMP_ONE = _BUMP_ALL.where(_counters.c.category == bindparam("cat"))
+# The change names the version this transaction produced: it holds the counter row, so the version it
+# reads back is its own (app/ranking/upkeep.py relies on versions committing in order).
+_LOG = text(
+    "INSERT INTO ranking_changes (round_id, category, version, nomination_id) "
+    "SELECT round_id, category, version, :nid FROM ranking_counters WHERE round_id = :rid AND category = :cat")
+_LOG_ALL = text(
+    "INSERT INTO ranking_changes (round_id, category, version, nomination_id) "
+    "SELECT round_id, category, version, NULL FROM ranking_counters WHERE round_id = :rid")
 
 
-def bump_ranking(round_id: int, category: str | None = None) -> None:
-    """Invalidate the live ranking's ETag; called inside the writer's transaction.
+def bump_ranking(round_id: int, category: str | None = None, nominations: Iterable[int] | None = None) -> None:
+    """Invalidate the live ranking's ETag and tell its upkeep what changed; called inside the writer's
+    transaction. `nominations`: the nominations whose sheets, assignments, recusals or status the write
+    touched (an empty list: nothing the aggregates read, e.g. a decision); None: anything in the category
+    (or, without a category, the round) may have changed, so the next poll recomputes it whole.
 
-    Prebuilt Core statements: this runs on every score save, as the last statement before commit
+    Prebuilt Core statements: this runs on every score save, as the last statements before commit
     (on PostgreSQL the counter row is hot, so it is held for as short a time as possible)."""
-    if category:
-        db.session.execute(_BUMP_ONE, {"rid": round_id, "cat": category})
-    else:
+    if not category:
         db.session.execute(_BUMP_ALL, {"rid": round_id})
+        db.session.execute(_LOG_ALL, {"rid": round_id})
+        return
+    db.session.execute(_BUMP_ONE, {"rid": round_id, "cat": category})
+    if nominations is None:
+        db.session.execute(_LOG, {"rid": round_id, "cat": category, "nid": None})
+        return
+    ids = sorted(set(nominations))
+    if ids:
+        db.session.execute(_LOG, [{"rid": round_id, "cat": category, "nid": i} for i in ids])

@@ -1,4 +1,5 @@
-"""The ranking page's parameters, ETag, filtering, paging and cut line (pure Python over ranked rows)."""
+"""The ranking page's parameters and ETag, and its charts (pure Python; the page of rows itself:
+tests/unit/test_ranking_upkeep.py)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,8 @@ from werkzeug.datastructures import MultiDict
 
 from app.core.errors import UserError
 from app.ranking import charts
-from app.ranking.engine import RankRow, ReviewerSeverity, ReviewerTotal
-from app.ranking.table import Params, build, etag, fingerprint, matches
-
-
-def row(rank: int, kind: str = "city", nominator: int = 1, aggregate: float | None = 80.0) -> RankRow:
-    return RankRow(
-        nomination_id=100 + rank, title=f"N{rank}", host=None, nominator_id=nominator,
-        nominator_name=f"单位{nominator}", nominator_kind=kind, nominator_position=nominator, rank=rank,
-        aggregate=aggregate, n_scored=3, n_assigned=5, mean=aggregate, trimmed=aggregate, median=aggregate,
-        zscore=50.0, rank_mean=rank, rank_trimmed=rank, rank_zscore=rank, stdev=1.0, spread=2.0,
-        criterion_means={}, flagged=False, rank_median=rank,
-    )
+from app.ranking.engine import ReviewerSeverity, ReviewerTotal
+from app.ranking.table import Params, etag, fingerprint, matches
 
 
 def test_params_defaults_and_query_round_trip():
@@ -59,39 +50,6 @@ def test_if_none_match_is_an_exact_token_test():
     assert matches('"x", "1-unit-7-abc-3"', "1-unit-7-abc-3") and matches("*", "1-unit-7-abc-3")
     assert not matches('"1-unit-7-abc-33"', "1-unit-7-abc-3")
     assert not matches('"1-unit-7-abc-3', "1-unit-7-abc-3x") and not matches(None, "t") and not matches("", "t")
-
-
-def test_paging_and_the_cut_line_over_the_whole_list():
-    rows = [row(r) for r in range(1, 24)]
-    page1 = build(rows, Params.parse(MultiDict(), "mean"), slots=12, page_size=10)
-    assert [r.rank for r in page1.rows] == list(range(1, 11)) and page1.pages == 3
-    assert page1.cut_id == 112 and page1.cut_page == 2
-    page3 = build(rows, Params.parse(MultiDict({"page": "9"}), "mean"), slots=12, page_size=10)
-    assert page3.page == 3 and [r.rank for r in page3.rows] == [21, 22, 23]
-    assert page3.page_numbers() == [1, 2, 3]
-
-
-def test_no_cut_line_when_nobody_is_below_it():
-    rows = [row(r) for r in range(1, 6)]
-    table = build(rows, Params.parse(MultiDict(), "mean"), slots=10, page_size=100)
-    assert table.cut_id is None and table.cut_page is None
-
-
-def test_filters_keep_ranks_and_move_the_cut_to_the_last_visible_row_inside():
-    rows = [row(r, kind="city" if r % 2 else "society", nominator=1 if r % 2 else 2) for r in range(1, 11)]
-    table = build(rows, Params.parse(MultiDict({"kind": "society"}), "mean"), slots=5, page_size=100)
-    assert [r.rank for r in table.rows] == [2, 4, 6, 8, 10]
-    assert table.cut_id == 104  # rank 4: the last society row inside the 5 slots
-    assert table.total == 5 and table.category_total == 10
-    assert [o.kind for o in table.nominators] == ["city", "society"]  # every nominator stays selectable
-    by_nominator = build(rows, Params.parse(MultiDict({"nominator": "1"}), "mean"), slots=5, page_size=100)
-    assert [r.rank for r in by_nominator.rows] == [1, 3, 5, 7, 9]
-
-
-def test_page_numbers_elide_the_middle():
-    rows = [row(r) for r in range(1, 701)]
-    table = build(rows, Params.parse(MultiDict({"page": "30"}), "mean"), slots=40, page_size=10)
-    assert table.page_numbers() == [1, None, 28, 29, 30, 31, 32, None, 70]
 
 
 def test_totals_chart_scales_bars_to_full_marks():

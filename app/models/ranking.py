@@ -1,0 +1,129 @@
+"""The live ranking kept up to date (app/ranking/upkeep.py): derived tables, never edited by hand.
+
+Each write that can change a ranking bumps its RankingCounter and, in the same transaction, appends a
+RankingChange naming the nomination it touched (NULL: "anything may have changed"). The first poll of
+a new version folds the changes since the stored RankingMark into the derived rows: the counted sheets
+of the touched nominations, their reviewers' figures, the nominations' aggregates and the ranks. The
+whole category is recomputed only when a change names no nomination (a phase move, an assignment plan,
+an import) or the rubric changed. `flask ranking verify` compares these rows with a computation from
+the scores.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+
+
+class RankingChange(db.Model):
+    """One ranking-relevant write: the counter version it produced and the nomination it touched."""
+
+    __tablename__ = "ranking_changes"
+    __table_args__ = (Index("ix_ranking_changes_scope", "round_id", "category", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(10))
+    version: Mapped[int] = mapped_column(Integer)
+    nomination_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class RankingMark(db.Model):
+    """Which counter version the derived rows of one (round, category, drafts) show, for which rubric."""
+
+    __tablename__ = "ranking_marks"
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(10), primary_key=True)
+    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=-1)
+    rubric: Mapped[str] = mapped_column(String(40), default="")
+    computations: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RankingSheet(db.Model):
+    """A sheet that counts in the ranking of its (round, category, drafts), with its total."""
+
+    __tablename__ = "ranking_sheets"
+    __table_args__ = (
+        # Nomination ids are unique across rounds: lookups by nomination name no round, so the planner
+        # never prefers the reviewer index's (round, category, drafts) prefix for them.
+        Index("ix_ranking_sheets_nomination", "nomination_id", "drafts", "reviewer_id", "total"),
+        Index("ix_ranking_sheets_reviewer", "round_id", "category", "drafts", "reviewer_id", "total", "nomination_id"),
+    )
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(10), primary_key=True)
+    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    sheet_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(Integer)
+    reviewer_id: Mapped[int] = mapped_column(Integer)
+    total: Mapped[float] = mapped_column(Float)
+
+
+class RankingReviewer(db.Model):
+    """A reviewer's counted totals in the category: what their z-scores are standardized against."""
+
+    __tablename__ = "ranking_reviewers"
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(10), primary_key=True)
+    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    reviewer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    mean: Mapped[float] = mapped_column(Float)
+    var: Mapped[float] = mapped_column(Float)
+
+
+_METHOD_KEYS = ("mean", "trimmed", "median", "zscore")
+
+
+class RankingEntry(db.Model):
+    """One active nomination's aggregates and its sort keys under every method.
+
+    k_<method> sorts ascending exactly as the ranking orders (the aggregate rounded as order_value()
+    does, negated; no aggregate sorts last), then k_n (= -n_scored), k_sd (rounded stdev; none last)
+    and the id. Ranks are not stored: one save can move thousands of them (every z-score of its
+    reviewer shifts), while reading a page's ranks is an index count per shown row (upkeep.table_page)."""
+
+    __tablename__ = "ranking_entries"
+    __table_args__ = tuple(
+        Index(f"ix_ranking_entries_k_{m}", "round_id", "category", "drafts", f"k_{m}", "k_n", "k_sd",
+              "nomination_id") for m in _METHOD_KEYS
+    ) + (Index("ix_ranking_entries_nominator", "round_id", "category", "drafts", "nominator_id"),)
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(10), primary_key=True)
+    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nominator_id: Mapped[int] = mapped_column(Integer)
+    n_assigned: Mapped[int] = mapped_column(Integer, default=0)
+    n_scored: Mapped[int] = mapped_column(Integer, default=0)
+    mean: Mapped[float | None] = mapped_column(Float, nullable=True)
+    trimmed: Mapped[float | None] = mapped_column(Float, nullable=True)
+    median: Mapped[float | None] = mapped_column(Float, nullable=True)
+    zscore: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stdev: Mapped[float | None] = mapped_column(Float, nullable=True)
+    spread: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_dev: Mapped[float | None] = mapped_column(Float, nullable=True)
+    k_mean: Mapped[float] = mapped_column(Float, default=1.0)
+    k_trimmed: Mapped[float] = mapped_column(Float, default=1.0)
+    k_median: Mapped[float] = mapped_column(Float, default=1.0)
+    k_zscore: Mapped[float] = mapped_column(Float, default=1.0)
+    k_n: Mapped[int] = mapped_column(Integer, default=0)
+    k_sd: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class RankingMean(db.Model):
+    """A nomination's mean value of one criterion over its counted sheets (the page's criterion columns)."""
+
+    __tablename__ = "ranking_means"
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(10), primary_key=True)
+    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    criterion_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mean: Mapped[float] = mapped_column(Float)
