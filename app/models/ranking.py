@@ -44,21 +44,21 @@ class RankingMark(db.Model):
 
 
 class RankingSheet(db.Model):
-    """A sheet that counts in the ranking of its (round, category, drafts), with its total."""
+    """A sheet that counts in the ranking of its (round, category, drafts), with its total. Kept in
+    nomination order (SQLite: the primary key is the table), so a nomination's sheets are one range; the
+    reviewer index serves the reviewer's figures and finds the nominations a change of them moves."""
 
     __tablename__ = "ranking_sheets"
     __table_args__ = (
-        # Nomination ids are unique across rounds: lookups by nomination name no round, so the planner
-        # never prefers the reviewer index's (round, category, drafts) prefix for them.
-        Index("ix_ranking_sheets_nomination", "nomination_id", "drafts", "reviewer_id", "total"),
         Index("ix_ranking_sheets_reviewer", "round_id", "category", "drafts", "reviewer_id", "total", "nomination_id"),
+        {"sqlite_with_rowid": False},
     )
 
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
     category: Mapped[str] = mapped_column(String(10), primary_key=True)
     drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sheet_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(Integer)
     reviewer_id: Mapped[int] = mapped_column(Integer)
     total: Mapped[float] = mapped_column(Float)
 
@@ -92,7 +92,8 @@ class RankingEntry(db.Model):
     __table_args__ = tuple(
         Index(f"ix_ranking_entries_k_{m}", "round_id", "category", "drafts", f"k_{m}", "k_n", "k_sd",
               "nomination_id") for m in _METHOD_KEYS
-    ) + (Index("ix_ranking_entries_nominator", "round_id", "category", "drafts", "nominator_id"),)
+    ) + (Index("ix_ranking_entries_nominator", "round_id", "category", "drafts", "nominator_id"),
+         {"sqlite_with_rowid": False})
 
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
     category: Mapped[str] = mapped_column(String(10), primary_key=True)

@@ -214,8 +214,7 @@ def _fold(scope: Scope, crit: Criteria, touched: list[int] | None) -> None:
     dialect = _dialect()
     params = scope.params(**crit.params())
     run = db.session.execute
-    # Sheet lookups by nomination name no round (ids are unique): see the index on ranking_sheets.
-    by_nomination = "drafts = :drafts AND " + only_ids("nomination_id", touched) if touched is not None else _KEY
+    by_nomination = f"{_KEY} AND {only_ids('nomination_id', touched)}"
     before = set() if touched is None else _reviewers_of(scope, by_nomination)
     run(text(f"DELETE FROM ranking_sheets WHERE {by_nomination}"), params)
     run(text(f"""WITH {ranking_sql.counted_sheets_ctes(crit, scope.drafts, dialect, per_criterion=False,
@@ -251,8 +250,9 @@ GROUP BY st.nomination_id, sc.criterion_id"""), params)
 
 
 def _reviewers_of(scope: Scope, where: str) -> set[int]:
+    # No DISTINCT: SQLite would walk the reviewer index for it instead of seeking the nominations.
     return {r[0] for r in db.session.execute(text(
-        f"SELECT DISTINCT reviewer_id FROM ranking_sheets WHERE {where}"), scope.params())}
+        f"SELECT reviewer_id FROM ranking_sheets WHERE {where}"), scope.params())}
 
 
 _STATS = ("SELECT reviewer_id, COUNT(*) AS n, AVG(total) AS mean, "
@@ -291,9 +291,9 @@ def _restate_z(scope: Scope, touched: list[int] | None, moved: set[int] | None, 
         ids = set(touched)
         if moved:
             ids.update(r[0] for r in db.session.execute(text(
-                f"SELECT DISTINCT nomination_id FROM ranking_sheets WHERE {_KEY} AND {only_ids('reviewer_id', moved)}"),
+                f"SELECT nomination_id FROM ranking_sheets WHERE {_KEY} AND {only_ids('reviewer_id', moved)}"),
                 scope.params()))
-        which = f"s.drafts = :drafts AND {only_ids('s.nomination_id', sorted(ids))}"
+        which = f"{_key('s')} AND {only_ids('s.nomination_id', sorted(ids))}"
     zscore = zscore_of("z.z_mean")
     db.session.execute(text(f"""
 UPDATE ranking_entries SET zscore = {zscore}, k_zscore = COALESCE(-{order_value(zscore, dialect)}, {LAST})

@@ -42,12 +42,12 @@ def upgrade():
     )
     op.create_table(
         'ranking_sheets', *_scope(),
+        sa.Column('nomination_id', sa.Integer(), primary_key=True),
         sa.Column('sheet_id', sa.Integer(), primary_key=True),
-        sa.Column('nomination_id', sa.Integer(), nullable=False),
         sa.Column('reviewer_id', sa.Integer(), nullable=False),
         sa.Column('total', sa.Float(), nullable=False),
+        sqlite_with_rowid=False,
     )
-    op.create_index('ix_ranking_sheets_nomination', 'ranking_sheets', ['nomination_id', 'drafts', 'reviewer_id', 'total'])
     op.create_index('ix_ranking_sheets_reviewer', 'ranking_sheets',
                     ['round_id', 'category', 'drafts', 'reviewer_id', 'total', 'nomination_id'])
     op.create_table(
@@ -68,6 +68,7 @@ def upgrade():
         *[sa.Column(f'k_{m}', sa.Float(), nullable=False) for m in METHODS],
         sa.Column('k_n', sa.Integer(), nullable=False),
         sa.Column('k_sd', sa.Float(), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         'ranking_means', *_scope(),
