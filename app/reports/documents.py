@@ -30,6 +30,10 @@ SEAL_NAME = "seal.png"
 SEAL_SRC = "kepu-file:" + SEAL_NAME
 CHINESE_NUMBERS = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十"]
 _UNSAFE_FILENAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
+# Whitespace between two tags that holds a newline is the templates' indentation: the 推荐表 templates
+# keep every space that shows on one line (templates/pdf/_nomination_form.html). WeasyPrint would build
+# a box for each run and then drop it — thousands in a batch.
+_INDENTATION = re.compile(r">\s*\n\s*<")
 
 
 @dataclass
@@ -49,6 +53,10 @@ class Source:
 
     def render(self) -> Document:
         return Document(render_pdf(self.html, extra_files=self.extra_files), self.filename, PDF_MIME)
+
+
+def _tight(html: str) -> str:
+    return _INDENTATION.sub("><", html)
 
 
 def safe_filename(name: str) -> str:
@@ -156,11 +164,11 @@ def nomination_form_source(nomination_id: int, *, blank_opinion: bool = False) -
     extra, seal_src = _seal(rnd)
     photo_srcs, photo_files = _photo_pages([nom], thumbnails=False)
     decision = None if blank_opinion else decisions.decision_of(nom.id)
-    html = render_template(
+    html = _tight(render_template(
         "pdf/nomination_form.html", title=f"{_prefix(rnd, nom.category)}推荐表", nom=nom, rnd=rnd,
         decision=decision, seal_src=seal_src if _stamped(rnd, decision) else None,
         approval_date=rnd.approval_date if decision else None, photo_srcs=photo_srcs[nom.id],
-    )
+    ))
     name = f"{CATEGORY_LABELS[nom.category]}推荐表-{nom.id}-{nom.title[:40]}.pdf"
     return Source(html, extra | photo_files, safe_filename(name))
 
@@ -193,14 +201,14 @@ def batch_forms_part_source(round_id: int, category: str, *, ids: list[int] | No
     photo_srcs, photo_files = _photo_pages(shown, thumbnails=True)
     title = f"{_prefix(rnd, category)}推荐表"
     made = beijing(utcnow())
-    html = render_template(
+    html = _tight(render_template(
         "pdf/batch_forms.html", title=title, category=category, category_label=CATEGORY_LABELS[category],
         nominations=noms, forms=shown, cover=cover, toc_numbers=toc_numbers, page_first=page_first,
         page_total=page_total, rnd=rnd, decisions=queries.decisions_for([n.id for n in shown]),
         seal_src=seal_src if rnd.phase == "final" else None, approval_date=rnd.approval_date,
         photo_srcs=photo_srcs, provisional=_provisional(rnd), generated_date=made.date(),
         generated_time=made.strftime("%H:%M"),
-    )
+    ))
     return Source(html, extra | photo_files, safe_filename(f"{title}（审定通过，共{len(noms)}份）{_draft_mark(rnd)}.pdf"))
 
 

@@ -25,16 +25,20 @@ URL scheme (what templates may reference)
 from __future__ import annotations
 
 import base64
+import gc
 import logging
 import mimetypes
 import os
+import re
 import threading
 from collections.abc import Mapping
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from weasyprint import CSS, HTML
+from weasyprint.html import UA_FORM_STYLESHEET, UA_STYLESHEET
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
@@ -56,9 +60,79 @@ _PDF_OPTIONS = {
     "dpi": 300,
     "full_fonts": False,
     "hinting": False,
-    # Lets templates use <col width=...>/<td align=...> as well as CSS.
-    "presentational_hints": True,
+    # No template uses presentational attributes (<col width>, <td align>): layout is pdf.css's alone,
+    # and the hints stylesheet would be matched against every element of every document.
+    "presentational_hints": False,
 }
+
+# WeasyPrint's HTML user-agent stylesheet as shipped, except for its universal pseudo-element rules
+# (``::marker``, ``::footnote-call``, ``::footnote-marker``, ``::note-call``, ``::note-marker``,
+# ``::note-callback``): a rule that matches every element makes WeasyPrint compute that pseudo-element's
+# style for every element, so six of every seven styles it computed were for boxes no document of ours
+# has. ``::marker`` is kept for the one element the sheet makes a list item (``li``); the note rules are
+# dropped: no template uses ``float: footnote`` or notes (one that does must put its own
+# ``::footnote-call``/``::footnote-marker`` rules in pdf.css). If a WeasyPrint upgrade changes those
+# lines, the sheet is used as shipped (slower, same output) and tests/unit/test_pdf_render.py fails.
+_UA_NOTE_RULES = re.compile(r"^::(?:footnote|note)-[a-z]+ \{[^\n]*\}\n", re.M)
+_UA_MARKER_RULE = "\n::marker {"
+_ua_lock = threading.Lock()
+_ua_sheet: CSS | None = None
+
+
+def _lean_ua_stylesheet() -> CSS:
+    global _ua_sheet
+    with _ua_lock:
+        if _ua_sheet is None:
+            from weasyprint.css.counters import CounterStyle
+            from weasyprint.html import UA
+
+            lean, dropped = _UA_NOTE_RULES.subn("", UA)
+            if dropped == 5 and lean.count(_UA_MARKER_RULE) == 1:
+                lean = lean.replace(_UA_MARKER_RULE, "\nli::marker {")
+                # The @counter-style rules register into a throw-away map: WeasyPrint's own UA_COUNTER_STYLE
+                # already holds the same ones and every document starts from a copy of it.
+                _ua_sheet = CSS(string=lean, counter_style=CounterStyle())
+            else:
+                log.warning("WeasyPrint's html5_ua.css is not the one pdf.py knows; using it as shipped")
+                _ua_sheet = UA_STYLESHEET
+        return _ua_sheet
+
+
+class _HTML(HTML):
+    """weasyprint.HTML with the lean user-agent stylesheet."""
+
+    def _ua_stylesheets(self, forms=False):
+        return [_lean_ua_stylesheet(), UA_FORM_STYLESHEET] if forms else [_lean_ua_stylesheet()]
+
+
+# WeasyPrint allocates millions of short-lived objects per document (boxes, styles, Pango wrappers), and
+# with Python's default thresholds the cyclic collector ran hundreds of times during one 50-form part,
+# its older generations walking the whole process each time: a quarter of the render's CPU. While any
+# render runs, a collection waits for _GC_THRESHOLD allocations instead of 700 (~10 MB more at the peak
+# of a 50-form part); the previous thresholds come back when the last render ends. Process-wide, as the
+# collector is: a counter, not a flag, so two threads rendering at once do not undo each other.
+_GC_THRESHOLD = 100_000
+_gc_lock = threading.Lock()
+_gc_renders = 0
+_gc_saved: tuple[int, ...] = ()
+
+
+@contextmanager
+def _relaxed_gc():
+    global _gc_renders, _gc_saved
+    with _gc_lock:
+        if _gc_renders == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(max(_GC_THRESHOLD, _gc_saved[0]), *_gc_saved[1:])
+        _gc_renders += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_renders -= 1
+            if _gc_renders == 0:
+                gc.set_threshold(*_gc_saved)
+
 
 # A renderer is one FontConfiguration plus pdf.css parsed against it. Building one scans system fonts,
 # and the @font-face TTFs it loads are cached inside it (keyed by the rule), so reusing it avoids
@@ -177,8 +251,8 @@ def render_pdf(html: str, *, extra_files: Mapping[str, bytes] | None = None) -> 
     ``extra_files`` maps NAME -> bytes, referenced as ``kepu-file:NAME``.
     """
     fetcher = SafeFetcher(extra_files)
-    with _renderer() as renderer:
-        document = HTML(string=html, base_url=STATIC_BASE_URL, url_fetcher=fetcher)
+    with _renderer() as renderer, _relaxed_gc():
+        document = _HTML(string=html, base_url=STATIC_BASE_URL, url_fetcher=fetcher)
         return document.write_pdf(
             stylesheets=[renderer.stylesheet()], font_config=renderer.font_config, **_PDF_OPTIONS
         )

@@ -201,6 +201,61 @@ def test_concurrent_renders(flask_app):
         assert f"并发渲染 {i}" in texts
 
 
+# ---------------------------------------------------------------- speed settings (docs/benchmarks.md §4)
+
+
+def test_user_agent_sheet_is_the_lean_one_and_lists_keep_their_markers():
+    """WeasyPrint's html5_ua.css minus its universal pseudo-element rules: if an upgrade changes those
+    lines, pdf.py falls back to the sheet as shipped (slow) — this test says so."""
+    import gc
+
+    from weasyprint.html import UA_STYLESHEET
+
+    from app.reports import pdf
+
+    lean = pdf._lean_ua_stylesheet()
+    assert lean is not UA_STYLESHEET
+    universal = [entry for entry in lean.matcher.other_selectors if entry[3]]  # (…, pseudo-element, …)
+    assert universal == [], "a rule still matches every element's pseudo-element"
+    text = _text(render_pdf(_html("<ol><li>第一项</li><li>第二项</li></ol>")))
+    assert "1." in text and "2." in text and "第二项" in text
+    assert gc.get_threshold()[0] < pdf._GC_THRESHOLD  # only relaxed while rendering
+
+
+def test_collector_is_relaxed_while_rendering_and_restored_after(monkeypatch):
+    import gc
+
+    from app.reports import pdf
+
+    seen = []
+    real = pdf._HTML.write_pdf
+
+    def spying(self, *args, **kwargs):
+        seen.append(gc.get_threshold())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pdf._HTML, "write_pdf", spying)
+    before = gc.get_threshold()
+    gate = threading.Barrier(2, timeout=60)
+    outer_done = []
+
+    def outer():
+        with pdf._relaxed_gc():
+            gate.wait()  # the other render starts while this one holds the collector relaxed
+            gate.wait()
+        outer_done.append(gc.get_threshold())
+
+    t = threading.Thread(target=outer)
+    t.start()
+    gate.wait()
+    render_pdf(_html("<p>回收</p>"))
+    assert gc.get_threshold()[0] == pdf._GC_THRESHOLD, "the other render still runs"
+    gate.wait()
+    t.join(60)
+    assert seen and seen[0][0] == pdf._GC_THRESHOLD
+    assert outer_done == [before] and gc.get_threshold() == before
+
+
 # ---------------------------------------------------------------- security
 
 
