@@ -34,6 +34,8 @@ from app.ranking.engine import FLAG_SHARE, CriterionInfo, RankRow, _check, _crit
 from app.ranking.sql import Criteria, aggregate_ctes, only_ids, order_value, z_term, zscore_of
 
 METHODS = ("mean", "trimmed", "median", "zscore")
+# The ranks the ranking page shows beside each row (templates/ranking/category.html), besides its own.
+PAGE_METHODS = ("mean", "trimmed", "zscore")
 # Beyond this many touched nominations one pass over the whole category is cheaper than the pieces.
 WHOLE_AT = 1500
 LAST = 1.0  # a negated aggregate is <= 0: no aggregate sorts after every real one
@@ -91,9 +93,10 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
     if mark is not None and mark.version == current and mark.rubric == digest:
         return current
     with write_transaction():
-        db.session.execute(text(
-            "INSERT INTO ranking_marks (round_id, category, drafts, version, rubric, computations) "
-            "VALUES (:round_id, :category, :drafts, -1, '', 0) ON CONFLICT DO NOTHING"), scope.params())
+        if mark is None:
+            db.session.execute(text(
+                "INSERT INTO ranking_marks (round_id, category, drafts, version, rubric, computations) "
+                "VALUES (:round_id, :category, :drafts, -1, '', 0) ON CONFLICT DO NOTHING"), scope.params())
         mark = _mark(scope, lock=True)
         version = _counter(scope)  # re-read under the lock: a waiter may find the work done
         if mark.version == version and mark.rubric == digest:
@@ -352,7 +355,7 @@ _FROM = """FROM ranking_entries e JOIN nominations nm ON nm.id = e.nomination_id
 JOIN nominators nr ON nr.id = e.nominator_id"""
 
 
-def _ranked(inner: str, method: str, known: str | None = None) -> str:
+def _ranked(inner: str, method: str, known: str | None = None, methods=METHODS) -> str:
     """The rows `inner` selects (a page: already limited), with their ranks under every method.
 
     A rank is 1 + the rows ordered before it: an index range count. Counted row by row, a page in the
@@ -360,10 +363,13 @@ def _ranked(inner: str, method: str, known: str | None = None) -> str:
     that method's order and each counts only the rows between it and the previous one (LAG), and a
     running SUM adds the segments up: one walk of the index per method, up to the page's last row.
     `known`: an expression giving the rank under `method` without counting (a page of the unfiltered
-    order: its offset)."""
+    order: its offset). `methods`: the ranks wanted (the others come back as NULL)."""
     ctes, cols, joins = [f"p AS ({inner})"], [], []
     floor = "-1e300"
     for m in METHODS:
+        if m not in methods and m != method:
+            cols.append(f"NULL AS rank_{m}")
+            continue
         if m == method and known:
             ctes.append(f"r_{m} AS (SELECT nomination_id, {known} AS r FROM p)")
         else:
@@ -392,7 +398,7 @@ def _opt(value) -> float | None:
 
 
 def _rank_row(r, method: str, flag_points: float) -> RankRow:
-    ranks = {m: int(r[f"rank_{m}"]) for m in METHODS}
+    ranks = {m: None if r[f"rank_{m}"] is None else int(r[f"rank_{m}"]) for m in METHODS}
     max_dev = _opt(r["max_dev"])
     return RankRow(
         nomination_id=r["nomination_id"], title=r["title"], host=r["host"], nominator_id=r["nominator_id"],
@@ -460,7 +466,7 @@ def table_page(round_id: int, category: str, criteria: list[CriterionInfo], *, m
              "LIMIT :limit OFFSET :offset")
     known = None if where else f"ROW_NUMBER() OVER (ORDER BY {_order(method, 'p')}) + :offset"
     rows = [_rank_row(r, method, flag_points) for r in run(text(
-        _ranked(inner, method, known) + f" ORDER BY {_order(method, 'p')}"),
+        _ranked(inner, method, known, PAGE_METHODS) + f" ORDER BY {_order(method, 'p')}"),
         {**params, "limit": page_size, "offset": start}).mappings()]
     cut_page = None
     if inside and inside < total:
