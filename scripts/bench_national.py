@@ -78,6 +78,12 @@ def _open_pairs(app, n: int) -> list[tuple[int, int]]:
         db.session.execute(text(f"DELETE FROM scores WHERE sheet_id IN ({ids})"))
         db.session.execute(text(f"DELETE FROM review_sheets WHERE id IN ({ids})"))
         db.session.execute(text("UPDATE ranking_counters SET version = version + 1"))
+        if db.engine.dialect.name == "postgresql":  # the seed wrote explicit ids: move the sequences past them
+            from load_national import SEEDED_TABLES
+
+            for table in SEEDED_TABLES:
+                db.session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # nosec B608
+                                        f"(SELECT coalesce(max(id), 1) FROM {table}))"))
         db.session.commit()
         db.session.remove()
     return [(p.reviewer_id, p.nomination_id) for p in pairs]

@@ -397,7 +397,13 @@ def _opt(value) -> float | None:
     return None if value is None else float(value)
 
 
-def _rank_row(r, method: str, flag_points: float) -> RankRow:
+def _plain_rows(result) -> list[dict]:
+    # Plain dicts: SQLAlchemy's RowMapping costs more per key than the rest of building a row.
+    keys = list(result.keys())
+    return [dict(zip(keys, r, strict=True)) for r in result.all()]
+
+
+def _rank_row(r: dict, method: str, flag_points: float) -> RankRow:
     ranks = {m: None if r[f"rank_{m}"] is None else int(r[f"rank_{m}"]) for m in METHODS}
     max_dev = _opt(r["max_dev"])
     return RankRow(
@@ -465,9 +471,9 @@ def table_page(round_id: int, category: str, criteria: list[CriterionInfo], *, m
     inner = (f"SELECT {_COLUMNS} {_FROM} WHERE {_key('e')}{where} ORDER BY {order} "
              "LIMIT :limit OFFSET :offset")
     known = None if where else f"ROW_NUMBER() OVER (ORDER BY {_order(method, 'p')}) + :offset"
-    rows = [_rank_row(r, method, flag_points) for r in run(text(
+    rows = [_rank_row(r, method, flag_points) for r in _plain_rows(run(text(
         _ranked(inner, method, known, PAGE_METHODS) + f" ORDER BY {_order(method, 'p')}"),
-        {**params, "limit": page_size, "offset": start}).mappings()]
+        {**params, "limit": page_size, "offset": start}))]
     cut_page = None
     if inside and inside < total:
         cut_page = (inside - 1) // page_size + 1
@@ -512,6 +518,6 @@ def rows(round_id: int, category: str, criteria: list[CriterionInfo], *, method:
     scope = Scope(round_id, category, bool(drafts))
     ranks = ", ".join(f"ROW_NUMBER() OVER (ORDER BY {_order(m)}) AS rank_{m}" for m in METHODS)
     flag_points = FLAG_SHARE * max_total(criteria)
-    return [_rank_row(r, method, flag_points) for r in db.session.execute(text(
+    return [_rank_row(r, method, flag_points) for r in _plain_rows(db.session.execute(text(
         f"SELECT {_COLUMNS}, {ranks} {_FROM} WHERE {_key('e')} ORDER BY {_order(method)}"),
-        scope.params()).mappings()]
+        scope.params()))]
