@@ -21,5 +21,5 @@ __all__ = [
     "CATEGORIES", "CATEGORY_LABELS", "KIND_LABELS", "ROLE_LABELS", "METHOD_LABELS", "PHASE_LABELS", "PHASES",
     "AuditEvent", "Attachment", "DeadlineExtension", "OutboxMessage", "FormFinding", "Nomination", "Nominator", "User", "Assignment", "Decision",
     "Recusal", "ReviewSheet", "Score", "Criterion", "RankingCounter", "Round",
-    "NoticeSettings", "Objection", "RankingChange", "RankingEntry", "RankingMark", "RankingMean", "RankingReviewer", "RankingSheet",
+    "NoticeSettings", "Objection", "RankingChange", "RankingEntry", "RankingMark", "RankingMean", "RankingReviewer", "RankingSheet", "RankingZ",
 ]

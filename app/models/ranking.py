@@ -77,11 +77,12 @@ class RankingReviewer(db.Model):
     var: Mapped[float] = mapped_column(Float)
 
 
-_METHOD_KEYS = ("mean", "trimmed", "median", "zscore")
+_LOCAL_KEYS = ("mean", "trimmed", "median")
 
 
 class RankingEntry(db.Model):
-    """One active nomination's aggregates and its sort keys under every method.
+    """One active nomination's aggregates and its sort keys under mean, trimmed and median (its z-score:
+    RankingZ).
 
     k_<method> sorts ascending exactly as the ranking orders (the aggregate rounded as order_value()
     does, negated; no aggregate sorts last), then k_n (= -n_scored), k_sd (rounded stdev; none last)
@@ -91,7 +92,7 @@ class RankingEntry(db.Model):
     __tablename__ = "ranking_entries"
     __table_args__ = tuple(
         Index(f"ix_ranking_entries_k_{m}", "round_id", "category", "drafts", f"k_{m}", "k_n", "k_sd",
-              "nomination_id") for m in _METHOD_KEYS
+              "nomination_id") for m in _LOCAL_KEYS
     ) + (Index("ix_ranking_entries_nominator", "round_id", "category", "drafts", "nominator_id"),
          {"sqlite_with_rowid": False})
 
@@ -105,13 +106,33 @@ class RankingEntry(db.Model):
     mean: Mapped[float | None] = mapped_column(Float, nullable=True)
     trimmed: Mapped[float | None] = mapped_column(Float, nullable=True)
     median: Mapped[float | None] = mapped_column(Float, nullable=True)
-    zscore: Mapped[float | None] = mapped_column(Float, nullable=True)
     stdev: Mapped[float | None] = mapped_column(Float, nullable=True)
     spread: Mapped[float | None] = mapped_column(Float, nullable=True)
     max_dev: Mapped[float | None] = mapped_column(Float, nullable=True)
     k_mean: Mapped[float] = mapped_column(Float, default=1.0)
     k_trimmed: Mapped[float] = mapped_column(Float, default=1.0)
     k_median: Mapped[float] = mapped_column(Float, default=1.0)
+    k_n: Mapped[int] = mapped_column(Integer, default=0)
+    k_sd: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class RankingZ(db.Model):
+    """A nomination's z-score and its sort key, apart from RankingEntry: one save moves the z-score of
+    every nomination its reviewer scored (hundreds of rows), and a narrow row with one index costs a
+    fraction of rewriting the wide entry with all of its indexes (PostgreSQL writes a new tuple and an
+    entry in every index). k_n and k_sd are the entry's, copied for the index order."""
+
+    __tablename__ = "ranking_z"
+    __table_args__ = (
+        Index("ix_ranking_z_k", "round_id", "category", "drafts", "k_zscore", "k_n", "k_sd", "nomination_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(10), primary_key=True)
+    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zscore: Mapped[float | None] = mapped_column(Float, nullable=True)
     k_zscore: Mapped[float] = mapped_column(Float, default=1.0)
     k_n: Mapped[int] = mapped_column(Integer, default=0)
     k_sd: Mapped[float] = mapped_column(Float, default=0.0)

@@ -233,13 +233,16 @@ SELECT :round_id, :category, :drafts, sheet_id, nomination_id, reviewer_id, tota
     run(text(f"DELETE FROM ranking_entries WHERE {_KEY} AND {only_ids('nomination_id', touched)}"), params)
     o = lambda expr: order_value(expr, dialect)  # noqa: E731
     run(text(f"""WITH {aggregate_ctes(crit, scope.drafts, dialect, per_criterion=False, only=touched)}
-INSERT INTO ranking_entries (round_id, category, drafts, nomination_id, nominator_id, n_assigned, n_scored, mean, trimmed,
-  median, zscore, stdev, spread, max_dev, k_mean, k_trimmed, k_median, k_zscore, k_n, k_sd)
+INSERT INTO ranking_entries (round_id, category, drafts, nomination_id, nominator_id, n_assigned, n_scored, mean,
+  trimmed, median, stdev, spread, max_dev, k_mean, k_trimmed, k_median, k_n, k_sd)
 SELECT :round_id, :category, :drafts, agg.nomination_id, noms.nominator_id, n_assigned, n_scored, mean, trimmed,
-  median, NULL, stdev,
-  spread, max_dev, COALESCE(-{o("mean")}, {LAST}), COALESCE(-{o("trimmed")}, {LAST}),
-  COALESCE(-{o("median")}, {LAST}), {LAST}, -n_scored, COALESCE({o("stdev")}, {LAST_SD})
+  median, stdev, spread, max_dev, COALESCE(-{o("mean")}, {LAST}), COALESCE(-{o("trimmed")}, {LAST}),
+  COALESCE(-{o("median")}, {LAST}), -n_scored, COALESCE({o("stdev")}, {LAST_SD})
 FROM agg JOIN noms ON noms.id = agg.nomination_id"""), params)
+    run(text(f"DELETE FROM ranking_z WHERE {_KEY} AND {only_ids('nomination_id', touched)}"), params)
+    run(text("INSERT INTO ranking_z (round_id, category, drafts, nomination_id, zscore, k_zscore, k_n, k_sd) "
+             f"SELECT round_id, category, drafts, nomination_id, NULL, {LAST}, k_n, k_sd FROM ranking_entries "
+             f"WHERE {_KEY} AND {only_ids('nomination_id', touched)}"), params)
     _restate_z(scope, touched, moved, dialect)
     run(text(f"DELETE FROM ranking_means WHERE {_KEY} AND {only_ids('nomination_id', touched)}"), params)
     run(text(f"""WITH {ranking_sql.counted_sheets_ctes(crit, scope.drafts, dialect, per_criterion=False,
@@ -250,6 +253,11 @@ FROM sheet_totals st
 {ranking_sql.join_in_order("scores sc", "sc.sheet_id = st.sheet_id", touched)}
 WHERE sc.sheet_id = st.sheet_id AND {crit.in_list("sc.criterion_id")}
 GROUP BY st.nomination_id, sc.criterion_id"""), params)
+    if touched is None:
+        # Fresh statistics for the planners: without them PostgreSQL takes the new tables for empty and
+        # nests loops over a whole category, and SQLite picks the reviewer index for nomination lookups.
+        for table in ("ranking_sheets", "ranking_entries", "ranking_z", "ranking_reviewers", "ranking_means"):
+            run(text(f"ANALYZE {table}"))
 
 
 def _reviewers_of(scope: Scope, where: str) -> set[int]:
@@ -297,16 +305,17 @@ def _restate_z(scope: Scope, touched: list[int] | None, moved: set[int] | None, 
                 f"SELECT nomination_id FROM ranking_sheets WHERE {_KEY} AND {only_ids('reviewer_id', moved)}"),
                 scope.params()))
         which = f"{_key('s')} AND {only_ids('s.nomination_id', sorted(ids))}"
+    target = "1 = 1" if touched is None else only_ids("ranking_z.nomination_id", sorted(ids))
     zscore = zscore_of("z.z_mean")
     db.session.execute(text(f"""
-UPDATE ranking_entries SET zscore = {zscore}, k_zscore = COALESCE(-{order_value(zscore, dialect)}, {LAST})
+UPDATE ranking_z SET zscore = {zscore}, k_zscore = COALESCE(-{order_value(zscore, dialect)}, {LAST})
 FROM (SELECT s.nomination_id, AVG({z_term("s.total", "r.n", "r.mean", "r.var")}) AS z_mean
       FROM ranking_sheets s
       JOIN ranking_reviewers r ON r.round_id = s.round_id AND r.category = s.category AND r.drafts = s.drafts
                               AND r.reviewer_id = s.reviewer_id
       WHERE {which}
       GROUP BY s.nomination_id) AS z
-WHERE {_key("ranking_entries")} AND ranking_entries.nomination_id = z.nomination_id"""), scope.params())
+WHERE {_key("ranking_z")} AND {target} AND ranking_z.nomination_id = z.nomination_id"""), scope.params())
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -344,14 +353,26 @@ class TablePage:
         return out
 
 
+def _table(method: str) -> str:
+    """Where a method's sort key lives (and its index): the z-score's apart from the entry."""
+    return "ranking_z" if method == "zscore" else "ranking_entries"
+
+
 def _order(method: str, alias: str = "e") -> str:
+    """The method's sort order. Alias "e" in a joined statement (_FROM) means the entry, whose z-score
+    sort key is its RankingZ row's, "zt"."""
+    if method == "zscore" and alias == "e":
+        alias = "zt"
     return f"{alias}.k_{method}, {alias}.k_n, {alias}.k_sd, {alias}.nomination_id"
 
 
 _COLUMNS = """e.nomination_id, nm.title, nm.host, e.nominator_id, nr.name AS nominator_name, nr.kind,
-nr.position, e.n_scored, e.n_assigned, e.mean, e.trimmed, e.median, e.zscore, e.stdev, e.spread, e.max_dev,
-e.k_mean, e.k_trimmed, e.k_median, e.k_zscore, e.k_n, e.k_sd"""
-_FROM = """FROM ranking_entries e JOIN nominations nm ON nm.id = e.nomination_id
+nr.position, e.n_scored, e.n_assigned, e.mean, e.trimmed, e.median, zt.zscore, e.stdev, e.spread, e.max_dev,
+e.k_mean, e.k_trimmed, e.k_median, zt.k_zscore, e.k_n, e.k_sd"""
+_FROM = """FROM ranking_entries e
+JOIN ranking_z zt ON zt.round_id = e.round_id AND zt.category = e.category AND zt.drafts = e.drafts
+                 AND zt.nomination_id = e.nomination_id
+JOIN nominations nm ON nm.id = e.nomination_id
 JOIN nominators nr ON nr.id = e.nominator_id"""
 
 
@@ -381,7 +402,7 @@ def _ranked(inner: str, method: str, known: str | None = None, methods=METHODS) 
   FROM p WINDOW w AS (ORDER BY {order})
 ), c_{m} AS (
   SELECT o.nomination_id, o.k, o.kn, o.ksd,
-         (SELECT COUNT(*) FROM ranking_entries x WHERE {_key('x')}
+         (SELECT COUNT(*) FROM {_table(m)} x WHERE {_key('x')}
             AND ({_order(m, 'x')}) < (o.k, o.kn, o.ksd, o.nomination_id)
             AND ({_order(m, 'x')}) >= (o.lk, o.lkn, o.lksd, o.lid)) AS n
   FROM o_{m} o
@@ -442,22 +463,24 @@ def table_page(round_id: int, category: str, criteria: list[CriterionInfo], *, m
     run = db.session.execute
     order = _order(method)
     backwards = ", ".join(f"{c} DESC" for c in order.split(", "))
+    keys, own = _table(method), _order(method, "k")  # the method's own sort-key table, alias k
     # The row at position `slots` of the whole category is the last one inside the award slots.
     category_total, slot_row = run(text(
-        f"SELECT (SELECT COUNT(*) FROM ranking_entries WHERE {_KEY}), (SELECT e.nomination_id FROM ranking_entries e "
-        f"WHERE {_key('e')} ORDER BY {order} LIMIT 1 OFFSET :last)"), {**params, "last": max(slots, 1) - 1}).one()
+        f"SELECT (SELECT COUNT(*) FROM ranking_entries WHERE {_KEY}), (SELECT k.nomination_id FROM {keys} k "
+        f"WHERE {_key('k')} ORDER BY {own} LIMIT 1 OFFSET :last)"), {**params, "last": max(slots, 1) - 1}).one()
     category_total = int(category_total)
     if where:
         total = int(run(text(f"SELECT COUNT(*) {_FROM} WHERE {_key('e')}{where}"), params).scalar())
         inside, cut_id = 0, None
         if category_total and slots:
             # The filtered rows among the first `slots` of the whole category; the last of them carries the line.
+            own_backwards = ", ".join(f"{c} DESC" for c in own.split(", "))
             bound = (slot_row if slot_row is not None else
-                     run(text(f"SELECT e.nomination_id FROM ranking_entries e WHERE {_key('e')} ORDER BY {backwards} "
+                     run(text(f"SELECT k.nomination_id FROM {keys} k WHERE {_key('k')} ORDER BY {own_backwards} "
                               "LIMIT 1"), params).scalar())
             found = run(text(
                 f"SELECT e.nomination_id, COUNT(*) OVER () {_FROM} WHERE {_key('e')}{where} AND ({order}) <= "
-                f"(SELECT {_order(method, 't')} FROM ranking_entries t WHERE {_key('t')} AND t.nomination_id = :bound) "
+                f"(SELECT {own} FROM {keys} k WHERE {_key('k')} AND k.nomination_id = :bound) "
                 f"ORDER BY {backwards} LIMIT 1"), {**params, "bound": bound}).first()
             if found is not None:
                 cut_id, inside = found[0], int(found[1])

@@ -1,7 +1,7 @@
 """The live ranking kept up to date by folding in changes (app/ranking/upkeep.py)
 
 ranking_changes: one row per ranking-relevant write (the counter version it produced, the nomination
-it touched or NULL). ranking_marks / ranking_sheets / ranking_reviewers / ranking_entries / ranking_means: derived rows,
+it touched or NULL). ranking_marks / ranking_sheets / ranking_reviewers / ranking_entries / ranking_z / ranking_means: derived rows,
 created empty; the first poll of each ranking computes them whole (its mark is missing).
 
 Revision ID: 0008
@@ -15,7 +15,7 @@ down_revision = '0007'
 branch_labels = None
 depends_on = None
 
-METHODS = ("mean", "trimmed", "median", "zscore")
+LOCAL = ("mean", "trimmed", "median")  # ranking_entries' sort keys; the z-score's lives in ranking_z
 
 
 def _scope():
@@ -64,8 +64,8 @@ def upgrade():
         sa.Column('n_assigned', sa.Integer(), nullable=False),
         sa.Column('n_scored', sa.Integer(), nullable=False),
         *[sa.Column(name, sa.Float(), nullable=True)
-          for name in ('mean', 'trimmed', 'median', 'zscore', 'stdev', 'spread', 'max_dev')],
-        *[sa.Column(f'k_{m}', sa.Float(), nullable=False) for m in METHODS],
+          for name in ('mean', 'trimmed', 'median', 'stdev', 'spread', 'max_dev')],
+        *[sa.Column(f'k_{m}', sa.Float(), nullable=False) for m in LOCAL],
         sa.Column('k_n', sa.Integer(), nullable=False),
         sa.Column('k_sd', sa.Float(), nullable=False),
         sqlite_with_rowid=False,
@@ -77,11 +77,22 @@ def upgrade():
         sa.Column('mean', sa.Float(), nullable=False),
     )
     op.create_index('ix_ranking_entries_nominator', 'ranking_entries', ['round_id', 'category', 'drafts', 'nominator_id'])
-    for m in METHODS:
+    op.create_table(
+        'ranking_z', *_scope(),
+        sa.Column('nomination_id', sa.Integer(), primary_key=True),
+        sa.Column('zscore', sa.Float(), nullable=True),
+        sa.Column('k_zscore', sa.Float(), nullable=False),
+        sa.Column('k_n', sa.Integer(), nullable=False),
+        sa.Column('k_sd', sa.Float(), nullable=False),
+        sqlite_with_rowid=False,
+    )
+    op.create_index('ix_ranking_z_k', 'ranking_z', ['round_id', 'category', 'drafts', 'k_zscore', 'k_n', 'k_sd',
+                                                   'nomination_id'])
+    for m in LOCAL:
         op.create_index(f'ix_ranking_entries_k_{m}', 'ranking_entries',
                         ['round_id', 'category', 'drafts', f'k_{m}', 'k_n', 'k_sd', 'nomination_id'])
 
 
 def downgrade():
-    for table in ('ranking_means', 'ranking_entries', 'ranking_reviewers', 'ranking_sheets', 'ranking_marks', 'ranking_changes'):
+    for table in ('ranking_means', 'ranking_z', 'ranking_entries', 'ranking_reviewers', 'ranking_sheets', 'ranking_marks', 'ranking_changes'):
         op.drop_table(table)
