@@ -15,8 +15,9 @@ Seeds (scripts/bench_rankings.seed) one round of --nominations activities (defau
                       --poll-seconds (60) with their ETag while a reviewer submits a sheet every 0.5 s;
                       = folds recorded in the database / versions that some chair was answered with.
   batch1000_s         a final round with --forms (1,000) approved 推荐表: the forms batch job through the
-                      queue (SqliteHuey) with 2 consumers (`flask jobs worker` processes), split into parts
-                      and merged: submit → done.
+                      queue (SqliteHuey) with 2 consumers (`flask jobs worker` processes, up and warm as the
+                      services they are; their start-up is printed apart), split into parts and merged:
+                      submit → done.
   cached_download_ms  p50 of the same document's next download (POST /reports/jobs answered from storage +
                       GET the file), --downloads times.
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess  # nosec B404 — starts this repo's own `flask jobs worker`
@@ -228,10 +230,17 @@ def batch_and_downloads(tmp: Path, n_forms: int, consumers: int, downloads: int,
     env = {**os.environ, "KEPU_DATABASE_URL": url, "KEPU_JOBS_FOLDER": extra["JOBS_FOLDER"],
            "KEPU_REPORTS_FOLDER": extra["REPORTS_FOLDER"], "KEPU_UPLOAD_FOLDER": str(tmp / "uploads"),
            "KEPU_JOBS_FORMS_PER_PART": str(per_part), "KEPU_SECRET_KEY": "bench", "FLASK_APP": "wsgi.py"}
+    logs = [tmp / f"consumer{i}.log" for i in range(consumers)]
+    t_start = time.perf_counter()
+    outs = [open(log, "w") for log in logs]  # noqa: SIM115 — closed with the consumers below
     procs = [subprocess.Popen([sys.executable, "-m", "flask", "jobs", "worker"], cwd=ROOT, env=env,  # nosec B603
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(consumers)]
+                              stdout=subprocess.DEVNULL, stderr=out) for out in outs]
     try:
         client = _chair(app)
+        # The consumers are long-running services: the batch is timed from its request to a queue whose
+        # consumers are up (their start-up — imports, fonts — is printed apart, not counted).
+        ready = _consumers_ready(procs, logs, timeout=600)
+        print(f"{consumers} consumers ready in {ready - t_start:.1f} s", flush=True)
         t0 = time.perf_counter()
         resp = client.post("/reports/jobs", data={"kind": "forms", "format": "pdf", "category": "activity"})
         assert resp.status_code == 303, resp.status_code
@@ -240,7 +249,9 @@ def batch_and_downloads(tmp: Path, n_forms: int, consumers: int, downloads: int,
             done = jobs.wait(job_id, timeout=3600)
         batch_s = time.perf_counter() - t0
         assert done.status == "done", done.error
-        print(f"batch of {n_forms} forms: {batch_s:.1f} s in {done.parts} parts, {done.size / 1e6:.1f} MB", flush=True)
+        busy = [sum(float(m) for m in re.findall(r"executed in ([0-9.]+)s", log.read_text())) for log in logs]
+        print(f"batch of {n_forms} forms: {batch_s:.1f} s in {done.parts} parts (generation {done.generation}), "
+              f"{done.size / 1e6:.1f} MB; consumers busy {', '.join(f'{b:.1f}' for b in busy)} s", flush=True)
         times = []
         for _ in range(downloads):
             t1 = time.perf_counter()
@@ -262,8 +273,23 @@ def batch_and_downloads(tmp: Path, n_forms: int, consumers: int, downloads: int,
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        for out in outs:
+            out.close()
     return {"batch_s": round(batch_s, 2), "parts": done.parts, "pages": pages,
             "cached_download_ms": round(statistics.median(times), 2)}
+
+
+def _consumers_ready(procs, logs: list[Path], timeout: float) -> float:
+    """When every consumer has logged that it takes tasks (after its on_worker_start hooks)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc, log in zip(procs, logs, strict=True):
+            if proc.poll() is not None:
+                raise RuntimeError(f"a consumer exited: {log.read_text()[-2000:]}")
+        if all("Huey consumer started" in log.read_text() for log in logs):
+            return time.perf_counter()
+        time.sleep(0.1)
+    raise RuntimeError("the consumers did not start")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ as a systemd service on any number of machines sharing KEPU_JOBS_URL (docs/deplo
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import click
@@ -19,11 +20,18 @@ def worker_command(workers: int):
     """启动任务消费进程；Ctrl+C（SIGINT）等当前任务完成后退出，SIGTERM 立即退出。"""
     from app.jobs import get_jobs
 
-    jobs = get_jobs(current_app._get_current_object())
+    app = current_app._get_current_object()
+    jobs = get_jobs(app)
     if jobs.huey.immediate:
         raise click.ClickException("JOBS_IMMEDIATE 模式下任务随提交立即执行，不需要也不能启动消费进程。")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Each task module may get ready before the first task arrives (e.g. load the PDF fonts), so the
+    # first job does not pay for it.
+    for name in app.config.get("JOB_TASK_MODULES", ()):
+        started = getattr(importlib.import_module(name), "on_worker_start", None)
+        if started is not None:
+            started(app)
     # max_delay 1 s: SqliteHuey is polled, and a queued job should start within a second or so
     # (RedisHuey blocks on the list and starts at once anyway).
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=True,

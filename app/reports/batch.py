@@ -1,16 +1,22 @@
 """A large batch of 推荐表 split across the job consumers and merged with pypdf.
 
-1. The job's own task (jobs.run) plans the parts: the approved forms in the batch's order, cut into runs
-   of JOBS_FORMS_PER_PART, each with the pages it will take (documents.predicted_form_pages). It renders
-   the cover and 目录 itself, with the page numbers the plan gives (the 目录's own length is found by
-   rendering it, at most a few times until it is stable), then queues one task per run and returns: the
-   job stays 生成中 without holding a consumer.
-2. Each part task (jobs.run_part) renders its forms, numbering its pages from where the plan puts them out of the plan's
-   total, and writes `<job>.pNNN.pdf`; a heartbeat file `<job>.pNNN.beat` shows it is alive (jobs.get
-   reads the newest of them: a batch whose consumers all died is reported 失败 like any job).
-3. The part that finds every part written (jobs._merge_parts) takes the merge claim (huey's atomic put_if_empty) and merges
-   them in order. A part whose page count differs from the plan (a form that overflowed its page) would
-   make the numbers wrong: then the merger renders the whole batch in one go instead — slower, still right.
+1. The job's own task (jobs.run) plans the parts and returns at once: the approved forms in the batch's
+   order, cut into runs of JOBS_FORMS_PER_PART, each with the pages it will take
+   (documents.predicted_form_pages), and the 目录's length predicted from a small sample laid out by
+   WeasyPrint (predicted_toc_pages) — so every part knows its page numbers before anything is rendered,
+   and the cover + 目录 (part 0) renders on one consumer while the forms render on the others. The job
+   stays 生成中 without holding a consumer.
+2. Each part task (jobs.run_part) renders its run, numbering its pages from where the plan puts them out
+   of the plan's total, and writes `<job>.g<generation>.pNNN.pdf`; a heartbeat file `….beat` shows it is
+   alive (jobs.get reads the newest of them: a batch whose consumers all died is reported 失败 like any
+   job). Part 0 checks the 目录 it rendered against the prediction: if they differ, the plan is made
+   again with the real length under the next generation (jobs.replan) — the parts of the old one are
+   skipped or dropped, none of their files counts — so a wrong prediction costs the work done so far,
+   never a wrong page number.
+3. The part that finds every part of the current generation written (jobs._merge_parts) takes the merge
+   claim (huey's atomic put_if_empty) and merges them in order. A form part whose page count differs
+   from the plan (a form that overflowed its page) would make the numbers wrong: then the merger renders
+   the whole batch in one go instead — slower, still right.
 
 Progress over the whole batch is the count of parts written (jobs.get fills Job.progress from it).
 """
@@ -21,15 +27,16 @@ import glob
 import io
 import logging
 import os
+import re
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 from flask import current_app
-
-from app.core import storage
 
 log = logging.getLogger(__name__)
 
 FORMS_PER_PART = 50
-_TOC_ATTEMPTS = 4
+TOC_ATTEMPTS = 4
 
 
 def per_part() -> int:
@@ -45,16 +52,26 @@ def wanted(job) -> bool:
     return len(queries.approved_nominations(job.round_id, job.category)) > per_part()
 
 
-def part_path(folder: str, job, index: int, ext: str = "pdf") -> str:
-    return os.path.join(folder, f"{job.id}.p{index:03d}.{ext}")
+# ----------------------------------------------------------------------------- part files
 
 
-def written_parts(folder: str, job) -> int:
-    return len(glob.glob(os.path.join(folder, f"{job.id}.p[0-9][0-9][0-9].pdf")))
+def part_path(folder: str, job, index: int, ext: str = "pdf", generation: int | None = None) -> str:
+    gen = job.generation if generation is None else generation
+    return os.path.join(folder, f"{job.id}.g{gen}.p{index:03d}.{ext}")
 
 
-def part_files(folder: str, job, pattern: str = "*") -> list[str]:
-    return glob.glob(os.path.join(folder, f"{job.id}.p{pattern}"))
+def written_parts(folder: str, job, generation: int | None = None) -> int:
+    gen = job.generation if generation is None else generation
+    return len(glob.glob(os.path.join(folder, f"{job.id}.g{gen}.p[0-9][0-9][0-9].pdf")))
+
+
+def part_files(folder: str, job, pattern: str = "g*.p*") -> list[str]:
+    """Files of the job's parts: of every generation by default, or those `pattern` names
+    (`g2.p*.mismatch`)."""
+    return glob.glob(os.path.join(folder, f"{job.id}.{pattern}"))
+
+
+PART_FILE = re.compile(r"^[0-9a-f]{16}\.g\d+\.p\d{3}\.(pdf|beat|mismatch)$")
 
 
 def last_beat(folder: str, job) -> float:
@@ -73,43 +90,40 @@ def pages_of(data: bytes) -> int:
     return len(PdfReader(io.BytesIO(data)).pages)
 
 
-def plan(folder: str, job, beat) -> list[tuple]:
-    """Step 1, in the job's own task: cover + 目录 rendered here; returns the form runs to queue (as
-    run_part's arguments) once the job's own heartbeat has stopped — after that only the parts and
-    the merger write the record."""
+# ----------------------------------------------------------------------------- the plan
+
+
+def plan(job) -> tuple[list[tuple], dict]:
+    """Step 1, in the job's own task: the part tasks' arguments for generation 1 (part 0, the cover and
+    目录, first) and the record fields to set; nothing is rendered here."""
     from app.reports import documents, queries
+    from app.rounds import phases as rounds
 
     noms = queries.approved_nominations(job.round_id, job.category)
+    toc_pages = predicted_toc_pages(job, noms)
+    parts = part_args(job, noms, toc_pages, generation=1)
+    fields = {"parts": len(parts), "generation": 1, "mimetype": documents.PDF_MIME,
+              "filename": documents.batch_forms_filename(rounds.get(job.round_id), job.category, len(noms)),
+              "progress": _progress_text(0, len(parts))}
+    return parts, fields
+
+
+def part_args(job, noms: list, toc_pages: int, generation: int) -> list[tuple]:
+    """(job id, index, ids, first page, pages, total, generation) of every part: part 0 is the cover and
+    a 目录 of `toc_pages` pages (its ids: every form, for the numbers), then the runs of forms."""
+    from app.reports import documents
+
     size = per_part()
     runs = [noms[i:i + size] for i in range(0, len(noms), size)]
     pages = [sum(documents.predicted_form_pages(n) for n in run) for run in runs]
-    forms_pages = sum(pages)
-    toc_pages = max(1, len(noms) // 35)  # first guess; corrected from the rendered 目录
-    cover_doc = None
-    for _ in range(_TOC_ATTEMPTS):
-        front = 1 + toc_pages
-        numbers, page = {}, front + 1
-        for n in noms:
-            numbers[n.id] = page
-            page += documents.predicted_form_pages(n)
-        cover_doc = documents.batch_forms_part_source(
-            job.round_id, job.category, ids=[], toc_numbers=numbers, page_total=front + forms_pages).render()
-        rendered = pages_of(cover_doc.content)
-        if rendered == front:
-            break
-        toc_pages = rendered - 1
-    else:
-        raise RuntimeError("the 目录's length did not settle")
-    storage.write_atomic(part_path(folder, job, 0), cover_doc.content)
-    plan = []
+    front = 1 + toc_pages
+    total = front + sum(pages)
+    args = [(job.id, 0, [n.id for n in noms], 1, front, total, generation)]
     first = front + 1
     for index, (run, n_pages) in enumerate(zip(runs, pages, strict=True), start=1):
-        plan.append({"index": index, "ids": [n.id for n in run], "first": first, "pages": n_pages})
+        args.append((job.id, index, [n.id for n in run], first, n_pages, total, generation))
         first += n_pages
-    beat.update(parts=len(plan) + 1, filename=cover_doc.filename, mimetype=cover_doc.mimetype,
-                progress=_progress_text(1, len(plan) + 1))
-    total = front + forms_pages
-    return [(job.id, part["index"], part["ids"], part["first"], part["pages"], total) for part in plan]
+    return args
 
 
 def _progress_text(done: int, parts: int) -> str:
@@ -120,13 +134,30 @@ def progress(folder: str, job) -> str:
     return _progress_text(written_parts(folder, job), job.parts)
 
 
+# ----------------------------------------------------------------------------- rendering the parts
+
+
+def render_cover(job, ids: list[int], front: int, total: int) -> tuple[bytes, int]:
+    """Part 0: the cover and the 目录 of the forms `ids`, the forms starting on page `front` + 1."""
+    from app.reports import documents, queries
+
+    noms = queries.approved_nominations(job.round_id, job.category, only=ids)
+    numbers, page = {}, front + 1
+    for n in noms:
+        numbers[n.id] = page
+        page += documents.predicted_form_pages(n)
+    doc, pages = documents.batch_forms_part_source(job.round_id, job.category, ids=[], toc_numbers=numbers,
+                                                   page_total=total).render_counted()
+    return doc.content, pages
+
+
 def render_part(job, ids: list[int], first: int, total: int) -> tuple[bytes, int]:
     """One run of forms, numbered from `first` out of `total`: the PDF and its page count."""
     from app.reports import documents
 
-    doc = documents.batch_forms_part_source(job.round_id, job.category, ids=ids, cover=False,
-                                            page_first=first, page_total=total).render()
-    return doc.content, pages_of(doc.content)
+    doc, pages = documents.batch_forms_part_source(job.round_id, job.category, ids=ids, cover=False,
+                                                   page_first=first, page_total=total).render_counted()
+    return doc.content, pages
 
 
 def merged(folder: str, job) -> bytes:
@@ -140,3 +171,116 @@ def merged(folder: str, job) -> bytes:
     return out.getvalue()
 
 
+# ----------------------------------------------------------------------------- the 目录's length
+#
+# The 目录 is one table (templates/pdf/batch_forms.html): rows never split (pdf.css), the header repeats on
+# every page, the last row never stands alone. Its pages follow from each row's height, which is its
+# tallest cell's lines times that cell's line height plus the row's padding and borders. A sample 目录
+# laid out by WeasyPrint gives the geometry (where the rows start on the first and the following pages,
+# where a page ends, each column's width, text style and line height); each real cell's lines come from
+# WeasyPrint's own line breaking with that cell's style and width. Same numbers as the real layout, so
+# the prediction is exact; if WeasyPrint's internals move, the fallback guess only makes part 0 re-plan.
+
+
+def _entry(n: int, title: str, nominator: str) -> SimpleNamespace:
+    return SimpleNamespace(id=n, title=title, nominator=SimpleNamespace(name=nominator))
+
+
+# One-line rows (the first of which is measured) running onto a second page, whose first row gives
+# where rows start after the repeated header.
+_SAMPLE = [_entry(n, "甲", "乙") for n in range(1, 40)]
+_COLLAPSIBLE = re.compile(r"[ \t\n\r\f]+")
+
+
+@dataclass
+class _Geometry:
+    first_top: float  # top of the first row on the 目录's first page
+    next_top: float  # … on the following pages, under the repeated header
+    bottom: float  # a row fits on a page if its bottom is not below this
+    base: float  # a row's height minus its tallest cell's lines
+    columns: list  # per column: (text style, content width, line height)
+
+
+def predicted_toc_pages(job, noms: list) -> int:
+    from app.reports import documents, pdf
+
+    guess = max(1, -(-len(noms) // 28))
+    front = 1 + guess
+    numbers, page = {}, front + 1
+    for n in noms:
+        numbers[n.id] = page
+        page += documents.predicted_form_pages(n)
+    sample = {e.id: page for e in _SAMPLE}  # as wide as the widest real number
+    html = documents.batch_toc_sample_html(job.round_id, job.category, _SAMPLE, sample, page)
+    try:
+        with pdf.laid_out(html) as document:
+            geometry = _measure(document)
+            heights = [geometry.base + max(_lines(text, style, width) * line_height
+                                           for text, (style, width, line_height)
+                                           in zip((str(i), n.title, n.nominator.name, str(numbers[n.id])),
+                                                  geometry.columns, strict=True))
+                       for i, n in enumerate(noms, start=1)]
+        return _paginate(heights, geometry)
+    except Exception:  # noqa: BLE001 — a prediction only: part 0 checks it and re-plans if it is wrong
+        log.warning("batch %s: could not predict the 目录's length; guessing %d pages", job.id, guess,
+                    exc_info=True)
+        return guess
+
+
+def _toc_rows(page_box) -> list:
+    from weasyprint.formatting_structure import boxes
+
+    rows = []
+    for table in page_box.descendants():
+        if isinstance(table, boxes.TableBox) and "toc-table" in (table.element.get("class") or "").split():
+            for group in table.children:
+                if isinstance(group, boxes.TableRowGroupBox) and not group.is_header and not group.is_footer:
+                    rows += [row for row in group.children if isinstance(row, boxes.TableRowBox)]
+    return rows
+
+
+def _measure(document) -> _Geometry:
+    from weasyprint.formatting_structure import boxes
+
+    pages = [p._page_box for p in document.pages if _toc_rows(p._page_box)]
+    first, following = pages[0], pages[1]
+    row = _toc_rows(first)[0]
+    columns = []
+    for cell in row.children:
+        text = next(b for b in cell.descendants() if isinstance(b, boxes.TextBox))
+        line = next(b for b in cell.descendants() if isinstance(b, boxes.LineBox))
+        columns.append((text.style, cell.width, line.height))
+    return _Geometry(first_top=row.position_y, next_top=_toc_rows(following)[0].position_y,
+                     bottom=first.content_box_y() + first.height,
+                     base=row.height - max(c[2] for c in columns), columns=columns)
+
+
+def _lines(text: str, style, width: float) -> int:
+    from weasyprint.text.line_break import split_first_line
+
+    text = _COLLAPSIBLE.sub(" ", text).strip(" ")
+    lines = 1
+    while text and lines < 1000:
+        resume = split_first_line(text, style, None, width, 0)[2]
+        if not resume:  # None: the rest fits; 0 would never end
+            break
+        text = text.encode()[resume:].decode().lstrip(" ")
+        lines += 1 if text else 0
+    return lines
+
+
+def _paginate(heights: list[float], geometry: _Geometry) -> int:
+    """WeasyPrint's table pagination (layout/table.py) for rows of these heights."""
+    pages, y, on_page = 1, geometry.first_top, 0
+    limit = geometry.bottom * (1 + 1e-9)  # WeasyPrint's own tolerance (LayoutContext.overflows)
+    last = len(heights) - 1
+    for i, height in enumerate(heights):
+        if on_page and y + height > limit:
+            pages += 1
+            if i == last and on_page > 1:  # the last row never alone: the one before goes with it
+                y, on_page = geometry.next_top + heights[i - 1], 1
+            else:
+                y, on_page = geometry.next_top, 0
+        y += height
+        on_page += 1
+    return pages

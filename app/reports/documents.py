@@ -19,7 +19,7 @@ from app.deliberation import operations as decisions
 from app.extensions import db
 from app.models import CATEGORIES, CATEGORY_LABELS, METHOD_LABELS, Nomination, Round, User
 from app.reports import queries
-from app.reports.pdf import render_pdf
+from app.reports.pdf import render_pdf, render_pdf_counted
 from app.rounds import phases as rounds
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,11 @@ class Source:
 
     def render(self) -> Document:
         return Document(render_pdf(self.html, extra_files=self.extra_files), self.filename, PDF_MIME)
+
+    def render_counted(self) -> tuple[Document, int]:
+        """The document and its number of pages."""
+        content, pages = render_pdf_counted(self.html, extra_files=self.extra_files)
+        return Document(content, self.filename, PDF_MIME), pages
 
 
 def _tight(html: str) -> str:
@@ -195,21 +200,43 @@ def batch_forms_part_source(round_id: int, category: str, *, ids: list[int] | No
     """The batch of approved 推荐表, whole (no arguments) or one part of it (app/reports/batch.py): the
     cover and 目录 with the page numbers given (ids=[]), or the forms `ids` without the cover."""
     rnd, category = rounds.get(round_id), check_category(category)
-    noms = queries.approved_nominations(rnd.id, category)
-    shown = noms if ids is None else [n for n in noms if n.id in set(ids)]
+    if cover:
+        noms = queries.approved_nominations(rnd.id, category)
+        shown = noms if ids is None else [n for n in noms if n.id in set(ids)]
+    else:  # a run of forms: only its own nominations (still in the batch's order), not all of them
+        noms = shown = queries.approved_nominations(rnd.id, category, only=ids)
     extra, seal_src = _seal(rnd)
     photo_srcs, photo_files = _photo_pages(shown, thumbnails=True)
-    title = f"{_prefix(rnd, category)}推荐表"
+    html = _batch_html(rnd, category, noms, shown, cover=cover, toc_numbers=toc_numbers, page_first=page_first,
+                       page_total=page_total, photo_srcs=photo_srcs, seal_src=seal_src)
+    return Source(html, extra | photo_files, batch_forms_filename(rnd, category, len(noms)))
+
+
+def batch_forms_filename(rnd: Round, category: str, count: int) -> str:
+    return safe_filename(f"{_prefix(rnd, category)}推荐表（审定通过，共{count}份）{_draft_mark(rnd)}.pdf")
+
+
+def batch_toc_sample_html(round_id: int, category: str, entries: list, toc_numbers: dict[int, int],
+                          page_total: int) -> str:
+    """The cover and 目录 of a batch listing `entries` (objects with id, title and nominator.name) instead
+    of the approved nominations: app/reports/batch.py measures the 目录's rows on a sample."""
+    rnd, category = rounds.get(round_id), check_category(category)
+    return _batch_html(rnd, category, entries, [], cover=True, toc_numbers=toc_numbers, page_first=None,
+                       page_total=page_total, photo_srcs={}, seal_src=None)
+
+
+def _batch_html(rnd: Round, category: str, noms, shown, *, cover, toc_numbers, page_first, page_total, photo_srcs,
+                seal_src) -> str:
     made = beijing(utcnow())
-    html = _tight(render_template(
-        "pdf/batch_forms.html", title=title, category=category, category_label=CATEGORY_LABELS[category],
-        nominations=noms, forms=shown, cover=cover, toc_numbers=toc_numbers, page_first=page_first,
-        page_total=page_total, rnd=rnd, decisions=queries.decisions_for([n.id for n in shown]),
+    return _tight(render_template(
+        "pdf/batch_forms.html", title=f"{_prefix(rnd, category)}推荐表", category=category,
+        category_label=CATEGORY_LABELS[category], nominations=noms, forms=shown, cover=cover,
+        toc_numbers=toc_numbers, page_first=page_first, page_total=page_total, rnd=rnd,
+        decisions=queries.decisions_for([n.id for n in shown]),
         seal_src=seal_src if rnd.phase == "final" else None, approval_date=rnd.approval_date,
         photo_srcs=photo_srcs, provisional=_provisional(rnd), generated_date=made.date(),
         generated_time=made.strftime("%H:%M"),
     ))
-    return Source(html, extra | photo_files, safe_filename(f"{title}（审定通过，共{len(noms)}份）{_draft_mark(rnd)}.pdf"))
 
 
 # ----------------------------------------------------------------------------- 5. 专家评分表

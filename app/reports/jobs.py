@@ -82,8 +82,10 @@ class Job:
     # The round's phase when the document was asked for: a file made in 公示 is the 公示稿, one made
     # after 定稿 is the 定稿, anything earlier a 讨论稿 — the 生成记录 must never let them be confused.
     phase: str = ""
-    # a batch split across the consumers (parts > 0) and the document-store key it is kept under.
+    # a batch split across the consumers (parts > 0), the plan its part files belong to (a 目录 longer or
+    # shorter than predicted starts the next one, app/reports/batch.py) and the document-store key.
     parts: int = 0
+    generation: int = 0
     store_key: str = ""
 
     @property
@@ -360,7 +362,8 @@ def run(job_id: str) -> None:
         with _Heartbeat(job, interval) as beat:
             try:
                 if batch.wanted(job):
-                    parts = batch.plan(folder(), job, beat)
+                    parts, fields = batch.plan(job)
+                    beat.update(**fields)
                     outcome = None
                 else:
                     beat.update(progress=f"第 1/2 步：排版{_count_text(job)}")
@@ -393,53 +396,92 @@ def run(job_id: str) -> None:
     prune()
 
 
-def run_part(job_id: str, index: int, ids: list[int], first: int, expected_pages: int, total: int) -> None:
-    """One run of a split forms batch (app/reports/batch.py), in any consumer; the last part to finish
-    merges them."""
+def run_part(job_id: str, index: int, ids: list[int], first: int, expected_pages: int, total: int,
+             generation: int = 0) -> None:
+    """One part of a split forms batch (app/reports/batch.py), in any consumer: part 0 the cover and 目录,
+    the others a run of forms. The last part of the current generation to finish merges them."""
     from app.reports import batch
 
     job = get(job_id)
-    if job is None or job.status != "running":
-        return  # failed or pruned meanwhile: nothing to add to
+    if job is None or job.status != "running" or job.generation != generation:
+        return  # failed, pruned or re-planned meanwhile: nothing to add to
     root = folder()
-    beat_path = batch.part_path(root, job, index, "beat")
     stop = threading.Event()
     interval = float(_setting("JOBS_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
+    beat_path = [batch.part_path(root, job, index, "beat")]
 
     def _beat() -> None:
         while not stop.wait(interval):
             try:
-                with open(beat_path, "a"):
-                    os.utime(beat_path)
+                with open(beat_path[0], "a"):
+                    os.utime(beat_path[0])
             except OSError:
                 pass
 
-    with open(beat_path, "a"):
+    with open(beat_path[0], "a"):
         pass
     beater = threading.Thread(target=_beat, name=f"kepu-part-{job_id}-{index}", daemon=True)
     beater.start()
     try:
-        content, pages = batch.render_part(job, ids, first, total)
-        if pages != expected_pages:
-            with open(batch.part_path(root, job, index, "mismatch"), "w"):
-                pass
-        storage.write_atomic(batch.part_path(root, job, index), content)
+        if index == 0:
+            content, pages = batch.render_cover(job, ids, expected_pages, total)
+            if pages != expected_pages:
+                content, generation = replan(job, ids, pages - 1)
+                beat_path[0] = batch.part_path(root, job, index, "beat", generation)
+        else:
+            content, pages = batch.render_part(job, ids, first, total)
+            if pages != expected_pages:
+                with open(batch.part_path(root, job, index, "mismatch", generation), "w"):
+                    pass
+        path = batch.part_path(root, job, index, generation=generation)
+        storage.write_atomic(path, content)
     finally:
         stop.set()
         beater.join(timeout=5)
-    if batch.written_parts(root, job) == job.parts:
-        _merge_parts(job)
+    current = get(job_id)
+    if current is None or current.generation != generation:
+        _remove(path)  # re-planned while this part rendered: its numbers are the old plan's
+        return
+    if batch.written_parts(root, current) == current.parts:
+        _merge_parts(current)
+
+
+def replan(job: Job, ids: list[int], toc_pages: int) -> tuple[bytes, int]:
+    """Part 0 found the 目录 `toc_pages` long, not as predicted: every page number after it moves. The
+    next generation's form runs are queued at once with the right numbers (the old generation's are
+    skipped, or dropped when done), then the cover and 目录 are rendered again with them. Part 0 is the
+    only writer of the record here: no part of the old generation can merge without part 0's file."""
+    from app.reports import batch, queries
+
+    for _ in range(batch.TOC_ATTEMPTS):
+        noms = queries.approved_nominations(job.round_id, job.category, only=ids)
+        parts = batch.part_args(job, noms, toc_pages, job.generation + 1)
+        log.info("batch %s: the 目录 takes %d pages, not as planned; re-planning (generation %d)",
+                 job.id, toc_pages, job.generation + 1)
+        current = get(job.id) or job
+        current.generation = job.generation = job.generation + 1
+        current.parts = job.parts = len(parts)
+        _write(current)
+        for args in parts[1:]:
+            enqueue_part(*args)
+        _, _, cover_ids, _, front, total, generation = parts[0]
+        content, pages = batch.render_cover(job, cover_ids, front, total)
+        if pages == front:
+            return content, generation
+        toc_pages = pages - 1
+    raise RuntimeError("the 目录's length did not settle")
 
 
 def _merge_parts(job: Job) -> None:
     from app.jobs import get_huey
     from app.reports import batch, catalog, store
 
-    if not get_huey().put_if_empty(f"kepu-merge:{job.id}", "1"):
+    claim = f"kepu-merge:{job.id}:{job.generation}"
+    if not get_huey().put_if_empty(claim, "1"):
         return  # another part got here first
     root = folder()
     try:
-        if batch.part_files(root, job, "*.mismatch"):
+        if batch.part_files(root, job, f"g{job.generation}.p*.mismatch"):
             log.warning("batch %s: a part's pages differ from the plan; rendering it in one go", job.id)
             content = catalog.build(job.kind, job.fmt, job.round_id, job.category).content
         else:
@@ -458,7 +500,7 @@ def _merge_parts(job: Job) -> None:
                    mimetype=current.mimetype, size=current.size)
     for path in batch.part_files(root, job):
         _remove(path)
-    get_huey().get(f"kepu-merge:{job.id}")  # drop the claim
+    get_huey().get(claim)  # drop the claim
     _release(current)
     prune()
 
@@ -483,18 +525,22 @@ def _remove(path: str) -> bool:
 
 def prune() -> int:
     """Delete finished jobs beyond the newest JOBS_KEEP or older than JOBS_MAX_AGE_HOURS, with their
-    outputs, and files no live job owns (a killed consumer's half-written output). Returns the number
-    of files removed."""
+    outputs, and files no live job owns (a killed consumer's half-written output, the parts of a batch
+    that died). Returns the number of files removed."""
+    from app.reports import batch
+
     now = time.time()
     keep = int(_setting("JOBS_KEEP", KEEP_JOBS))
     max_age = float(_setting("JOBS_MAX_AGE_HOURS", 72)) * 3600
     grace = stale_seconds()
     removed = 0
     kept: set[str] = set()
+    active: set[str] = set()
     finished_kept = 0
     for job in recent(limit=None):
         if job.active:
             kept.add(job.id)
+            active.add(job.id)
             continue
         if finished_kept < keep and now - (job.finished_at or job.updated_at) < max_age:
             finished_kept += 1
@@ -504,7 +550,10 @@ def prune() -> int:
     root = folder()
     for name in os.listdir(root):
         owner, path = name.split(".", 1)[0], os.path.join(root, name)
-        if not name.endswith((".out", ".part", ".tmp")) or (owner in kept and not name.endswith(".part")):
+        if batch.PART_FILE.match(name):
+            if owner in active:
+                continue  # a part of a running batch (an old generation's is dropped by its own task)
+        elif not name.endswith((".out", ".part", ".tmp")) or (owner in kept and not name.endswith(".part")):
             continue
         if name.endswith(".part") and owner in kept and get(owner).active:
             continue

@@ -75,8 +75,9 @@ def approved_groups(round_id: int, category: str) -> list[KindGroup]:
     return [groups[k] for k in KIND_ORDER if k in groups] + [g for k, g in groups.items() if k not in KIND_ORDER]
 
 
-def approved_nominations(round_id: int, category: str) -> list[Nomination]:
-    """Approved nominations with their nominator and attachments loaded, in the list's order."""
+def approved_nominations(round_id: int, category: str, *, only: list[int] | None = None) -> list[Nomination]:
+    """Approved nominations with their nominator and attachments loaded, in the list's order; `only`:
+    just those of these ids (one run of a split batch)."""
     stmt = (
         select(Nomination)
         .join(Decision, Decision.nomination_id == Nomination.id)
@@ -86,6 +87,8 @@ def approved_nominations(round_id: int, category: str) -> list[Nomination]:
         .order_by(_KIND_SORT, Nominator.position, Nominator.id, Nomination.received_at, Nomination.id)
         .options(selectinload(Nomination.nominator), selectinload(Nomination.attachments))
     )
+    if only is not None:
+        stmt = stmt.where(Nomination.id.in_(only))
     return list(db.session.scalars(stmt))
 
 

@@ -15,6 +15,17 @@ from app.reports import jobs
 log = logging.getLogger(__name__)
 
 
+def on_worker_start(app: Flask) -> None:
+    """In `flask jobs worker`, before it takes tasks: load the PDF fonts and stylesheets into a renderer
+    (the first document of a process would pay ~0.6 s for it), and keep WeasyPrint's one-line-per-page
+    progress messages out of the consumer's log."""
+    from app.reports import pdf
+
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+    with app.app_context():
+        pdf.render_pdf("<p>预热 0123456789</p>")
+
+
 def register(huey: Huey, app: Flask) -> dict:
     # retries=0: a render that failed once fails the same way again; the user retries from the page.
     @huey.task(name="kepu.reports.render", retries=0)
@@ -23,9 +34,10 @@ def register(huey: Huey, app: Flask) -> dict:
             jobs.run(job_id)
 
     @huey.task(name="kepu.reports.render_part", retries=0)
-    def render_part(job_id: str, index: int, ids: list[int], first: int, pages: int, total: int) -> None:
-        with app.app_context():  # one run of a batch split across the consumers
-            jobs.run_part(job_id, index, ids, first, pages, total)
+    def render_part(job_id: str, index: int, ids: list[int], first: int, pages: int, total: int,
+                    generation: int = 0) -> None:
+        with app.app_context():  # one part of a batch split across the consumers
+            jobs.run_part(job_id, index, ids, first, pages, total, generation)
 
     @huey.periodic_task(crontab(minute="*/15"), name="kepu.reports.prune")
     def prune_reports() -> None:

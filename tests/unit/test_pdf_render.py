@@ -228,13 +228,13 @@ def test_collector_is_relaxed_while_rendering_and_restored_after(monkeypatch):
     from app.reports import pdf
 
     seen = []
-    real = pdf._HTML.write_pdf
+    real = pdf._HTML.render
 
     def spying(self, *args, **kwargs):
         seen.append(gc.get_threshold())
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(pdf._HTML, "write_pdf", spying)
+    monkeypatch.setattr(pdf._HTML, "render", spying)
     before = gc.get_threshold()
     gate = threading.Barrier(2, timeout=60)
     outer_done = []

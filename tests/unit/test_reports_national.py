@@ -40,14 +40,16 @@ def _texts(content: bytes) -> list[str]:
 
 
 def _renders(monkeypatch) -> list[int]:
+    """Every WeasyPrint render of a document (with or without its page count)."""
     calls: list[int] = []
-    real = pdf.render_pdf
+    for name in ("render_pdf", "render_pdf_counted"):
+        real = getattr(pdf, name)
 
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
+        def counting(*args, _real=real, **kwargs):
+            calls.append(1)
+            return _real(*args, **kwargs)
 
-    monkeypatch.setattr("app.reports.documents.render_pdf", counting)
+        monkeypatch.setattr(f"app.reports.documents.{name}", counting)
     return calls
 
 
@@ -152,3 +154,70 @@ def test_downloading_a_stored_document_through_the_page(all_approved):
     with app.test_request_context():
         assert jobs.get(bodies[1][0]).worker == "storage"
     assert bodies[0][1] == bodies[1][1]
+
+
+# ----------------------------------------------------------------------------- the 目录 predicted, or re-planned
+
+
+def _entries(count: int, seed: int) -> list:
+    """Entries like a batch's: titles of one to five lines, nominators of one to three."""
+    import random
+    from types import SimpleNamespace
+
+    rng = random.Random(seed)
+    words = ["科普", "“科学之夜”", "青少年", "科技馆", "湖南省", "Science Day 2024", "（长沙）", "、", "主题活动",
+             "嘉年华", "学会", "0731"]
+
+    def text(limit: int) -> str:
+        out = ""
+        while len(out) < limit:
+            out += rng.choice(words)
+        return out[:limit]
+
+    return [SimpleNamespace(id=n, title=text(rng.choice([6, 12, 20, 30, 60, 100])),
+                            nominator=SimpleNamespace(name=text(rng.choice([4, 8, 14, 30]))), photos=[], video=None)
+            for n in range(1, count + 1)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_contents_length_is_predicted_exactly(all_approved, seed):
+    """batch.predicted_toc_pages against WeasyPrint laying out the same 目录: same page count, for rows
+    of one to five lines (the prediction lets part 0 render beside the forms instead of before them)."""
+    from app.reports import batch, documents
+
+    app, small = all_approved, all_approved.small
+    entries = _entries(90, seed)
+    with app.app_context():
+        job = jobs.Job(id="0" * 16, kind="forms", fmt="pdf", round_id=small.round_id, category="activity",
+                       label="推荐表", requested_by=None)
+        predicted = batch.predicted_toc_pages(job, entries)
+        numbers = {e.id: 1 + predicted + e.id for e in entries}
+        html = documents.batch_toc_sample_html(small.round_id, "activity", entries, numbers, 2 + predicted + 90)
+        with pdf.laid_out(html) as document:
+            actual = len(document.pages) - 1  # the cover
+    assert predicted == actual and actual > 3
+
+
+@pytest.mark.parametrize("wrong_by", [1, 2])
+def test_a_wrong_contents_prediction_replans_and_still_numbers_every_page(all_approved, monkeypatch, wrong_by):
+    from app.reports import batch
+
+    app, small = all_approved, all_approved.small
+    real = batch.predicted_toc_pages
+    monkeypatch.setattr(batch, "predicted_toc_pages", lambda job, noms: max(1, real(job, noms) + wrong_by))
+    with app.test_request_context():
+        job = jobs.submit("forms", "pdf", small.round_id, "activity", label="推荐表")
+        done = jobs.wait(job.id, timeout=120)
+        assert done.status == "done", done.error
+        assert done.generation == 2 and done.parts == 4
+        with open(jobs.output_path(done), "rb") as fh:
+            merged = _texts(fh.read())
+        import os
+
+        assert [n for n in os.listdir(jobs.folder()) if n.startswith(done.id + ".g")] == []
+    total = len(merged)
+    for i, text in enumerate(merged[1:], start=2):
+        assert f"第 {i} 页 共 {total} 页" in text.replace("\n", " "), (i, text[-80:])
+    title = "全省中小学科学教育成果展"
+    page = next(i for i, t in enumerate(merged[2:], start=3) if title in t)
+    assert re.search(rf"{re.escape(title)}.*?\b{page}\b", merged[1].replace("\n", " "))
