@@ -386,7 +386,7 @@ def _ranked(inner: str, method: str, known: str | None = None, methods=METHODS) 
     `known`: an expression giving the rank under `method` without counting (a page of the unfiltered
     order: its offset). `methods`: the ranks wanted (the others come back as NULL)."""
     ctes, cols, joins = [f"p AS ({inner})"], [], []
-    floor = "-1e300"
+    floor, int_floor = "-1e300", "-2147483647"  # below every key; an integer one for the integer columns
     for m in METHODS:
         if m not in methods and m != method:
             cols.append(f"NULL AS rank_{m}")
@@ -397,7 +397,7 @@ def _ranked(inner: str, method: str, known: str | None = None, methods=METHODS) 
             order = f"p.k_{m}, p.k_n, p.k_sd, p.nomination_id"
             ctes.append(f"""o_{m} AS (
   SELECT p.nomination_id, p.k_{m} AS k, p.k_n AS kn, p.k_sd AS ksd,
-         COALESCE(LAG(p.k_{m}) OVER w, {floor}) AS lk, COALESCE(LAG(p.k_n) OVER w, {floor}) AS lkn,
+         COALESCE(LAG(p.k_{m}) OVER w, {floor}) AS lk, COALESCE(LAG(p.k_n) OVER w, {int_floor}) AS lkn,
          COALESCE(LAG(p.k_sd) OVER w, {floor}) AS lksd, COALESCE(LAG(p.nomination_id) OVER w, -1) AS lid
   FROM p WINDOW w AS (ORDER BY {order})
 ), c_{m} AS (
@@ -438,13 +438,15 @@ def _rank_row(r: dict, method: str, flag_points: float) -> RankRow:
     )
 
 
-def _filters(kind: str, nominator: int | None) -> tuple[str, dict]:
+def _filters(kind: str, nominator: int | None, alias: str = "e") -> tuple[str, dict]:
+    """The page's filters as conditions on the entry alone (the nominators' kind by a subquery), so a
+    page can be cut from the sort-key index before anything is joined."""
     clauses, params = [], {}
     if kind:
-        clauses.append("nr.kind = :kind")
+        clauses.append(f"{alias}.nominator_id IN (SELECT nk.id FROM nominators nk WHERE nk.kind = :kind)")
         params["kind"] = kind
     if nominator is not None:
-        clauses.append("e.nominator_id = :nominator")
+        clauses.append(f"{alias}.nominator_id = :nominator")
         params["nominator"] = nominator
     return "".join(f" AND {c}" for c in clauses), params
 
@@ -491,8 +493,16 @@ def table_page(round_id: int, category: str, criteria: list[CriterionInfo], *, m
     pages = max(1, math.ceil(total / page_size))
     page = min(page, pages)
     start = (page - 1) * page_size
-    inner = (f"SELECT {_COLUMNS} {_FROM} WHERE {_key('e')}{where} ORDER BY {order} "
-             "LIMIT :limit OFFSET :offset")
+    # The page's ids first, from the method's sort-key index (PostgreSQL would rather hash-join every
+    # row of the category and sort them), then their columns.
+    if method == "zscore" and where:
+        page_ids = (f"SELECT k.nomination_id FROM ranking_z k JOIN ranking_entries e ON e.round_id = k.round_id "
+                    f"AND e.category = k.category AND e.drafts = k.drafts AND e.nomination_id = k.nomination_id "
+                    f"WHERE {_key('k')}{where} ORDER BY {own} LIMIT :limit OFFSET :offset")
+    else:
+        page_ids = (f"SELECT k.nomination_id FROM {keys} k WHERE {_key('k')}{_filters(kind, nominator, 'k')[0]} "
+                    f"ORDER BY {own} LIMIT :limit OFFSET :offset")
+    inner = f"SELECT {_COLUMNS} {_FROM} WHERE {_key('e')} AND e.nomination_id IN ({page_ids})"
     known = None if where else f"ROW_NUMBER() OVER (ORDER BY {_order(method, 'p')}) + :offset"
     rows = [_rank_row(r, method, flag_points) for r in _plain_rows(run(text(
         _ranked(inner, method, known, PAGE_METHODS) + f" ORDER BY {_order(method, 'p')}"),
