@@ -13,6 +13,7 @@ from app.models.ranking import (
                                 RankingMean,
                                 RankingReviewer,
                                 RankingSheet,
+                                RankingZ,
 )
 from app.models.review import Assignment, Decision, Recusal, ReviewSheet, Score
 from app.models.round import METHOD_LABELS, PHASE_LABELS, PHASES, Criterion, RankingCounter, Round

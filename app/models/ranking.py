@@ -12,9 +12,21 @@ the scores.
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from app.extensions import db
+
+
+class _Scope:
+    """One kept ranking: (round, category, with drafts or not) — the leading primary-key columns of every
+    derived table (sort_order keeps them first: the SQLite tables are clustered by their key)."""
+
+    @declared_attr
+    def round_id(cls) -> Mapped[int]:
+        return mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True, sort_order=-3)
+
+    category: Mapped[str] = mapped_column(String(10), primary_key=True, sort_order=-2)
+    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True, sort_order=-1)
 
 
 class RankingChange(db.Model):
@@ -30,20 +42,17 @@ class RankingChange(db.Model):
     nomination_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
-class RankingMark(db.Model):
+class RankingMark(_Scope, db.Model):
     """Which counter version the derived rows of one (round, category, drafts) show, for which rubric."""
 
     __tablename__ = "ranking_marks"
 
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
-    category: Mapped[str] = mapped_column(String(10), primary_key=True)
-    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=-1)
     rubric: Mapped[str] = mapped_column(String(40), default="")
     computations: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class RankingSheet(db.Model):
+class RankingSheet(_Scope, db.Model):
     """A sheet that counts in the ranking of its (round, category, drafts), with its total. Kept in
     nomination order (SQLite: the primary key is the table), so a nomination's sheets are one range; the
     reviewer index serves the reviewer's figures and finds the nominations a change of them moves."""
@@ -54,23 +63,17 @@ class RankingSheet(db.Model):
         {"sqlite_with_rowid": False},
     )
 
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
-    category: Mapped[str] = mapped_column(String(10), primary_key=True)
-    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     nomination_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sheet_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reviewer_id: Mapped[int] = mapped_column(Integer)
     total: Mapped[float] = mapped_column(Float)
 
 
-class RankingReviewer(db.Model):
+class RankingReviewer(_Scope, db.Model):
     """A reviewer's counted totals in the category: what their z-scores are standardized against."""
 
     __tablename__ = "ranking_reviewers"
 
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
-    category: Mapped[str] = mapped_column(String(10), primary_key=True)
-    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     reviewer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     n: Mapped[int] = mapped_column(Integer)
     mean: Mapped[float] = mapped_column(Float)
@@ -80,7 +83,7 @@ class RankingReviewer(db.Model):
 _LOCAL_KEYS = ("mean", "trimmed", "median")
 
 
-class RankingEntry(db.Model):
+class RankingEntry(_Scope, db.Model):
     """One active nomination's aggregates and its sort keys under mean, trimmed and median (its z-score:
     RankingZ).
 
@@ -96,9 +99,6 @@ class RankingEntry(db.Model):
     ) + (Index("ix_ranking_entries_nominator", "round_id", "category", "drafts", "nominator_id"),
          {"sqlite_with_rowid": False})
 
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
-    category: Mapped[str] = mapped_column(String(10), primary_key=True)
-    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     nomination_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nominator_id: Mapped[int] = mapped_column(Integer)
     n_assigned: Mapped[int] = mapped_column(Integer, default=0)
@@ -116,7 +116,7 @@ class RankingEntry(db.Model):
     k_sd: Mapped[float] = mapped_column(Float, default=0.0)
 
 
-class RankingZ(db.Model):
+class RankingZ(_Scope, db.Model):
     """A nomination's z-score and its sort key, apart from RankingEntry: one save moves the z-score of
     every nomination its reviewer scored (hundreds of rows), and a narrow row with one index costs a
     fraction of rewriting the wide entry with all of its indexes (PostgreSQL writes a new tuple and an
@@ -128,9 +128,6 @@ class RankingZ(db.Model):
         {"sqlite_with_rowid": False},
     )
 
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
-    category: Mapped[str] = mapped_column(String(10), primary_key=True)
-    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     nomination_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     zscore: Mapped[float | None] = mapped_column(Float, nullable=True)
     k_zscore: Mapped[float] = mapped_column(Float, default=1.0)
@@ -138,14 +135,11 @@ class RankingZ(db.Model):
     k_sd: Mapped[float] = mapped_column(Float, default=0.0)
 
 
-class RankingMean(db.Model):
+class RankingMean(_Scope, db.Model):
     """A nomination's mean value of one criterion over its counted sheets (the page's criterion columns)."""
 
     __tablename__ = "ranking_means"
 
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
-    category: Mapped[str] = mapped_column(String(10), primary_key=True)
-    drafts: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     nomination_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     criterion_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     mean: Mapped[float] = mapped_column(Float)
