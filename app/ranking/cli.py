@@ -32,12 +32,9 @@ def verify_command(year: int | None, fix: bool):
         click.echo(f"{scope}：每张评分表的合计与已评项数都与其评分一致。")
         _verify_kept(round_id, scope, fix)
         return
-    click.echo(f"{scope}：{len(found)} 张评分表的合计与评分不一致：", err=True)
-    for d in found[:SHOWN]:
-        click.echo(f"  评分表 {d.sheet_id}（专家 {d.reviewer_id}，推荐对象 {d.nomination_id}）："
-                   f"存储合计 {d.stored_total:g}、{d.stored_n} 项；按评分应为 {d.actual_total:g}、{d.actual_n} 项", err=True)
-    if len(found) > SHOWN:
-        click.echo(f"  ……另有 {len(found) - SHOWN} 张", err=True)
+    _report(f"{scope}：{len(found)} 张评分表的合计与评分不一致：", "张", [
+        f"评分表 {d.sheet_id}（专家 {d.reviewer_id}，推荐对象 {d.nomination_id}）：存储合计 {d.stored_total:g}、"
+        f"{d.stored_n} 项；按评分应为 {d.actual_total:g}、{d.actual_n} 项" for d in found])
     if fix:
         fixed = totals.repair(found)
         click.echo(f"已按评分改正 {fixed} 张评分表。", err=True)
@@ -45,19 +42,25 @@ def verify_command(year: int | None, fix: bool):
     raise SystemExit(1)
 
 
+def _report(header: str, unit: str, lines: list[str]) -> None:
+    click.echo(header, err=True)
+    for line in lines[:SHOWN]:
+        click.echo(f"  {line}", err=True)
+    if len(lines) > SHOWN:
+        click.echo(f"  ……另有 {len(lines) - SHOWN} {unit}", err=True)
+
+
 def _verify_kept(round_id: int | None, scope: str, fix: bool) -> None:
+    from app.models import CATEGORY_LABELS, METHOD_LABELS
     from app.ranking import upkeep
 
     drift = upkeep.verify(round_id)
     if not drift:
         click.echo(f"{scope}：实时排名与按评分重新计算的结果一致。")
         return
-    click.echo(f"{scope}：实时排名有 {len(drift)} 处与按评分重新计算的结果不一致：", err=True)
-    for d in drift[:SHOWN]:
-        click.echo(f"  {d.category}{'（含草稿）' if d.drafts else ''} 按 {d.method} 排名，推荐对象 {d.nomination_id} 的 "
-                   f"{d.field}：实时 {d.kept}，应为 {d.computed}", err=True)
-    if len(drift) > SHOWN:
-        click.echo(f"  ……另有 {len(drift) - SHOWN} 处", err=True)
+    _report(f"{scope}：实时排名有 {len(drift)} 处与按评分重新计算的结果不一致：", "处", [
+        f"{CATEGORY_LABELS[d.category]}{'（含草稿）' if d.drafts else ''}按「{METHOD_LABELS[d.method]}」排名，"
+        f"推荐对象 {d.nomination_id} 的 {d.field}：实时 {d.kept}，应为 {d.computed}" for d in drift])
     if fix:
         n = upkeep.rebuild(drift)
         click.echo(f"已重算 {n} 个实时排名。", err=True)
