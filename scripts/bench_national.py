@@ -241,6 +241,7 @@ def batch_and_downloads(tmp: Path, n_forms: int, consumers: int, downloads: int,
         # consumers are up (their start-up — imports, fonts — is printed apart, not counted).
         ready = _consumers_ready(procs, logs, timeout=600)
         print(f"{consumers} consumers ready in {ready - t_start:.1f} s", flush=True)
+        cpu0 = [_cpu_seconds(p.pid) for p in procs]
         t0 = time.perf_counter()
         resp = client.post("/reports/jobs", data={"kind": "forms", "format": "pdf", "category": "activity"})
         assert resp.status_code == 303, resp.status_code
@@ -250,8 +251,11 @@ def batch_and_downloads(tmp: Path, n_forms: int, consumers: int, downloads: int,
         batch_s = time.perf_counter() - t0
         assert done.status == "done", done.error
         busy = [sum(float(m) for m in re.findall(r"executed in ([0-9.]+)s", log.read_text())) for log in logs]
+        cpu = [_cpu_seconds(p.pid) - c for p, c in zip(procs, cpu0, strict=True)]
+        # CPU seconds do not depend on what else the machine runs: the figure to compare between runs.
         print(f"batch of {n_forms} forms: {batch_s:.1f} s in {done.parts} parts (generation {done.generation}), "
-              f"{done.size / 1e6:.1f} MB; consumers busy {', '.join(f'{b:.1f}' for b in busy)} s", flush=True)
+              f"{done.size / 1e6:.1f} MB; consumers busy {', '.join(f'{b:.1f}' for b in busy)} s, "
+              f"CPU {', '.join(f'{c:.1f}' for c in cpu)} s ({sum(cpu) / n_forms * 1000:.0f} ms per form)", flush=True)
         times = []
         for _ in range(downloads):
             t1 = time.perf_counter()
@@ -277,6 +281,13 @@ def batch_and_downloads(tmp: Path, n_forms: int, consumers: int, downloads: int,
             out.close()
     return {"batch_s": round(batch_s, 2), "parts": done.parts, "pages": pages,
             "cached_download_ms": round(statistics.median(times), 2)}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _consumers_ready(procs, logs: list[Path], timeout: float) -> float:

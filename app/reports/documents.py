@@ -50,13 +50,15 @@ class Source:
     html: str
     extra_files: dict[str, bytes]
     filename: str
+    xhtml: bool = False  # the template is written as XML (app/reports/pdf.py may parse it with expat)
 
     def render(self) -> Document:
-        return Document(render_pdf(self.html, extra_files=self.extra_files), self.filename, PDF_MIME)
+        return Document(render_pdf(self.html, extra_files=self.extra_files, xhtml=self.xhtml), self.filename,
+                        PDF_MIME)
 
     def render_counted(self) -> tuple[Document, int]:
         """The document and its number of pages."""
-        content, pages = render_pdf_counted(self.html, extra_files=self.extra_files)
+        content, pages = render_pdf_counted(self.html, extra_files=self.extra_files, xhtml=self.xhtml)
         return Document(content, self.filename, PDF_MIME), pages
 
 
@@ -175,7 +177,7 @@ def nomination_form_source(nomination_id: int, *, blank_opinion: bool = False) -
         approval_date=rnd.approval_date if decision else None, photo_srcs=photo_srcs[nom.id],
     ))
     name = f"{CATEGORY_LABELS[nom.category]}推荐表-{nom.id}-{nom.title[:40]}.pdf"
-    return Source(html, extra | photo_files, safe_filename(name))
+    return Source(html, extra | photo_files, safe_filename(name), xhtml=True)
 
 
 def _stamped(rnd: Round, decision) -> bool:
@@ -209,7 +211,7 @@ def batch_forms_part_source(round_id: int, category: str, *, ids: list[int] | No
     photo_srcs, photo_files = _photo_pages(shown, thumbnails=True)
     html = _batch_html(rnd, category, noms, shown, cover=cover, toc_numbers=toc_numbers, page_first=page_first,
                        page_total=page_total, photo_srcs=photo_srcs, seal_src=seal_src)
-    return Source(html, extra | photo_files, batch_forms_filename(rnd, category, len(noms)))
+    return Source(html, extra | photo_files, batch_forms_filename(rnd, category, len(noms)), xhtml=True)
 
 
 def batch_forms_filename(rnd: Round, category: str, count: int) -> str:
