@@ -13,7 +13,11 @@ activities (500-character summaries, spread over the 14 市州, 省直单位 and
   list500_bare_s   weasyprint.HTML(string=that list's HTML).write_pdf() with pdf.css, the same PDF options
                    and a warm FontConfiguration of its own; no safe fetcher, no renderer pool
   forms100_s       the 2023 batch of approved 推荐表 (documents.batch_forms_pdf), and forms100_bare_s
-  ratio_list, ratio_forms   ours / bare: what our own layer costs (also per CPU second: *_cpu)
+  part50_s         one run of 50 of those forms as a split batch renders it (batch_forms_part_source, no
+                   cover: what each consumer does 20 times for 1,000 forms); form_cpu_ms = its CPU per form
+  ratio_list, ratio_forms   ours / bare (also per CPU second: *_cpu). Bare is stock WeasyPrint (its own
+                   user-agent sheet, HTML parser and collector settings): below 1 means app/reports/pdf.py
+                   makes WeasyPrint do less than it does by default; above 1, what our own layer costs.
   peak_mib         the process high-water mark (ru_maxrss), seeding included
 The LAST line printed is one JSON object with these keys (and the page counts). Results:
 docs/benchmarks.md section 4.
@@ -158,6 +162,11 @@ def run(rows: int, forms: int, folder: Path, out: Path | None) -> dict:
         batch = _timed(r, "forms100_s", lambda: documents.batch_forms_pdf(forms_round, "activity"))
         source = documents.batch_forms_source(forms_round, "activity")
         _timed(r, "forms100_bare_s", lambda: bare.render(source.html, source.extra_files))
+        run = [n.id for n in documents.queries.approved_nominations(forms_round, "activity")][:50]
+        part = _timed(r, "part50_s", lambda: documents.batch_forms_part_source(
+            forms_round, "activity", ids=run, cover=False, page_first=40, page_total=200).render())
+        r["form_cpu_ms"] = r["part50_cpu_s"] / len(run) * 1000
+        r["part_pages"] = _pages(part.content)
 
         r["first_pages"], r["list_pages"], r["forms_pages"] = _pages(first.content), _pages(lst.content), \
             _pages(batch.content)
@@ -187,10 +196,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kepu-bench-pdf-") as tmp:
         os.environ.pop("KEPU_DATABASE_URL", None)  # the bench's own SQLite file, whatever the shell says
         results = run(args.rows, args.forms, Path(tmp), args.out)
-    for key in ("first_s", "warm_s", "list500_s", "list500_bare_s", "forms100_s", "forms100_bare_s"):
+    for key in ("first_s", "warm_s", "list500_s", "list500_bare_s", "forms100_s", "forms100_bare_s", "part50_s"):
         print(f"{key:>16}: {results[key]:6.2f} s wall, {results[key.removesuffix('_s') + '_cpu_s']:6.2f} s CPU")
     print(f"list {results['list_pages']} pages (ours/bare {results['ratio_list']}), forms {results['forms_pages']} "
-          f"pages (ours/bare {results['ratio_forms']}), peak {results['peak_mib']} MiB")
+          f"pages (ours/bare {results['ratio_forms']}), a 50-form part {results['form_cpu_ms']} ms CPU per form, "
+          f"peak {results['peak_mib']} MiB")
     print(json.dumps(results, ensure_ascii=False), flush=True)
     return 0
 
