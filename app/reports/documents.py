@@ -4,12 +4,16 @@ its extra files so a benchmark can time WeasyPrint alone on exactly the same inp
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass
 
 from flask import render_template
+from PIL import Image
 from sqlalchemy import select
 
 from app.core import storage
@@ -90,9 +94,47 @@ def _draft_mark(rnd: Round) -> str:
     return "（公示稿）" if rnd.phase == "publicizing" else ""
 
 
-def _seal(rnd: Round) -> tuple[dict[str, bytes], str | None]:
+# How wide pdf.css draws the seal: on a 推荐表 (.form-seal img.seal) and under a list (.seal-box img.seal).
+SEAL_FORM_MM = 36
+SEAL_LIST_MM = 42
+_PDF_DPI = 300  # app/reports/pdf.py's "dpi" option
+_seal_cache: dict[tuple[str, int], bytes] = {}
+_seal_lock = threading.Lock()
+
+
+def _seal(rnd: Round, mm: int = SEAL_FORM_MM) -> tuple[dict[str, bytes], str | None]:
     data = decisions.seal_bytes(rnd)
-    return ({SEAL_NAME: data}, SEAL_SRC) if data else ({}, None)
+    return ({SEAL_NAME: _seal_at(data, mm)}, SEAL_SRC) if data else ({}, None)
+
+
+def _seal_at(data: bytes, mm: int) -> bytes:
+    """The seal PNG scaled as WeasyPrint would scale it to draw it `mm` wide at the PDF's 300 dpi (same
+    pixels, same PDF): done once per process instead of in every document — with optimize_images that
+    step re-encodes the PNG twice, a tenth of a batch part's time. Anything Pillow cannot read goes
+    through unchanged (WeasyPrint then reports it as before)."""
+    key = (hashlib.sha256(data).hexdigest(), mm)
+    with _seal_lock:
+        ready = _seal_cache.get(key)
+    if ready is not None:
+        return ready
+    try:
+        image = Image.open(io.BytesIO(data))
+        inches = mm / 25.4  # pdf.css sets the seal's width and height to the same length
+        dpi = max(image.width / inches, image.height / inches)
+        if dpi <= _PDF_DPI or image.format != "PNG":
+            return data
+        ratio = _PDF_DPI / dpi
+        image.thumbnail((max(1, round(image.width * ratio)), max(1, round(image.height * ratio))))
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        ready = out.getvalue()
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return data
+    with _seal_lock:
+        if len(_seal_cache) > 16:
+            _seal_cache.clear()
+        _seal_cache[key] = ready
+    return ready
 
 
 def _photo_pages(noms, *, thumbnails: bool) -> tuple[dict[int, list[str]], dict[str, bytes]]:
@@ -128,7 +170,7 @@ def public_list_source(round_id: int, category: str) -> Source:
     rnd, category = rounds.get(round_id), check_category(category)
     title = f"{_prefix(rnd, category)}名单"
     final = rnd.phase == "final"
-    extra, seal_src = _seal(rnd) if final else ({}, None)
+    extra, seal_src = _seal(rnd, SEAL_LIST_MM) if final else ({}, None)
     html = render_template(
         "pdf/public_list.html", title=title, category=category, category_label=CATEGORY_LABELS[category],
         groups=queries.approved_groups(rnd.id, category), unordered=rnd.list_unordered,

@@ -1,8 +1,11 @@
-"""The 推荐表 templates are written as XML so app/reports/pdf.py can parse them with expat instead of
-WeasyPrint's pure-Python HTML parser: every such document must take that path and come out byte for byte
-as the HTML parser would make it — a single form (with the seal, photos, a unit's form, the unit's blank
-copy), the one-piece batch with its linked 目录, a batch's cover part and a run of forms. Anything else
-(plain-HTML templates, a tree the HTML parser would build differently) keeps the HTML parser."""
+"""What makes the 推荐表 fast must not change them (docs/benchmarks.md §4, §7.3).
+
+* The 推荐表 templates are written as XML so app/reports/pdf.py can parse them with expat instead of
+  WeasyPrint's pure-Python HTML parser: every such document must take that path and come out byte for byte
+  as the HTML parser would make it — a single form (with the seal, photos, a unit's form, the unit's blank
+  copy), the one-piece batch with its linked 目录, a batch's cover part and a run of forms. Anything else
+  (plain-HTML templates, a tree the HTML parser would build differently) keeps the HTML parser.
+* The seal is scaled once per process the way WeasyPrint scales it in every document: same PDF."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from app.core import storage
 from app.deliberation import operations as decisions
 from app.demo.final import make_seal_png
 from app.extensions import db
-from app.models import Attachment
+from app.models import Attachment, Round
 from app.reports import documents, pdf
 from tests.chair_fixtures import build_small_round
 
@@ -26,7 +29,7 @@ def final_round(app):
         small = build_small_round()
         for category in ("activity", "unit"):
             decisions.prefill_from_cut_line(small.round_id, category)
-        decisions.save_seal(small.round_id, make_seal_png(size=300))
+        decisions.save_seal(small.round_id, make_seal_png())  # 600 px: more than 36 mm needs at 300 dpi
         nom = small.nom("A1")
         for i in range(3):
             buf = io.BytesIO()
@@ -79,3 +82,15 @@ def test_markup_the_html_parser_reads_otherwise_keeps_the_html_parser(markup):
     assert pdf._xhtml_tree(html) is None
     assert pdf._xhtml_tree(html.replace(markup, "<p>段落</p>")) is not None
     assert pdf.render_pdf(html, xhtml=True)[:5] == b"%PDF-"  # rendered all the same, by the HTML parser
+
+
+def test_the_seal_scaled_once_makes_the_same_pdf(final_round, monkeypatch):
+    source = documents.nomination_form_source(final_round.nom("A1").id)
+    raw = decisions.seal_bytes(db.session.get(Round, final_round.round_id))
+    prepared = source.extra_files[documents.SEAL_NAME]
+    assert prepared != raw and Image.open(io.BytesIO(prepared)).size == (425, 425)  # 36 mm at 300 dpi
+    assert documents._seal_at(raw, documents.SEAL_FORM_MM) is prepared  # kept for the next document
+    as_uploaded = documents.Source(source.html, {**source.extra_files, documents.SEAL_NAME: raw}, source.filename,
+                                   xhtml=True)
+    assert source.render().content == as_uploaded.render().content
+    assert documents._seal_at(b"not an image", 36) == b"not an image"
