@@ -49,7 +49,7 @@ def wanted(job) -> bool:
         return False
     from app.reports import queries
 
-    return len(queries.approved_nominations(job.round_id, job.category)) > per_part()
+    return queries.approved_count(job.round_id, job.category) > per_part()
 
 
 # ----------------------------------------------------------------------------- part files
@@ -225,11 +225,10 @@ def predicted_toc_pages(job, noms: list) -> int:
     try:
         with pdf.laid_out(html, xhtml=True) as document:
             geometry = _measure(document)
-            heights = [geometry.base + max(_lines(text, style, width) * line_height
-                                           for text, (style, width, line_height)
-                                           in zip((str(i), n.title, n.nominator.name, str(numbers[n.id])),
-                                                  geometry.columns, strict=True))
-                       for i, n in enumerate(noms, start=1)]
+            rows = [(str(i), n.title, n.nominator.name, str(numbers[n.id])) for i, n in enumerate(noms, start=1)]
+            lines = [_column_lines([row[c] for row in rows], *geometry.columns[c][:2]) for c in range(4)]
+            heights = [geometry.base + max(n * geometry.columns[c][2] for c, n in enumerate(cells))
+                       for cells in zip(*lines, strict=True)]
         return _paginate(heights, geometry)
     except Exception:  # noqa: BLE001 — a prediction only: part 0 checks it and re-plans if it is wrong
         log.warning("batch %s: could not predict the 目录's length; guessing %d pages", job.id, guess,
@@ -263,6 +262,15 @@ def _measure(document) -> _Geometry:
     return _Geometry(first_top=row.position_y, next_top=_toc_rows(following)[0].position_y,
                      bottom=first.content_box_y() + first.height,
                      base=row.height - max(c[2] for c in columns), columns=columns)
+
+
+def _column_lines(texts: list[str], style, width: float) -> list[int]:
+    """Lines of each cell of a column. A column of numbers (序号, 页码) is one line a cell when its widest
+    possible number is; a nominator heads many rows: each distinct text is broken once."""
+    if all(t.isdigit() for t in texts) and _lines("8" * max(map(len, texts)), style, width) == 1:
+        return [1] * len(texts)
+    known: dict[str, int] = {}
+    return [known[t] if t in known else known.setdefault(t, _lines(t, style, width)) for t in texts]
 
 
 def _lines(text: str, style, width: float) -> int:

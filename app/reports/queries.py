@@ -92,6 +92,16 @@ def approved_nominations(round_id: int, category: str, *, only: list[int] | None
     return list(db.session.scalars(stmt))
 
 
+def approved_count(round_id: int, category: str) -> int:
+    """How many nominations approved_nominations returns."""
+    return db.session.scalar(
+        select(func.count()).select_from(Nomination)
+        .join(Decision, Decision.nomination_id == Nomination.id)
+        .join(Nominator, Nominator.id == Nomination.nominator_id)
+        .where(Nomination.round_id == round_id, Nomination.category == category, Nomination.status == "active",
+               Decision.outcome == "approve")) or 0
+
+
 def decisions_for(nomination_ids: list[int]) -> dict[int, Decision]:
     if not nomination_ids:
         return {}
