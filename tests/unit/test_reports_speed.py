@@ -94,3 +94,19 @@ def test_the_seal_scaled_once_makes_the_same_pdf(final_round, monkeypatch):
                                    xhtml=True)
     assert source.render().content == as_uploaded.render().content
     assert documents._seal_at(b"not an image", 36) == b"not an image"
+
+
+def test_a_consumer_loads_the_pdf_fonts_before_its_first_task(app, monkeypatch):
+    """`flask jobs worker` calls each task module's on_worker_start: the reports' one renders once, so a
+    renderer with its fonts loaded waits in the pool, and WeasyPrint's per-page progress stays out of
+    the consumer's log."""
+    import logging
+
+    from app.reports import tasks
+
+    progress = logging.getLogger("weasyprint.progress")
+    monkeypatch.setattr(pdf, "_idle", [])
+    monkeypatch.setattr(progress, "level", progress.level)  # put back afterwards
+    tasks.on_worker_start(app)
+    assert len(pdf._idle) == 1 and pdf._idle[0]._css is not None
+    assert progress.getEffectiveLevel() >= logging.WARNING
