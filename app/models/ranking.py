@@ -50,6 +50,8 @@ class RankingMark(_Scope, db.Model):
     version: Mapped[int] = mapped_column(Integer, default=-1)
     rubric: Mapped[str] = mapped_column(String(40), default="")
     computations: Mapped[int] = mapped_column(Integer, default=0)
+    folded_at: Mapped[float] = mapped_column(Float, default=0.0)  # epoch seconds the last fold began
+    claimed_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # a fold in progress since
 
 
 class RankingSheet(_Scope, db.Model):

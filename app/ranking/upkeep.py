@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from dataclasses import dataclass, replace
 
 from sqlalchemy import text
@@ -38,6 +39,10 @@ METHODS = ("mean", "trimmed", "median", "zscore")
 PAGE_METHODS = ("mean", "trimmed", "zscore")
 # Beyond this many touched nominations one pass over the whole category is cheaper than the pieces.
 WHOLE_AT = 1500
+# A poll that finds another process folding waits this long for its result before it answers with the
+# rows as they are (if fresh enough: ensure's max_age); a claim this old belongs to a fold that died.
+FOLD_WAIT_SECONDS = 1.0
+CLAIM_SECONDS = 30.0
 LAST = 1.0  # a negated aggregate is <= 0: no aggregate sorts after every real one
 LAST_SD = 1e300
 KIND_ORDER = {kind: i for i, kind in enumerate(KIND_LABELS)}
@@ -76,15 +81,30 @@ def _counter(scope: Scope) -> int:
 
 def _mark(scope: Scope, *, lock: bool = False):
     suffix = " FOR UPDATE" if lock and _dialect() == "postgresql" else ""
-    return db.session.execute(text(f"SELECT version, rubric FROM ranking_marks WHERE {_KEY}{suffix}"),
-                              scope.params()).first()
+    return db.session.execute(text(f"SELECT version, rubric, folded_at, claimed_at FROM ranking_marks WHERE {_KEY}"
+                                   f"{suffix}"), scope.params()).first()
+
+
+def _claim(scope: Scope, now: float) -> bool:
+    """Announce a fold in a short transaction of its own, so that concurrent polls see it and need not
+    queue behind it (a claim older than CLAIM_SECONDS is a crashed fold's, and may be taken over)."""
+    with write_transaction():
+        taken = db.session.execute(text(
+            f"UPDATE ranking_marks SET claimed_at = :now WHERE {_KEY} "
+            "AND (claimed_at IS NULL OR claimed_at < :stale)"), scope.params(now=now, stale=now - CLAIM_SECONDS))
+    return taken.rowcount == 1
 
 
 def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionInfo], *,
-           version: int | None = None) -> int:
+           version: int | None = None, max_age: float = 0.0) -> int:
     """Fold every committed change into the derived rows of (round, category, drafts); returns the
     counter version they now show. `version`: the counter as the caller just read it. Costs one read
-    when nothing changed."""
+    when nothing changed.
+
+    max_age > 0 (the poll interval): while another process folds, a poll waits for it at most
+    FOLD_WAIT_SECONDS and then answers with the rows as they are, if their fold started within
+    max_age — so no chair sees data older than one poll interval, and under a stream of saves polls
+    do not queue (each holding a server thread) behind one fold after another."""
     _check(category)
     scope = Scope(round_id, category, bool(drafts))
     digest = rubric_digest(criteria)
@@ -92,14 +112,26 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
     mark = _mark(scope)
     if mark is not None and mark.version == current and mark.rubric == digest:
         return current
+    started = time.time()
+    if max_age > 0 and mark is not None and mark.rubric == digest and mark.version >= 0 and not _claim(scope, started):
+        deadline = time.monotonic() + FOLD_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            db.session.rollback()  # a fresh snapshot of the mark
+            mark = _mark(scope)
+            if mark.version >= current or mark.claimed_at is None:
+                break
+        if mark.version >= current or started - float(mark.folded_at or 0) <= max_age:
+            return int(mark.version)
     with write_transaction():
         if mark is None:
             db.session.execute(text(
-                "INSERT INTO ranking_marks (round_id, category, drafts, version, rubric, computations) "
-                "VALUES (:round_id, :category, :drafts, -1, '', 0) ON CONFLICT DO NOTHING"), scope.params())
+                "INSERT INTO ranking_marks (round_id, category, drafts, version, rubric, computations, folded_at) "
+                "VALUES (:round_id, :category, :drafts, -1, '', 0, 0) ON CONFLICT DO NOTHING"), scope.params())
         mark = _mark(scope, lock=True)
         version = _counter(scope)  # re-read under the lock: a waiter may find the work done
         if mark.version == version and mark.rubric == digest:
+            db.session.execute(text(f"UPDATE ranking_marks SET claimed_at = NULL WHERE {_KEY}"), scope.params())
             return version
         touched = None
         if mark.rubric == digest and 0 <= mark.version < version:
@@ -111,8 +143,9 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
                 touched = ids
         _fold(scope, _criteria(criteria), touched)
         db.session.execute(text(
-            f"UPDATE ranking_marks SET version = :version, rubric = :rubric, computations = computations + 1 "
-            f"WHERE {_KEY}"), scope.params(version=version, rubric=digest))
+            "UPDATE ranking_marks SET version = :version, rubric = :rubric, computations = computations + 1, "
+            f"folded_at = :started, claimed_at = NULL WHERE {_KEY}"),
+            scope.params(version=version, rubric=digest, started=started))
         # Every mark of the category is past these: nobody will read them again.
         db.session.execute(text(
             "DELETE FROM ranking_changes WHERE round_id = :round_id AND category = :category AND version <= "

@@ -74,7 +74,8 @@ def category(category: str):
     params = Params.parse(request.args, rnd.method)
     live = not rnd.is_final
     criteria = ranking.criteria_of(rnd.id, category)
-    shown = upkeep.ensure(rnd.id, category, params.drafts, criteria, version=rnd.version)
+    shown = upkeep.ensure(rnd.id, category, params.drafts, criteria, version=rnd.version,
+                           max_age=poll_seconds if live else 0.0)
     if shown != rnd.version:  # a save committed since the version was read: show (and tag) the newer one
         rnd = replace(rnd, version=shown)
         tag = etag(rnd.id, category, shown, fingerprint(request.query_string, *context), user_id)

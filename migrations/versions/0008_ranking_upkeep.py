@@ -39,6 +39,8 @@ def upgrade():
         sa.Column('version', sa.Integer(), nullable=False),
         sa.Column('rubric', sa.String(length=40), nullable=False),
         sa.Column('computations', sa.Integer(), nullable=False),
+        sa.Column('folded_at', sa.Float(), nullable=False),
+        sa.Column('claimed_at', sa.Float(), nullable=True),
     )
     op.create_table(
         'ranking_sheets', *_scope(),

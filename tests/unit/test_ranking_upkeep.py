@@ -457,3 +457,40 @@ def test_ranks_of_a_page_deep_in_a_large_category(app):
                         assert (r.rank, r.rank_mean, r.rank_trimmed, r.rank_zscore) == \
                                (ref.rank, ref.rank_mean, ref.rank_trimmed, ref.rank_zscore)
                         assert r.rank_median == (ref.rank_median if method == "median" else None)
+
+
+def test_a_poll_does_not_queue_behind_another_fold_when_the_rows_are_fresh(app):
+    """While another process folds (its claim on the mark), a poll waits briefly and then answers with the
+    rows as they are — only if their fold began within the poll interval; otherwise it folds itself."""
+    import time
+
+    with app.app_context():
+        w = _world(n_noms=6, n_reviewers=4)
+        crit = ranking.criteria_of(w.round_id, "activity")
+        shown = upkeep.ensure(w.round_id, "activity", False, crit)
+        rng = random.Random(2)
+        scoring.save_sheet(db.session.get(User, w.reviewers[1]), w.noms[0], _values(w, rng), "", 0, submit=True)
+        newer = upkeep._counter(upkeep.Scope(w.round_id, "activity", False))
+        assert newer > shown
+
+        def mark(**values):
+            sets = ", ".join(f"{k} = :{k}" for k in values)
+            db.session.execute(text(f"UPDATE ranking_marks SET {sets} WHERE round_id = :r AND drafts = :d"),
+                               {**values, "r": w.round_id, "d": False})
+            db.session.commit()
+
+        before = upkeep.computations(w.round_id)
+        mark(claimed_at=time.time(), folded_at=time.time() - 1)  # someone folds; the rows are 1 s old
+        t0 = time.monotonic()
+        assert upkeep.ensure(w.round_id, "activity", False, crit, max_age=5) == shown
+        assert time.monotonic() - t0 >= upkeep.FOLD_WAIT_SECONDS * 0.9  # it did wait for the other fold first
+        assert upkeep.computations(w.round_id) == before
+        mark(folded_at=time.time() - 60)  # too old to be shown: fold now, whoever else is busy
+        assert upkeep.ensure(w.round_id, "activity", False, crit, max_age=5) == newer
+        assert upkeep.computations(w.round_id) == before + 1
+        assert db.session.scalar(text("SELECT claimed_at FROM ranking_marks WHERE drafts = :d"), {"d": False}) is None
+        # a claim left by a fold that died is taken over
+        scoring.save_sheet(db.session.get(User, w.reviewers[2]), w.noms[1], _values(w, rng), "", 0, submit=True)
+        mark(claimed_at=time.time() - upkeep.CLAIM_SECONDS - 1, folded_at=time.time())
+        assert upkeep.ensure(w.round_id, "activity", False, crit, max_age=5) > newer
+        _assert_same(w.round_id)
