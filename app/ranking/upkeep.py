@@ -133,6 +133,9 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
         if mark.version == version and mark.rubric == digest:
             db.session.execute(text(f"UPDATE ranking_marks SET claimed_at = NULL WHERE {_KEY}"), scope.params())
             return version
+        if max_age > 0 and mark.rubric == digest and float(mark.folded_at or 0) >= started:
+            # Waited behind a fold that began after this poll did: its rows are newer than the poll.
+            return int(mark.version)
         touched = None
         if mark.rubric == digest and 0 <= mark.version < version:
             ids = [r[0] for r in db.session.execute(text(
