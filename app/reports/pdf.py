@@ -33,13 +33,13 @@ import re
 import threading
 from collections.abc import Mapping
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 from xml.etree import ElementTree  # nosec B405 — parses only our own template output, see _xhtml_tree
 
 import cssselect2
 from weasyprint import CSS, HTML
-from weasyprint.html import UA_FORM_STYLESHEET, UA_STYLESHEET
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
@@ -77,48 +77,75 @@ _PDF_OPTIONS = {
 _UA_NOTE_RULES = re.compile(r"^::(?:footnote|note)-[a-z]+ \{[^\n]*\}\n", re.M)
 _UA_MARKER_RULE = "\n::marker {"
 _ua_lock = threading.Lock()
-_ua_sheet: CSS | None = None
+_ua_sheets: dict[int, CSS] = {}  # id of WeasyPrint's own sheet -> ours
 
 
-def _lean_ua_stylesheet() -> CSS:
-    global _ua_sheet
+def _lean_ua_stylesheet(stock: CSS) -> CSS:
     with _ua_lock:
-        if _ua_sheet is None:
-            from weasyprint.css.counters import CounterStyle
-            from weasyprint.html import UA
+        lean = _ua_sheets.get(id(stock))
+        if lean is None:
+            lean = _ua_sheets[id(stock)] = _leaner(stock)
+        return lean
 
-            lean, dropped = _UA_NOTE_RULES.subn("", UA)
-            if dropped == 5 and lean.count(_UA_MARKER_RULE) == 1:
-                lean = lean.replace(_UA_MARKER_RULE, "\nli::marker {")
-                # The @counter-style rules register into a throw-away map: WeasyPrint's own UA_COUNTER_STYLE
-                # already holds the same ones and every document starts from a copy of it.
-                _ua_sheet = CSS(string=lean, counter_style=CounterStyle())
-            else:
-                log.warning("WeasyPrint's html5_ua.css is not the one pdf.py knows; using it as shipped")
-                _ua_sheet = UA_STYLESHEET
-        return _ua_sheet
+
+def _leaner(stock: CSS) -> CSS:
+    try:
+        from weasyprint.css.counters import CounterStyle
+
+        text = (resources.files("weasyprint.css") / "html5_ua.css").read_text(encoding="utf-8")
+        text, dropped = _UA_NOTE_RULES.subn("", text)
+        if dropped != 5 or text.count(_UA_MARKER_RULE) != 1:
+            raise ValueError("not the html5_ua.css pdf.py knows")
+        # The @counter-style rules register into a throw-away map: WeasyPrint's own map already holds the
+        # same ones and every document starts from a copy of it.
+        return CSS(string=text.replace(_UA_MARKER_RULE, "\nli::marker {"), counter_style=CounterStyle())
+    except Exception:  # noqa: BLE001 — any surprise: WeasyPrint's own sheet, slower but the same output
+        log.warning("WeasyPrint's html5_ua.css is not the one pdf.py knows; using it as shipped", exc_info=True)
+        return stock
 
 
 class _HTML(HTML):
     """weasyprint.HTML with the lean user-agent stylesheet."""
 
     def _ua_stylesheets(self, forms=False):
-        return [_lean_ua_stylesheet(), UA_FORM_STYLESHEET] if forms else [_lean_ua_stylesheet()]
+        stock = super()._ua_stylesheets(forms)
+        return [_lean_ua_stylesheet(stock[0]), *stock[1:]]
 
     @classmethod
     def parsed(cls, html: str, fetcher: SafeFetcher, *, xhtml: bool = False) -> _HTML:
         """The document, parsed by expat when `xhtml` and it is XHTML that the HTML parser would build
         the same tree from (a tenth of tinyhtml5's time, which is pure Python: 4% of a batch of 推荐表);
         by WeasyPrint's HTML parser otherwise."""
-        root = _xhtml_tree(html) if xhtml else None
+        root = _xhtml_tree(html) if xhtml and _builds_like_weasyprint() else None
         if root is None:
             return cls(string=html, base_url=STATIC_BASE_URL, url_fetcher=fetcher)
+        return cls._from_tree(root, fetcher)
+
+    @classmethod
+    def _from_tree(cls, root, fetcher) -> _HTML:
         document = cls.__new__(cls)
         # What HTML.__init__ sets once it has parsed (no <base> in our templates).
         document.base_url, document.url_fetcher, document.media_type = STATIC_BASE_URL, fetcher, "print"
         document.wrapper_element = cssselect2.ElementWrapper.from_html_root(root, content_language=None)
         document.etree_element = document.wrapper_element.etree_element
         return document
+
+
+_built_alike: bool | None = None
+
+
+def _builds_like_weasyprint() -> bool:
+    """Does _HTML._from_tree set every attribute weasyprint.HTML.__init__ sets? Checked once, so a
+    WeasyPrint that keeps more state on a document turns the expat path off instead of breaking."""
+    global _built_alike
+    if _built_alike is None:
+        fetcher = SafeFetcher()
+        stock = set(vars(HTML(string="<p></p>", base_url=STATIC_BASE_URL, url_fetcher=fetcher)))
+        ours = set(vars(_HTML._from_tree(ElementTree.fromstring("<html><body/></html>"), fetcher)))  # nosec B314
+        _built_alike = stock == ours
+        if not _built_alike:
+            log.warning("weasyprint.HTML keeps %s: parsing every document with its own parser", stock ^ ours)
+    return _built_alike
 
 
 _DOCTYPE = re.compile(r"\A\s*<!doctype html>", re.I)

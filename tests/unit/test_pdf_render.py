@@ -209,12 +209,13 @@ def test_user_agent_sheet_is_the_lean_one_and_lists_keep_their_markers():
     lines, pdf.py falls back to the sheet as shipped (slow) — this test says so."""
     import gc
 
-    from weasyprint.html import UA_STYLESHEET
+    from weasyprint import HTML
 
     from app.reports import pdf
 
-    lean = pdf._lean_ua_stylesheet()
-    assert lean is not UA_STYLESHEET
+    stock = HTML(string="<p></p>")._ua_stylesheets()[0]
+    lean = pdf._HTML(string="<p></p>")._ua_stylesheets()[0]
+    assert lean is not stock and lean is pdf._HTML(string="<p></p>")._ua_stylesheets()[0]
     universal = [entry for entry in lean.matcher.other_selectors if entry[3]]  # (…, pseudo-element, …)
     assert universal == [], "a rule still matches every element's pseudo-element"
     text = _text(render_pdf(_html("<ol><li>第一项</li><li>第二项</li></ol>")))

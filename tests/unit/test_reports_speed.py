@@ -110,3 +110,9 @@ def test_a_consumer_loads_the_pdf_fonts_before_its_first_task(app, monkeypatch):
     tasks.on_worker_start(app)
     assert len(pdf._idle) == 1 and pdf._idle[0]._css is not None
     assert progress.getEffectiveLevel() >= logging.WARNING
+
+
+def test_the_xml_path_builds_the_document_weasyprint_would():
+    """pdf._HTML._from_tree sets what weasyprint.HTML.__init__ sets; a WeasyPrint that keeps more turns
+    the expat path off (and this test says so)."""
+    assert pdf._builds_like_weasyprint()
