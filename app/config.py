@@ -34,6 +34,10 @@ class Defaults:
     SQLITE_BUSY_TIMEOUT_MS = 30_000
     RANKING_PAGE_SIZE = 100
     RANKING_POLL_SECONDS = 5
+    # > 0: a poll may answer with the kept ranking if its last fold began at most this many seconds ago
+    # (app/ranking/upkeep.py ensure): one fold per interval however fast reviewers save. National scale:
+    # set it to RANKING_POLL_SECONDS. 0: every version is folded by the first poll that sees it.
+    RANKING_MAX_AGE_SECONDS = 0
     # Reverse proxies in front of the app that add X-Forwarded-* (1 behind one nginx); 0 = none trusted.
     PROXY_COUNT = 0
     # Background jobs (app/jobs). Unset: SqliteHuey, a file in JOBS_FOLDER (default: the instance folder),

@@ -8,7 +8,7 @@ Usage:
   .venv/bin/python scripts/load_national.py --pg postgresql+psycopg://postgres@127.0.0.1:5432 \\
       [--pg-db kepu_national_load] [--seconds 120] [--nominations 7000] [--reviewers 200] [--chairs 20]
       [--workers 4] [--threads 8] [--consumers 2] [--redis-base redis://127.0.0.1:6379] [--redis-dbs 10,11]
-      [--open-share 0.1] [--think 2,8] [--poll 4,6] [--keep]
+      [--open-share 0.1] [--think 2,8] [--poll 4,6] [--max-age 5] [--keep]
 
 The database is (re)created (a throw-away name: kepu_…load…), migrated (`flask db upgrade`) and bulk
 loaded with scripts/bench_rankings.seed: every sheet submitted with its total, then --open-share of the
@@ -159,6 +159,8 @@ def main() -> int:
     ap.add_argument("--open-share", type=float, default=0.1, help="share of the sheets left open for the reviewers")
     ap.add_argument("--think", type=_pair, default=(2.0, 8.0), help="seconds between a reviewer's saves: low,high")
     ap.add_argument("--poll", type=_pair, default=(4.0, 6.0), help="seconds between a chair's polls: low,high")
+    ap.add_argument("--max-age", type=float, default=5.0,
+                    help="RANKING_MAX_AGE_SECONDS: a poll may answer with rows folded this recently (0: every version)")
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
@@ -172,7 +174,8 @@ def main() -> int:
         env = lt.app_env(db_url, work, secrets.token_hex(32), limit_db)
         env.update({"KEPU_JOBS_URL": jobs_db,
                     "KEPU_JOBS_FOLDER": str(work / "jobs"), "KEPU_REPORTS_FOLDER": str(work / "reports"),
-                    "KEPU_UPLOAD_FOLDER": str(work / "uploads")})
+                    "KEPU_UPLOAD_FOLDER": str(work / "uploads"),
+                    "KEPU_RANKING_MAX_AGE_SECONDS": f"{args.max_age:g}"})
         workload = prepare(db_url, env, args)
         server = lt.Server(env, args.workers, args.threads, work)
         consumers = Consumers(env, args.consumers, work)
@@ -198,7 +201,7 @@ def main() -> int:
             "scores_at_start": workload.seeded["scores_at_start"], "reviewers": len(workload.reviewers),
             "chairs": len(workload.chairs), "workers": args.workers, "threads": args.threads,
             "consumers": args.consumers, "consumers_alive_at_end": consumers_alive, "redis": True,
-            "ranking_folds": folds, "seconds": round(run.duration, 1), "think_s": list(args.think), "poll_s": list(args.poll),
+            "ranking_folds": folds, "ranking_max_age_s": args.max_age, "seconds": round(run.duration, 1), "think_s": list(args.think), "poll_s": list(args.poll),
             "chair_poll_p50_ms": lat.get("poll", {}).get("p50"), "chair_poll_p95_ms": lat.get("poll", {}).get("p95"),
             "save_p50_ms": lat.get("save", {}).get("p50"), "save_p95_ms": lat.get("save", {}).get("p95"),
             **figs, **outcomes,

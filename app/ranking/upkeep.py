@@ -96,7 +96,7 @@ def _claim(scope: Scope, now: float) -> bool:
 
 
 def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionInfo], *,
-           version: int | None = None, max_age: float = 0.0) -> int:
+           version: int | None = None, max_age: float = 0.0, reuse_within: float = 0.0) -> int:
     """Fold every committed change into the derived rows of (round, category, drafts); returns the
     counter version they now show. `version`: the counter as the caller just read it. Costs one read
     when nothing changed.
@@ -104,7 +104,11 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
     max_age > 0 (the poll interval): while another process folds, a poll waits for it at most
     FOLD_WAIT_SECONDS and then answers with the rows as they are, if their fold started within
     max_age — so no chair sees data older than one poll interval, and under a stream of saves polls
-    do not queue (each holding a server thread) behind one fold after another."""
+    do not queue (each holding a server thread) behind one fold after another.
+
+    reuse_within > 0 (RANKING_MAX_AGE_SECONDS, for national scale): a poll answers with the rows as they
+    are whenever their fold began at most that long ago, so a stream of saves costs one fold per interval
+    instead of one per poll (0, the default: every version is folded by the first poll that sees it)."""
     _check(category)
     scope = Scope(round_id, category, bool(drafts))
     digest = rubric_digest(criteria)
@@ -113,6 +117,9 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
     if mark is not None and mark.version == current and mark.rubric == digest:
         return current
     started = time.time()
+    if (reuse_within > 0 and mark is not None and mark.rubric == digest and mark.version >= 0
+            and started - float(mark.folded_at or 0) <= reuse_within):
+        return int(mark.version)
     if max_age > 0 and mark is not None and mark.rubric == digest and mark.version >= 0 and not _claim(scope, started):
         deadline = time.monotonic() + FOLD_WAIT_SECONDS
         while time.monotonic() < deadline:

@@ -494,3 +494,25 @@ def test_a_poll_does_not_queue_behind_another_fold_when_the_rows_are_fresh(app):
         mark(claimed_at=time.time() - upkeep.CLAIM_SECONDS - 1, folded_at=time.time())
         assert upkeep.ensure(w.round_id, "activity", False, crit, max_age=5) > newer
         _assert_same(w.round_id)
+
+
+def test_with_a_max_age_a_poll_answers_from_rows_folded_within_it(app):
+    """RANKING_MAX_AGE_SECONDS (national scale): a stream of saves costs one fold per interval; once the
+    interval has passed, the next poll folds everything since."""
+    import time
+
+    with app.app_context():
+        w = _world(n_noms=6, n_reviewers=4)
+        crit = ranking.criteria_of(w.round_id, "activity")
+        shown = upkeep.ensure(w.round_id, "activity", False, crit, reuse_within=5)  # the first fold: whole
+        rng = random.Random(8)
+        scoring.save_sheet(db.session.get(User, w.reviewers[1]), w.noms[2], _values(w, rng), "", 0, submit=True)
+        before = upkeep.computations(w.round_id)
+        assert upkeep.ensure(w.round_id, "activity", False, crit, reuse_within=5) == shown
+        assert upkeep.computations(w.round_id) == before
+        db.session.execute(text("UPDATE ranking_marks SET folded_at = :t WHERE drafts = :d"),
+                           {"t": time.time() - 6, "d": False})
+        db.session.commit()
+        assert upkeep.ensure(w.round_id, "activity", False, crit, reuse_within=5) > shown
+        assert upkeep.computations(w.round_id) == before + 1
+        _assert_same(w.round_id)
