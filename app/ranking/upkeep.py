@@ -101,10 +101,9 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
     counter version they now show. `version`: the counter as the caller just read it. Costs one read
     when nothing changed.
 
-    max_age > 0 (the poll interval): while another process folds, a poll waits for it at most
-    FOLD_WAIT_SECONDS and then answers with the rows as they are, if their fold started within
-    max_age — so no chair sees data older than one poll interval, and under a stream of saves polls
-    do not queue (each holding a server thread) behind one fold after another.
+    max_age > 0 (a live round's poll): while another process folds, a poll waits for it at most
+    FOLD_WAIT_SECONDS and then answers with the rows as they are, so under a stream of saves polls do
+    not queue (each holding a server thread) behind one fold after another.
 
     reuse_within > 0 (RANKING_MAX_AGE_SECONDS, for national scale): a poll answers with the rows as they
     are whenever their fold began at most that long ago, so a stream of saves costs one fold per interval
@@ -128,8 +127,10 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
             mark = _mark(scope)
             if mark.version >= current or mark.claimed_at is None:
                 break
-        if mark.version >= current or started - float(mark.folded_at or 0) <= max_age:
-            return int(mark.version)
+        # Another fold is under way: answer with the last finished one rather than queue behind it
+        # (each waiting poll would hold a server thread). Its data is at most one poll interval old
+        # unless a fold itself takes longer than that; the next poll asks again.
+        return int(mark.version)
     with write_transaction():
         if mark is None:
             db.session.execute(text(
