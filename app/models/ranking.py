@@ -3,7 +3,8 @@
 Each write that can change a ranking bumps its RankingCounter and, in the same transaction, appends a
 RankingChange naming the nomination it touched (NULL: "anything may have changed"). The first poll of
 a new version folds the changes since the stored RankingMark into the derived rows: the counted sheets
-of the touched nominations, their reviewers' figures, the nominations' aggregates and the ranks. The
+of the touched nominations, their reviewers' figures, the nominations' aggregates, z-scores and
+criterion means (ranks are counted when a page is read). The
 whole category is recomputed only when a change names no nomination (a phase move, an assignment plan,
 an import) or the rubric changed. `flask ranking verify` compares these rows with a computation from
 the scores.

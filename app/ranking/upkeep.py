@@ -207,9 +207,9 @@ def verify(round_id: int | None = None) -> list[Drift]:
             if method == METHODS[0]:
                 means = {r.nomination_id: r.criterion_means
                          for r in with_criterion_means(kept, rid, category, drafts=bool(drafts), criteria=criteria)}
-            for nid in sorted(set(want) | {r.nomination_id for r in kept}):
-                got = next((r for r in kept if r.nomination_id == nid), None)
-                ref = want.get(nid)
+            by_id = {r.nomination_id: r for r in kept}
+            for nid in sorted(set(want) | set(by_id)):
+                got, ref = by_id.get(nid), want.get(nid)
                 if got is None or ref is None:
                     out.append(Drift(rid, category, bool(drafts), method, nid, "row", got is not None, ref is not None))
                     continue
