@@ -283,10 +283,6 @@ SELECT :round_id, :category, :drafts, agg.nomination_id, noms.nominator_id, n_as
   median, stdev, spread, max_dev, COALESCE(-{o("mean")}, {LAST}), COALESCE(-{o("trimmed")}, {LAST}),
   COALESCE(-{o("median")}, {LAST}), -n_scored, COALESCE({o("stdev")}, {LAST_SD})
 FROM agg JOIN noms ON noms.id = agg.nomination_id"""), params)
-    run(text(f"DELETE FROM ranking_z WHERE {_KEY} AND {only_ids('nomination_id', touched)}"), params)
-    run(text("INSERT INTO ranking_z (round_id, category, drafts, nomination_id, zscore, k_zscore, k_n, k_sd) "
-             f"SELECT round_id, category, drafts, nomination_id, NULL, {LAST}, k_n, k_sd FROM ranking_entries "
-             f"WHERE {_KEY} AND {only_ids('nomination_id', touched)}"), params)
     _restate_z(scope, touched, moved, dialect)
     run(text(f"DELETE FROM ranking_means WHERE {_KEY} AND {only_ids('nomination_id', touched)}"), params)
     run(text(f"""WITH {ranking_sql.counted_sheets_ctes(crit, scope.drafts, dialect, per_criterion=False,
@@ -339,27 +335,32 @@ def _restate_reviewers(scope: Scope, reviewers: set[int]) -> set[int]:
 
 
 def _restate_z(scope: Scope, touched: list[int] | None, moved: set[int] | None, dialect: str) -> None:
-    """z-scores of the touched nominations and of every nomination a moved reviewer scored."""
-    if touched is None:
-        which = _key("s")
-    else:
+    """z-scores of the touched nominations and of every nomination a moved reviewer scored, rewritten
+    from their entries. Delete + insert rather than UPDATE … FROM: PostgreSQL nests loops for the
+    latter over a whole category (tens of seconds) even with fresh statistics."""
+    ids = None
+    if touched is not None:
         ids = set(touched)
         if moved:
             ids.update(r[0] for r in db.session.execute(text(
                 f"SELECT nomination_id FROM ranking_sheets WHERE {_KEY} AND {only_ids('reviewer_id', moved)}"),
                 scope.params()))
-        which = f"{_key('s')} AND {only_ids('s.nomination_id', sorted(ids))}"
-    target = "1 = 1" if touched is None else only_ids("ranking_z.nomination_id", sorted(ids))
+        ids = sorted(ids)
     zscore = zscore_of("z.z_mean")
+    db.session.execute(text(f"DELETE FROM ranking_z WHERE {_KEY} AND {only_ids('nomination_id', ids)}"),
+                       scope.params())
     db.session.execute(text(f"""
-UPDATE ranking_z SET zscore = {zscore}, k_zscore = COALESCE(-{order_value(zscore, dialect)}, {LAST})
-FROM (SELECT s.nomination_id, AVG({z_term("s.total", "r.n", "r.mean", "r.var")}) AS z_mean
-      FROM ranking_sheets s
-      JOIN ranking_reviewers r ON r.round_id = s.round_id AND r.category = s.category AND r.drafts = s.drafts
-                              AND r.reviewer_id = s.reviewer_id
-      WHERE {which}
-      GROUP BY s.nomination_id) AS z
-WHERE {_key("ranking_z")} AND {target} AND ranking_z.nomination_id = z.nomination_id"""), scope.params())
+INSERT INTO ranking_z (round_id, category, drafts, nomination_id, zscore, k_zscore, k_n, k_sd)
+SELECT e.round_id, e.category, e.drafts, e.nomination_id, {zscore},
+       COALESCE(-{order_value(zscore, dialect)}, {LAST}), e.k_n, e.k_sd
+FROM ranking_entries e
+LEFT JOIN (SELECT s.nomination_id, AVG({z_term("s.total", "r.n", "r.mean", "r.var")}) AS z_mean
+           FROM ranking_sheets s
+           JOIN ranking_reviewers r ON r.round_id = s.round_id AND r.category = s.category
+                                   AND r.drafts = s.drafts AND r.reviewer_id = s.reviewer_id
+           WHERE {_key("s")} AND {only_ids("s.nomination_id", ids)}
+           GROUP BY s.nomination_id) AS z ON z.nomination_id = e.nomination_id
+WHERE {_key("e")} AND {only_ids("e.nomination_id", ids)}"""), scope.params())
 
 
 # --------------------------------------------------------------------------------------- reading
