@@ -283,6 +283,8 @@ SELECT :round_id, :category, :drafts, agg.nomination_id, noms.nominator_id, n_as
   median, stdev, spread, max_dev, COALESCE(-{o("mean")}, {LAST}), COALESCE(-{o("trimmed")}, {LAST}),
   COALESCE(-{o("median")}, {LAST}), -n_scored, COALESCE({o("stdev")}, {LAST_SD})
 FROM agg JOIN noms ON noms.id = agg.nomination_id"""), params)
+    if touched is None:
+        _analyze("ranking_sheets", "ranking_reviewers", "ranking_entries")
     _restate_z(scope, touched, moved, dialect)
     run(text(f"DELETE FROM ranking_means WHERE {_KEY} AND {only_ids('nomination_id', touched)}"), params)
     run(text(f"""WITH {ranking_sql.counted_sheets_ctes(crit, scope.drafts, dialect, per_criterion=False,
@@ -294,10 +296,16 @@ FROM sheet_totals st
 WHERE sc.sheet_id = st.sheet_id AND {crit.in_list("sc.criterion_id")}
 GROUP BY st.nomination_id, sc.criterion_id"""), params)
     if touched is None:
-        # Fresh statistics for the planners: without them PostgreSQL takes the new tables for empty and
-        # nests loops over a whole category, and SQLite picks the reviewer index for nomination lookups.
-        for table in ("ranking_sheets", "ranking_entries", "ranking_z", "ranking_reviewers", "ranking_means"):
-            run(text(f"ANALYZE {table}"))
+        _analyze("ranking_z", "ranking_means")
+
+
+def _analyze(*tables: str) -> None:
+    """Fresh statistics for the planners once a whole category is (re)written, before the next statement
+    joins it: without them PostgreSQL takes the new rows for a handful and nests loops over the whole
+    category (the z-scores' join: tens of seconds), and SQLite picks the reviewer index for nomination
+    lookups. ANALYZE counts the rows this transaction wrote."""
+    for table in tables:
+        db.session.execute(text(f"ANALYZE {table}"))
 
 
 def _reviewers_of(scope: Scope, where: str) -> set[int]:
