@@ -8,7 +8,7 @@ Usage:
   .venv/bin/python scripts/load_national.py --pg postgresql+psycopg://postgres@127.0.0.1:5432 \\
       [--pg-db kepu_national_load] [--seconds 120] [--nominations 7000] [--reviewers 200] [--chairs 20]
       [--workers 4] [--threads 8] [--consumers 2] [--redis-base redis://127.0.0.1:6379] [--redis-dbs 10,11]
-      [--open-share 0.1] [--think 2,8] [--poll 4,6] [--max-age 5] [--keep]
+      [--open-share 0.1] [--think 2,8] [--poll 4,6] [--max-age 0] [--keep]
 
 The database is (re)created (a throw-away name: kepu_…load…), migrated (`flask db upgrade`) and bulk
 loaded with scripts/bench_rankings.seed: every sheet submitted with its total, then --open-share of the
@@ -159,7 +159,7 @@ def main() -> int:
     ap.add_argument("--open-share", type=float, default=0.1, help="share of the sheets left open for the reviewers")
     ap.add_argument("--think", type=_pair, default=(2.0, 8.0), help="seconds between a reviewer's saves: low,high")
     ap.add_argument("--poll", type=_pair, default=(4.0, 6.0), help="seconds between a chair's polls: low,high")
-    ap.add_argument("--max-age", type=float, default=5.0,
+    ap.add_argument("--max-age", type=float, default=0.0,
                     help="RANKING_MAX_AGE_SECONDS: a poll may answer with rows folded this recently (0: every version)")
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--keep", action="store_true")

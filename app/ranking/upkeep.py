@@ -39,6 +39,9 @@ METHODS = ("mean", "trimmed", "median", "zscore")
 PAGE_METHODS = ("mean", "trimmed", "zscore")
 # Beyond this many touched nominations one pass over the whole category is cheaper than the pieces.
 WHOLE_AT = 1500
+# A mark this many versions behind the newest fold of its category stops holding the change log: it
+# folds whole when next read (by then far more than WHOLE_AT nominations have changed, as a rule).
+KEEP_VERSIONS = 10 * WHOLE_AT
 # A poll that finds another process folding waits this long for its result before it answers with the
 # rows as they are (if fresh enough: ensure's max_age); a claim this old belongs to a fold that died.
 FOLD_WAIT_SECONDS = 1.0
@@ -157,12 +160,27 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
             "UPDATE ranking_marks SET version = :version, rubric = :rubric, computations = computations + 1, "
             f"folded_at = :started, claimed_at = NULL WHERE {_KEY}"),
             scope.params(version=version, rubric=digest, started=started))
-        # Every mark of the category is past these: nobody will read them again.
-        db.session.execute(text(
-            "DELETE FROM ranking_changes WHERE round_id = :round_id AND category = :category AND version <= "
-            "(SELECT MIN(version) FROM ranking_marks WHERE round_id = :round_id AND category = :category)"),
-            scope.params())
+        _prune(scope, version)
     return version
+
+
+def _prune(scope: Scope, version: int) -> None:
+    """Delete the changes every mark of the category has passed. A mark more than KEEP_VERSIONS behind
+    (a view nobody opened for a long while: the ranking with drafts, say) would hold every change since
+    — a table growing with every save — and fold them whole anyway: it is reset to fold whole when next
+    read, and its changes go. Marks another process is folding right now are skipped (SKIP LOCKED: two
+    lagging folds resetting each other would deadlock); they are about to be current."""
+    lagging = ("SELECT round_id, category, drafts FROM ranking_marks WHERE round_id = :round_id "
+               "AND category = :category AND version >= 0 AND version < :floor")
+    if _dialect() == "postgresql":
+        lagging += " FOR UPDATE SKIP LOCKED"
+    db.session.execute(text(
+        f"UPDATE ranking_marks SET version = -1 WHERE (round_id, category, drafts) IN ({lagging})"),
+        scope.params(floor=version - KEEP_VERSIONS))
+    db.session.execute(text(
+        "DELETE FROM ranking_changes WHERE round_id = :round_id AND category = :category AND version <= "
+        "(SELECT MIN(version) FROM ranking_marks WHERE round_id = :round_id AND category = :category "
+        "AND version >= 0)"), scope.params())
 
 
 def computations(round_id: int | None = None) -> int:

@@ -200,6 +200,37 @@ def test_changes_every_mark_has_passed_are_pruned(app):
         assert db.session.scalar(select(db.func.count(RankingChange.id))) == 0
 
 
+@BOTH
+def test_a_mark_left_far_behind_no_longer_holds_the_change_log_and_folds_whole(app, monkeypatch):
+    """The ranking with drafts, opened once and never again, must not keep every later save's change."""
+    monkeypatch.setattr(upkeep, "KEEP_VERSIONS", 3)
+    with app.app_context():
+        w = _world(n_noms=6, n_reviewers=3)
+        crit = ranking.criteria_of(w.round_id, "activity")
+        rng = random.Random(5)
+        upkeep.ensure(w.round_id, "activity", False, crit)
+        upkeep.ensure(w.round_id, "activity", True, crit)
+        for i in range(3):
+            scoring.save_sheet(db.session.get(User, w.reviewers[i]), w.noms[i], _values(w, rng), "", 0)
+            upkeep.ensure(w.round_id, "activity", False, crit)
+        # three versions behind: still held for the drafts view
+        assert db.session.scalar(select(db.func.count(RankingChange.id))) == 3
+        for i in range(3):
+            scoring.save_sheet(db.session.get(User, w.reviewers[i]), w.noms[i + 3], _values(w, rng), "", 0,
+                               submit=True)
+            upkeep.ensure(w.round_id, "activity", False, crit)
+        assert db.session.scalar(select(db.func.count(RankingChange.id))) == 0
+        drafts_mark = db.session.execute(text(
+            "SELECT version FROM ranking_marks WHERE round_id = :r AND drafts = :d"), {"r": w.round_id, "d": True}).scalar()
+        assert drafts_mark == -1
+        folds: list = []
+        real = upkeep._fold
+        monkeypatch.setattr(upkeep, "_fold", lambda scope, c, touched: (folds.append(touched), real(scope, c, touched)))
+        upkeep.ensure(w.round_id, "activity", True, crit)
+        assert folds == [None]
+        _assert_same(w.round_id)
+
+
 def test_a_rubric_change_recomputes_whole(app):
     with app.app_context():
         w = _world(n_noms=3, n_reviewers=3)
