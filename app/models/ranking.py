@@ -93,7 +93,7 @@ class RankingEntry(_Scope, db.Model):
     k_<method> sorts ascending exactly as the ranking orders (the aggregate rounded as order_value()
     does, negated; no aggregate sorts last), then k_n (= -n_scored), k_sd (rounded stdev; none last)
     and the id. Ranks are not stored: one save can move thousands of them (every z-score of its
-    reviewer shifts), while reading a page's ranks is an index count per shown row (upkeep.table_page)."""
+    reviewer shifts), while reading a page's ranks is an index count per shown row (app/ranking/kept.py table_page)."""
 
     __tablename__ = "ranking_entries"
     __table_args__ = tuple(

@@ -52,9 +52,9 @@ def _report(header: str, unit: str, lines: list[str]) -> None:
 
 def _verify_kept(round_id: int | None, scope: str, fix: bool) -> None:
     from app.models import CATEGORY_LABELS, METHOD_LABELS
-    from app.ranking import upkeep
+    from app.ranking import kept
 
-    drift = upkeep.verify(round_id)
+    drift = kept.verify(round_id)
     if not drift:
         click.echo(f"{scope}：实时排名与按评分重新计算的结果一致。")
         return
@@ -62,6 +62,6 @@ def _verify_kept(round_id: int | None, scope: str, fix: bool) -> None:
         f"{CATEGORY_LABELS[d.category]}{'（含草稿）' if d.drafts else ''}按「{METHOD_LABELS[d.method]}」排名，"
         f"推荐对象 {d.nomination_id} 的 {d.field}：实时 {d.kept}，应为 {d.computed}" for d in drift])
     if fix:
-        n = upkeep.rebuild(drift)
+        n = kept.rebuild(drift)
         click.echo(f"已重算 {n} 个实时排名。", err=True)
     raise SystemExit(1)

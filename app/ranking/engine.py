@@ -184,7 +184,7 @@ def _dialect() -> str:
     return db.session.get_bind().dialect.name
 
 
-def _check(category: str, method: str | None = None) -> None:
+def check_category(category: str, method: str | None = None) -> None:
     if category not in CATEGORIES:
         raise UserError(f"未知类别：{category}。", status=404)
     if method is not None and method not in METHODS:
@@ -200,7 +200,8 @@ def criteria_of(round_id: int, category: str) -> list[CriterionInfo]:
     return [CriterionInfo(r.id, r.code, r.name, float(r.max_score)) for r in rows]
 
 
-def _criteria(infos: list[CriterionInfo]) -> Criteria:
+def sql_criteria(infos: list[CriterionInfo]) -> Criteria:
+    """The rubric as the SQL builders (app/ranking/sql.py) take it."""
     return Criteria(tuple(c.id for c in infos), tuple(c.code for c in infos))
 
 
@@ -220,7 +221,7 @@ def version(round_id: int, category: str) -> int:
 
 def live_state(category: str) -> LiveState:
     """The current round (newest year) and the category's ranking version, in one query."""
-    _check(category)
+    check_category(category)
     row = db.session.connection().exec_driver_sql(_LIVE_STATE[category]).first()
     if row is None:
         raise UserError("尚未建立评选批次，请管理员先执行 flask demo seed 或建立批次。", status=404)
@@ -233,13 +234,13 @@ def compute(round_id: int, category: str, *, method: str | None = None, include_
 
     per_criterion=False leaves criterion_means empty and skips the scores altogether (the aggregates
     come from the sheet rows)."""
-    _check(category, method)
+    check_category(category, method)
     if method is None:
         method = db.session.scalar(select(Round.method).where(Round.id == round_id))
         if method is None:
             raise UserError("找不到评选批次。", status=404)
     infos = criteria if criteria is not None else criteria_of(round_id, category)
-    crit = _criteria(infos)
+    crit = sql_criteria(infos)
     sql = ranking_sql.ranking_sql(crit, include_drafts, method, _dialect(), per_criterion=per_criterion)
     params = {"round_id": round_id, "category": category, "flag_points": FLAG_SHARE * max_total(infos),
               **crit.params()}
@@ -290,7 +291,7 @@ def reviewer_totals(round_id: int, nomination_id: int, include_drafts: bool = Fa
         if category is None:
             raise UserError("找不到该推荐对象。", status=404)
         criteria = criteria_of(round_id, category)
-    crit = _criteria(criteria)
+    crit = sql_criteria(criteria)
     stmt = text(ranking_sql.breakdown_sql(crit)).columns(
         submitted_at=DateTime(timezone=True), updated_at=DateTime(timezone=True)
     )
@@ -320,9 +321,9 @@ def reviewer_totals(round_id: int, nomination_id: int, include_drafts: bool = Fa
 def severity(round_id: int, category: str, include_drafts: bool = False, *,
              criteria: list[CriterionInfo] | None = None) -> list[ReviewerSeverity]:
     """Each reviewer's mean and spread of totals in the category, against the panel and co-reviewers."""
-    _check(category)
+    check_category(category)
     infos = criteria if criteria is not None else criteria_of(round_id, category)
-    crit = _criteria(infos)
+    crit = sql_criteria(infos)
     rows = db.session.execute(text(ranking_sql.severity_sql(crit, include_drafts, _dialect())),
                               {"round_id": round_id, "category": category, **crit.params()})
     threshold = LEANING_SHARE * max_total(infos)
@@ -347,7 +348,7 @@ def severity(round_id: int, category: str, include_drafts: bool = False, *,
 
 def progress(round_id: int, category: str) -> Progress:
     """Submitted sheets of those assigned (recusals excluded), per reviewer and overall."""
-    _check(category)
+    check_category(category)
     params = {"round_id": round_id, "category": category}
     rows = db.session.execute(text(ranking_sql.progress_sql()), params).mappings().all()
     noms = db.session.execute(text(ranking_sql.nominations_done_sql()), params).mappings().one()

@@ -1,4 +1,4 @@
-"""Request parameters of the ranking page and its ETag (the page of rows itself: upkeep.table_page)."""
+"""Request parameters of the ranking page and its ETag (the page of rows itself: kept.table_page)."""
 
 from __future__ import annotations
 

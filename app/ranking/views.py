@@ -14,7 +14,7 @@ from app.core.htmx import is_partial_request, render
 from app.extensions import db
 from app.models import CATEGORIES, Nomination, Round
 from app.models.round import METHODS
-from app.ranking import charts, upkeep
+from app.ranking import charts, kept, upkeep
 from app.ranking import engine as ranking
 from app.ranking.blueprint import bp
 from app.ranking.table import TRUE_VALUES, Params, etag, fingerprint, matches
@@ -85,10 +85,10 @@ def category(category: str):
             return _not_modified(tag)
     poll_url = url_for(".category", category=category, **params.query())
     poll_tag = etag(rnd.id, category, rnd.version, fingerprint(poll_url.partition("?")[2], *context), user_id)
-    table = upkeep.table_page(rnd.id, category, criteria, method=params.method, drafts=params.drafts,
+    table = kept.table_page(rnd.id, category, criteria, method=params.method, drafts=params.drafts,
                               kind=params.kind, nominator=params.nominator, page=params.page,
                               slots=rnd.slots(category), page_size=page_size)
-    table = replace(table, rows=upkeep.with_criterion_means(table.rows, rnd.id, category, drafts=params.drafts,
+    table = replace(table, rows=kept.with_criterion_means(table.rows, rnd.id, category, drafts=params.drafts,
                                                               criteria=criteria))
     resp = render("ranking/category.html", "ranking_region", round=rnd, category=category, params=params,
                   table=table, criteria=criteria, version=rnd.version, live=live, poll_seconds=poll_seconds,
@@ -130,9 +130,9 @@ def nomination(nomination_id: int):
     row = None
     if nom.status == "active":
         upkeep.ensure(nom.round_id, nom.category, drafts, criteria)
-        row = upkeep.entry(nom.round_id, nom.category, criteria, method=method, drafts=drafts, nomination_id=nom.id)
+        row = kept.entry(nom.round_id, nom.category, criteria, method=method, drafts=drafts, nomination_id=nom.id)
         if row is not None:
-            row = upkeep.with_criterion_means([row], nom.round_id, nom.category, drafts=drafts,
+            row = kept.with_criterion_means([row], nom.round_id, nom.category, drafts=drafts,
                                               criteria=criteria)[0]
     counted_mean = row.mean if row else None
     resp = render("ranking/nomination.html", "breakdown_region", nom=nom, round=rnd, row=row, totals=totals,

@@ -17,7 +17,7 @@ from app.extensions import db
 from app.intake import nominations as intake
 from app.models import Assignment, Nomination, RankingChange, ReviewSheet, User
 from app.ranking import engine as ranking
-from app.ranking import upkeep
+from app.ranking import kept, upkeep
 from app.review import assignments, recusals, scoring
 from tests.factories import make_nomination, make_nominator, make_round
 from tests.review_fixtures import HX, quick_user, signed_in
@@ -120,8 +120,8 @@ def _plain(r) -> dict:
 def _kept(round_id: int, method: str, drafts: bool):
     crit = ranking.criteria_of(round_id, "activity")
     upkeep.ensure(round_id, "activity", drafts, crit)
-    rows = upkeep.rows(round_id, "activity", crit, method=method, drafts=drafts)
-    means = upkeep.with_criterion_means(rows, round_id, "activity", drafts=drafts, criteria=crit)
+    rows = kept.rows(round_id, "activity", crit, method=method, drafts=drafts)
+    means = kept.with_criterion_means(rows, round_id, "activity", drafts=drafts, criteria=crit)
     return [_plain(r) for r in rows], {r.nomination_id: r.criterion_means for r in means}
 
 
@@ -348,12 +348,12 @@ def test_a_new_version_is_never_answered_with_the_old_rows(app):
     with app.app_context():
         crit = ranking.criteria_of(w.round_id, "activity")
         upkeep.ensure(w.round_id, "activity", False, crit)
-        before = upkeep.entry(w.round_id, "activity", crit, method="mean", drafts=False, nomination_id=w.noms[7])
+        before = kept.entry(w.round_id, "activity", crit, method="mean", drafts=False, nomination_id=w.noms[7])
         db.session.remove()
     _save(app, w, w.noms[7])
     page = chair.get("/rankings/activity?method=mean", headers=HX).get_data(as_text=True)
     with app.app_context():
-        after = upkeep.entry(w.round_id, "activity", crit, method="mean", drafts=False, nomination_id=w.noms[7])
+        after = kept.entry(w.round_id, "activity", crit, method="mean", drafts=False, nomination_id=w.noms[7])
         assert after.n_scored == before.n_scored + 1
         want = next(r for r in ranking.compute(w.round_id, "activity", method="mean") if r.nomination_id == w.noms[7])
         assert after.mean == pytest.approx(want.mean) and after.rank == want.rank
@@ -419,7 +419,7 @@ def _ladder(n: int, kinds=None):
 def _page(round_id, crit, **kw):
     args = dict(method="mean", drafts=False, kind="", nominator=None, page=1, slots=12, page_size=10)
     args.update(kw)
-    return upkeep.table_page(round_id, "activity", crit, **args)
+    return kept.table_page(round_id, "activity", crit, **args)
 
 
 def test_paging_and_the_cut_line_over_the_whole_list(app):
@@ -477,10 +477,10 @@ def test_ranks_of_a_page_deep_in_a_large_category(app):
         crit = ranking.criteria_of(w.round_id, "activity")
         upkeep.ensure(w.round_id, "activity", False, crit)
         for method in ("mean", "median", "zscore"):
-            whole = {r.nomination_id: r for r in upkeep.rows(w.round_id, "activity", crit, method=method, drafts=False)}
+            whole = {r.nomination_id: r for r in kept.rows(w.round_id, "activity", crit, method=method, drafts=False)}
             for page in (1, 3, 6):
                 for kind in ("", "member"):
-                    table = upkeep.table_page(w.round_id, "activity", crit, method=method, drafts=False, kind=kind,
+                    table = kept.table_page(w.round_id, "activity", crit, method=method, drafts=False, kind=kind,
                                               nominator=None, page=page, slots=20, page_size=10)
                     assert table.rows
                     for r in table.rows:
