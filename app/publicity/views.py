@@ -8,9 +8,6 @@ The objection form carries a CSRF token and is never cached."""
 from __future__ import annotations
 
 import hashlib
-import io
-import threading
-from collections import OrderedDict
 
 from flask import current_app, flash, make_response, redirect, render_template, request, send_file, url_for
 
@@ -53,29 +50,18 @@ def page(year: int):
                                       title=documents.publicity_title(rnd)))
 
 
-# Rendered PDFs by the digest of their HTML: an anonymous visitor must not be able to make the web
-# process render the same PDF over and over; it renders again only when the list or the dates change.
-_PDF_CACHE: OrderedDict[str, bytes] = OrderedDict()
-_PDF_LOCK = threading.Lock()
-_PDF_KEEP = 4
-
-
 @bp.get("/gongshi/<int:year>/gongshi.pdf")
 def pdf(year: int):
     rnd = queries.public_round(year)
-    source = documents.publicity_source(rnd.id)
-    key = hashlib.sha256(source.html.encode()).hexdigest()
-    with _PDF_LOCK:
-        content = _PDF_CACHE.get(key)
-    if content is None:
-        content = source.render().content
-        with _PDF_LOCK:
-            _PDF_CACHE[key] = content
-            while len(_PDF_CACHE) > _PDF_KEEP:
-                _PDF_CACHE.popitem(last=False)
-    resp = send_file(io.BytesIO(content), mimetype="application/pdf", download_name=source.filename,
-                     as_attachment=False, max_age=PUBLIC_MAX_AGE)
-    resp.set_etag(key[:32])
+    stored = documents.public_pdf_file(rnd)
+    if stored is None:
+        resp = make_response(render_template("publicity/pdf_pending.html", rnd=rnd, year=year), 503)
+        resp.headers["Retry-After"] = "10"
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+    resp = send_file(stored["path"], mimetype="application/pdf", download_name=stored["filename"],
+                     as_attachment=False, max_age=PUBLIC_MAX_AGE, conditional=False, etag=False)
+    resp.set_etag(stored["etag"])
     return _cache_control(resp)
 
 

@@ -464,3 +464,43 @@ def test_a_notice_made_again_after_its_settings_change_has_the_new_number(app, w
     with app.app_context():
         publicity.save_notice(world.round_id, "湘科协通〔2024〕2号", "各市州科协：", "表扬{year}年。")
     assert "湘科协通〔2024〕2号" in made_number()
+
+
+def test_public_pdf_is_rendered_once_and_then_served_from_storage(app, world, monkeypatch):
+    """Anonymous visitors never make a web process render the 公示 PDF again: the first request's job
+    keeps it in the document store, which the downloads page shares."""
+    from app.publicity import documents as publicity_documents
+    from app.reports import jobs
+
+    renders: list[int] = []
+    real = publicity_documents.publicity_pdf
+    monkeypatch.setattr(publicity_documents, "publicity_pdf", lambda rid: (renders.append(rid), real(rid))[1])
+    client = app.test_client()
+    first = client.get(f"/gongshi/{YEAR}/gongshi.pdf")
+    second = client.get(f"/gongshi/{YEAR}/gongshi.pdf")
+    assert first.status_code == second.status_code == 200 and first.data == second.data
+    assert renders == [world.round_id]
+    assert first.headers["ETag"] == second.headers["ETag"]
+    assert client.get(f"/gongshi/{YEAR}/gongshi.pdf",
+                      headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    with app.app_context():
+        made = [j for j in jobs.recent(None) if j.kind == "publicity"]
+        assert len(made) == 1 and made[0].status == "done" and "公示页面" in made[0].label
+        # the chair's 公示名单 from the downloads page is the same stored file: nothing is rendered
+        job = jobs.submit("publicity", "pdf", world.round_id, None, label="公示名单")
+        assert job.status == "done" and job.worker == "storage"
+    assert renders == [world.round_id]
+
+
+def test_public_pdf_still_rendering_answers_503_with_a_retry(app_factory, tmp_path, monkeypatch):
+    from app.publicity import documents as publicity_documents
+
+    app = app_factory({"JOBS_IMMEDIATE": False, "JOBS_FOLDER": str(tmp_path / "jobs")})
+    with app.app_context():
+        build_publicized_round()
+    monkeypatch.setattr(publicity_documents, "PUBLIC_PDF_WAIT_SECONDS", 0.2)
+    resp = app.test_client().get(f"/gongshi/{YEAR}/gongshi.pdf")  # no consumer runs the job
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "10"
+    assert resp.headers["Cache-Control"] == "no-store"
+    html = resp.get_data(as_text=True)
+    assert "正在生成" in html and 'http-equiv="refresh"' in html and "<script" not in html
