@@ -118,31 +118,39 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
     if (reuse_within > 0 and mark is not None and mark.rubric == digest and mark.version >= 0
             and started - float(mark.folded_at or 0) <= reuse_within):
         return int(mark.version)
-    if max_age > 0 and mark is not None and mark.rubric == digest and mark.version >= 0 and not _claim(scope, started):
-        deadline = time.monotonic() + FOLD_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(0.02)
-            db.session.rollback()  # a fresh snapshot of the mark
-            mark = _mark(scope)
-            if mark.version >= current or mark.claimed_at is None:
-                break
-        # Another fold is under way: answer with the last finished one rather than queue behind it
-        # (each waiting poll would hold a server thread). Its data is at most one poll interval old
-        # unless a fold itself takes longer than that; the next poll asks again.
-        return int(mark.version)
-    with write_transaction():
-        if mark is None:
+    if mark is None:
+        # The mark row first, in a transaction of its own, so that the very first fold can be claimed
+        # too: its concurrent polls then wait without a lock or a connection held, not in the INSERT.
+        with write_transaction():
             db.session.execute(text(
                 "INSERT INTO ranking_marks (round_id, category, drafts, version, rubric, computations, folded_at) "
                 "VALUES (:round_id, :category, :drafts, -1, '', 0, 0) ON CONFLICT DO NOTHING"), scope.params())
+        mark = _mark(scope)
+    if max_age > 0 and not _claim(scope, started):
+        # Another process is folding. With rows to show, wait for it a moment and then answer with the
+        # last finished fold rather than queue behind it (each waiting poll would hold a server thread):
+        # its data is at most one poll interval old unless a fold takes longer than that, and the next
+        # poll asks again. With none yet (the first fold, a rubric change) wait for that fold itself.
+        usable = mark.rubric == digest and mark.version >= 0
+        deadline = time.monotonic() + (FOLD_WAIT_SECONDS if usable else CLAIM_SECONDS)
+        while time.monotonic() < deadline:
+            time.sleep(0.02 if usable else 0.05)
+            db.session.rollback()  # a fresh snapshot of the mark; the connection goes back to the pool
+            mark = _mark(scope)
+            if (mark.version >= current and mark.rubric == digest) or mark.claimed_at is None:
+                break
+        if mark.rubric == digest and mark.version >= 0:
+            return int(mark.version)
+        # the claimer died before finishing: fold here
+    with write_transaction():
         mark = _mark(scope, lock=True)
         version = _counter(scope)  # re-read under the lock: a waiter may find the work done
-        if mark.version == version and mark.rubric == digest:
+        done = mark.version == version and mark.rubric == digest
+        # Or waited behind a fold that began after this poll did: its rows are newer than the poll.
+        newer = max_age > 0 and mark.rubric == digest and float(mark.folded_at or 0) >= started
+        if done or newer:
             db.session.execute(text(f"UPDATE ranking_marks SET claimed_at = NULL WHERE {SCOPE_WHERE}"), scope.params())
-            return version
-        if max_age > 0 and mark.rubric == digest and float(mark.folded_at or 0) >= started:
-            # Waited behind a fold that began after this poll did: its rows are newer than the poll.
-            return int(mark.version)
+            return version if done else int(mark.version)
         touched = None
         if mark.rubric == digest and 0 <= mark.version < version:
             ids = [r[0] for r in db.session.execute(text(

@@ -292,6 +292,12 @@ def _poll_at_once(clients, url="/rankings/activity") -> list:
     return out
 
 
+def _assert_same_app(app, w) -> None:
+    with app.app_context():
+        _assert_same(w.round_id)
+        db.session.remove()
+
+
 def _computations(app, w) -> int:
     with app.app_context():
         n = upkeep.computations(w.round_id)
@@ -316,6 +322,29 @@ def test_five_concurrent_polls_of_a_new_version_compute_once(app, monkeypatch):
     again = chairs[0].get("/rankings/activity", headers={**HX, "If-None-Match": answers[0].headers["ETag"]})
     assert again.status_code == 304
     assert _computations(app, w) == before + 1
+
+
+@BOTH
+def test_concurrent_first_polls_of_a_never_ranked_category_compute_once(app, monkeypatch, backend):
+    """The first fold is claimed like any other (its mark row is written first, on its own): the polls
+    that arrive meanwhile wait for it, none folds again and all show the same version. On PostgreSQL
+    they wait outside any lock; SQLite's one writer queues their claims behind the fold anyway."""
+    w = _scored_world(app)
+    chairs = [signed_in(app, "chair1") for _ in range(5)]
+    _slow_fold(monkeypatch, delay=0.5)
+    claims: list[bool] = []
+    real_claim = upkeep._claim
+    monkeypatch.setattr(upkeep, "_claim", lambda *a: (claims.append(real_claim(*a)), claims[-1])[1])
+    answers = _poll_at_once(chairs)
+    assert [r.status_code for r in answers] == [200] * 5
+    assert _computations(app, w) == 1
+    if backend == "postgres":
+        assert claims.count(True) == 1  # a poll that came later found the fold claimed (or done) and waited
+    assert len({r.headers["ETag"] for r in answers}) == 1
+    with app.app_context():
+        assert db.session.execute(text("SELECT claimed_at FROM ranking_marks WHERE round_id = :r AND drafts = :d"),
+                                  {"r": w.round_id, "d": False}).scalar() is None
+    _assert_same_app(app, w)
 
 
 @BOTH
