@@ -235,6 +235,19 @@ def _editable_round(round_id: int) -> Round:
     return rnd
 
 
+def admin_editable(nomination_id: int) -> Nomination:
+    """A nomination the admin may change from the intake pages: in the current round and not a unit's
+    draft (its own until submitted; 404 otherwise, as the pages answer), its round in an editable
+    phase (409). Writers re-check the phase under the nomination's lock (ensure_editable)."""
+    nom = db.session.get(Nomination, nomination_id)
+    rnd = rounds.current_round()
+    if nom is None or rnd is None or nom.round_id != rnd.id or nom.status == "draft":
+        raise UserError("找不到该推荐对象。", status=404)
+    if rnd.phase not in EDITABLE_PHASES:
+        raise Conflict(f"评选批次处于「{PHASE_LABELS[rnd.phase]}」阶段，推荐材料已不能修改。")
+    return nom
+
+
 def ensure_editable(round_id: int) -> Round:
     """For other writers of nomination data (attachments): call inside their write transaction."""
     return _editable_round(round_id)

@@ -205,6 +205,14 @@ def _media_refused(nom, rnd, e: UserError, field: str):
                    block="media" if is_partial_request() else "page")
 
 
+@bp.get("/intake/<int:nomination_id>/media")
+@admin_required
+def media(nomination_id: int):
+    """The photos and video block alone (htmx reloads it after a resumable upload), or the whole page."""
+    nom, rnd = _nomination_in_round(nomination_id)
+    return _detail(nom, rnd, block="media")
+
+
 @bp.route("/intake/<int:nomination_id>/photos", methods=["POST"])
 @admin_required
 def upload_photos(nomination_id: int):

@@ -40,32 +40,6 @@ def publicity_pdf(round_id: int) -> Document:
     return publicity_source(round_id).render()
 
 
-# How long the public PDF's request waits for a consumer to render it before answering "正在生成".
-PUBLIC_PDF_WAIT_SECONDS = 20.0
-
-
-def public_pdf_file(rnd) -> dict | None:
-    """The public 公示 PDF from the document store: rendered once by a job consumer (the same job, key and
-    file as the 公示名单 on the downloads page) and served from storage to every web process after that,
-    so a crowd of anonymous visitors never makes the web processes render it. Returns the stored file's
-    metadata (path, filename, etag), or None when it is still being rendered after
-    PUBLIC_PDF_WAIT_SECONDS (the caller answers 503 with Retry-After)."""
-    import hashlib
-
-    from app.reports import catalog, jobs, store
-
-    key = store.store_key(jobs.job_key("publicity", "pdf", rnd.id, None, rnd.phase), rnd.id)
-    stored = store.find(key)
-    if stored is None:
-        job = jobs.submit("publicity", "pdf", rnd.id, None, label=catalog.label("publicity", "pdf", None) + "（公示页面）")
-        if job.active:
-            jobs.wait(job.id, timeout=PUBLIC_PDF_WAIT_SECONDS)
-        stored = store.find(key)
-    if stored is None:
-        return None
-    return {**stored, "etag": hashlib.sha256(key.encode()).hexdigest()[:32]}
-
-
 REGISTER_HEADERS = ["编号", "提出时间", "涉及推荐对象", "类别", "异议人", "单位", "联系电话", "电子邮箱", "异议事实",
                     "附件", "状态", "不予受理理由", "核实情况", "处理结果", "处理意见", "处理人", "处理时间"]
 

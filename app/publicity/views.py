@@ -15,8 +15,12 @@ from app.core.errors import UserError
 from app.publicity import documents, forms, queries, throttle
 from app.publicity import operations as publicity
 from app.publicity.blueprint import bp
+from app.reports import catalog, jobs
 
 PUBLIC_MAX_AGE = 60
+# How long the public PDF's request waits for a consumer to render it before answering "正在生成": the
+# file is the 公示名单 of the downloads page, rendered once by the queue and kept in the document store.
+PUBLIC_PDF_WAIT_SECONDS = 20.0
 # The objection form's request carries one attachment and the text: anything bigger is refused (the
 # app-wide MAX_CONTENT_LENGTH is sized for videos).
 OBJECTION_REQUEST_MAX = publicity.ATTACHMENT_MAX_BYTES + 256 * 1024
@@ -53,7 +57,8 @@ def page(year: int):
 @bp.get("/gongshi/<int:year>/gongshi.pdf")
 def pdf(year: int):
     rnd = queries.public_round(year)
-    stored = documents.public_pdf_file(rnd)
+    stored = jobs.stored_document("publicity", "pdf", rnd.id, None, timeout=PUBLIC_PDF_WAIT_SECONDS,
+                                  label=catalog.label("publicity", "pdf", None) + "（公示页面）")
     if stored is None:
         resp = make_response(render_template("publicity/pdf_pending.html", rnd=rnd, year=year), 503)
         resp.headers["Retry-After"] = "10"

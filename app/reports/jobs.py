@@ -253,6 +253,26 @@ def submit(kind: str, fmt: str, round_id: int, category: str | None, *, label: s
     raise UserError("同一文档正在被多次提交，请稍后重试。", status=409)
 
 
+def stored_document(kind: str, fmt: str, round_id: int, category: str | None, *, label: str,
+                    timeout: float) -> dict | None:
+    """The document as kept in the store (path, filename, mimetype, size, and an etag), asking the queue
+    for it first if it is not there yet and waiting at most `timeout` seconds for a consumer to render it;
+    None if it is still being rendered then. For pages that hand a document to many visitors (the public
+    公示 PDF): a crowd never makes the web processes render it, and a stored one creates no job record."""
+    from app.reports import store
+
+    key = store.store_key(job_key(kind, fmt, round_id, category, round_phase(round_id)), round_id)
+    stored = store.find(key)
+    if stored is None:
+        job = submit(kind, fmt, round_id, category, label=label)
+        if job.active:
+            wait(job.id, timeout=timeout)
+        stored = store.find(key)
+    if stored is None:
+        return None
+    return {**stored, "etag": hashlib.sha256(key.encode()).hexdigest()[:32]}
+
+
 def _from_store(stored: dict, kind, fmt, round_id, category, label, user, key, kept_as, phase) -> Job:
     """A finished job whose output is the stored file: nothing is rendered or queued."""
     from app.reports import store

@@ -1,4 +1,5 @@
-"""What a resumable upload changes: starting one (for a nomination the unit may still change), each chunk,
+"""What a resumable upload changes: starting one (for a nomination the unit may still change, or for the
+admin one the intake pages may still change), each chunk,
 the last byte making it the nomination's video, termination, and the no-JavaScript upload. The database
 write goes through app.intake.uploads.add_video_file (the one home of the video rules), one operation that
 checks the portal's editability under the nomination's lock. (Deleting the video is the portal's
@@ -12,7 +13,7 @@ import secrets
 from flask import current_app
 
 from app.core.errors import Conflict, UserError
-from app.intake import uploads
+from app.intake import nominations, uploads
 from app.models import Attachment
 from app.portal import access
 from app.tus import store
@@ -28,9 +29,16 @@ def max_bytes() -> int:
     return int(current_app.config["UPLOAD_MAX_VIDEO_BYTES"])
 
 
+def editable(user, nomination_id: int):
+    """The nomination this user may give a video: the admin's (intake) or the unit's own (portal)."""
+    if user.role == "admin":
+        return nominations.admin_editable(nomination_id)
+    return access.editable_nomination(user, nomination_id)
+
+
 def _guard(user):
     def check(nom) -> None:
-        access.editable_nomination(user, nom.id)
+        editable(user, nom.id)
 
     return check
 
@@ -40,7 +48,7 @@ def start(user, nomination_id: int, length: int, filename: str) -> store.Upload:
     that nomination go (choosing a new file means not resuming the old one), and so does anything idle
     past the expiry — so unfinished bytes on disk stay bounded by one video per user and editable
     nomination."""
-    nom = access.editable_nomination(user, nomination_id)
+    nom = editable(user, nomination_id)
     if length == 0:
         raise UserError("视频是空文件。", status=400)
     if length > max_bytes():
@@ -111,7 +119,7 @@ def terminate(user, upload_id: str) -> None:
 def upload_plain(user, nomination_id: int, stream, filename: str) -> Attachment:
     """The no-JavaScript form: the whole file in one multipart POST, spooled to disk within the limit,
     then the same check and replacement as a finished resumable upload."""
-    access.editable_nomination(user, nomination_id)
+    editable(user, nomination_id)
     path = os.path.join(store.folder(), f"plain-{secrets.token_hex(16)}.part")
     limit = max_bytes()
     try:

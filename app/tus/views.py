@@ -1,6 +1,7 @@
-"""The tus 1.0.0 endpoints (/portal/uploads) and the portal's video part (/portal/nominations/<id>/video)
-with its no-JavaScript fallback. Parse headers or the form, authorize (the owner; the unit's editable
-nomination), call one operation, answer.
+"""The tus 1.0.0 endpoints (/portal/uploads: a unit's staff for their editable nominations, the admin for
+the intake pages') and the portal's video part (/portal/nominations/<id>/video) with its no-JavaScript
+fallback. Parse headers or the form, authorize (the owner of the upload; the nomination the user may
+still change), call one operation, answer.
 
 CSRF: the tus routes are not exempt. flask-wtf checks every POST/PATCH/DELETE, and besides a form field it
 accepts the X-CSRFToken header, which tus-js-client sends through its `headers` option; HEAD and OPTIONS
@@ -15,7 +16,7 @@ from functools import wraps
 from flask import Response, flash, request, url_for
 from flask_login import current_user
 
-from app.core.authz import nominator_required
+from app.core.authz import nominator_required, role_required
 from app.core.errors import UserError
 from app.core.htmx import render, see_other
 from app.intake import forms as intake_forms
@@ -23,6 +24,8 @@ from app.portal import access
 from app.tus import operations, protocol, store
 from app.tus.blueprint import bp
 
+# The intake pages' admin uploads videos the same resumable way (templates/intake/detail.html).
+uploader_required = role_required("nominator", "admin")
 _PROTOCOL_ENDPOINTS = {"tus.discover", "tus.create", "tus.head", "tus.patch", "tus.terminate"}
 
 
@@ -95,7 +98,7 @@ def discover(upload_id: str | None = None):
 
 
 @bp.post("/portal/uploads")
-@nominator_required
+@uploader_required
 @tus_endpoint
 def create():
     if "Upload-Defer-Length" in request.headers:
@@ -108,7 +111,7 @@ def create():
 
 
 @bp.route("/portal/uploads/<upload_id>", methods=["HEAD"])
-@nominator_required
+@uploader_required
 @tus_endpoint
 def head(upload_id: str):
     upload = operations.owned(_user(), upload_id)
@@ -117,7 +120,7 @@ def head(upload_id: str):
 
 
 @bp.route("/portal/uploads/<upload_id>", methods=["PATCH"])
-@nominator_required
+@uploader_required
 @tus_endpoint
 def patch(upload_id: str):
     if request.mimetype != protocol.OCTET_STREAM:
@@ -132,7 +135,7 @@ def patch(upload_id: str):
 
 
 @bp.route("/portal/uploads/<upload_id>", methods=["DELETE"])
-@nominator_required
+@uploader_required
 @tus_endpoint
 def terminate(upload_id: str):
     operations.terminate(_user(), upload_id)

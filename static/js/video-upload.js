@@ -1,5 +1,6 @@
-// The portal's video part: a resumable upload over tus 1.0 (vendored tus-js-client). Without this
-// script, or in a browser tus-js-client does not support, the part keeps its plain multipart form.
+// The video part of the portal form and of the intake page: a resumable upload over tus 1.0 (vendored
+// tus-js-client). Without this script, or in a browser tus-js-client does not support, the part keeps its
+// plain multipart form.
 // Loaded as a file (no inline scripts) so the strict CSP holds.
 (function () {
   "use strict";

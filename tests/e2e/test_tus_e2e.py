@@ -135,3 +135,40 @@ def test_the_video_part_fits_a_phone(portal_server, browser_context, tmp_path):
     page.click("[data-tus-start]")
     page.wait_for_selector(f"#video-part-{world.nom_a} >> text=当前视频：手机上传.mp4", timeout=60_000)
     assert _video_sha(server.app, world.nom_a) == sha256(data)
+
+
+def test_the_admin_replaces_a_video_on_the_intake_page_with_a_resumable_upload(portal_server, browser_context,
+                                                                               tmp_path):
+    """The intake page's video part is the portal's control: a dropped chunk is retried, the video is
+    replaced once the new one arrived whole, and the media block is reloaded in place."""
+    server, world = portal_server
+    first, second = mp4(300_000, seed=b"first"), mp4(6 * MB, seed=b"second")  # two 5 MB chunks
+    for name, data in (("旧视频.mp4", first), ("新视频.mp4", second)):
+        (tmp_path / name).write_bytes(data)
+    page = browser_context().new_page()
+    patches = []
+
+    def drop_second_patch(route):
+        if route.request.method == "PATCH":
+            patches.append(route.request.headers.get("upload-offset"))
+            if len(patches) == 2:
+                route.abort("connectionreset")
+                return
+        route.continue_()
+
+    sign_in(page, server, "admin")
+    page.goto(f"{server.url}/intake/{world.submitted_a}")
+    page.wait_for_selector(".tus-upload:not([hidden])")
+    assert page.is_hidden("[data-tus-fallback]")
+    page.set_input_files("[data-tus-file]", str(tmp_path / "旧视频.mp4"))
+    page.click("[data-tus-start]")
+    page.wait_for_selector("#media-block >> text=旧视频.mp4", timeout=60_000)
+    assert _video_sha(server.app, world.submitted_a) == sha256(first)
+    page.route("**/portal/uploads/*", drop_second_patch)
+    page.wait_for_selector(".tus-upload:not([hidden]) >> text=替换视频")
+    page.set_input_files("[data-tus-file]", str(tmp_path / "新视频.mp4"))
+    page.click("[data-tus-start]")
+    page.wait_for_selector("#media-block >> text=新视频.mp4", timeout=60_000)
+    assert _video_sha(server.app, world.submitted_a) == sha256(second)
+    assert len(patches) >= 3 and patches[1] == patches[2]  # the lost chunk was sent again from its offset
+    assert "旧视频.mp4" not in page.inner_text("#media-block")

@@ -98,9 +98,10 @@ POLICY: dict[str, dict[str, tuple[str, ...]]] = {
     "admin": {
         "allow": ("* *",),
         # Scoring is the reviewers' alone: the admin may reopen a sheet, never write one.
-        # The portal's unit pages are the 推荐单位's; the admin's side of it is /portal/admin/*.
+        # The portal's unit pages are the 推荐单位's; the admin's side of it is /portal/admin/*, and the
+        # resumable video uploads (/portal/uploads*) the intake page uses as the portal does.
         "except": ("GET /review/", "POST /review/nominations/*", "GET /reports/sheets/mine/*",
-                   "* /portal/", "* /portal/[!a]*"),
+                   "* /portal/", "* /portal/[!au]*"),
     },
 }
 # Object-level: with these the role is refused even on an allowed route (World.foreign holds the ids).

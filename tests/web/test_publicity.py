@@ -493,12 +493,12 @@ def test_public_pdf_is_rendered_once_and_then_served_from_storage(app, world, mo
 
 
 def test_public_pdf_still_rendering_answers_503_with_a_retry(app_factory, tmp_path, monkeypatch):
-    from app.publicity import documents as publicity_documents
+    from app.publicity import views as publicity_views
 
     app = app_factory({"JOBS_IMMEDIATE": False, "JOBS_FOLDER": str(tmp_path / "jobs")})
     with app.app_context():
         build_publicized_round()
-    monkeypatch.setattr(publicity_documents, "PUBLIC_PDF_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(publicity_views, "PUBLIC_PDF_WAIT_SECONDS", 0.2)
     resp = app.test_client().get(f"/gongshi/{YEAR}/gongshi.pdf")  # no consumer runs the job
     assert resp.status_code == 503 and resp.headers["Retry-After"] == "10"
     assert resp.headers["Cache-Control"] == "no-store"

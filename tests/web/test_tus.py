@@ -20,7 +20,7 @@ from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 
 from app.core import storage
 from app.extensions import db
-from app.models import AuditEvent
+from app.models import AuditEvent, User
 from tests.e2e.conftest import serving
 from tests.tus_fixtures import (  # noqa: F401 — fixtures
     TUS,
@@ -242,9 +242,37 @@ def test_another_users_upload_url_is_404(server, world):  # noqa: F811
     assert owner.create(len(data), world.nom_b).status_code == 404
 
 
-def test_admin_and_anonymous_cannot_use_the_upload_endpoints(server, world):  # noqa: F811
+def test_the_admin_uploads_a_submitted_nominations_video_resumably_but_never_into_a_units_draft(
+        server, tus_app, world):  # noqa: F811
+    """The intake page's video part uses the same endpoints: the admin may give a (non-draft) nomination
+    of the current round its video, stopping and resuming; a unit's draft is the unit's own (404), and
+    the admin's upload is not the unit's to resume (404)."""
     admin = Browser(server.url, "admin")
-    assert admin.create(1000, world.nom_a).status_code == 403
+    assert admin.create(1000, world.nom_a).status_code == 404  # a unit's draft
+    data = mp4(1024 * 1024)
+    first = _uploader(admin, data, world.submitted_a)
+    first.upload(stop_at=2 * CHUNK)
+    assert _head(Browser(server.url, "unit_a"), first.url).status_code == 404
+    import io
+
+    again = _client(Browser(server.url, "admin")).uploader(file_stream=io.BytesIO(data), url=first.url,
+                                                          chunk_size=CHUNK)
+    assert again.offset == 2 * CHUNK
+    again.upload()
+    assert _video_sha(tus_app, world.submitted_a) == sha256(data)
+    with tus_app.app_context():
+        event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "attachment.add")).one()
+        assert event.actor_id == db.session.scalar(select(User.id).where(User.username == "admin"))
+    # the intake page offers the resumable part (and reloads just its media block afterwards)
+    page = admin.http.get(f"{server.url}/intake/{world.submitted_a}").text
+    assert 'data-tus-endpoint="/portal/uploads"' in page and "video-upload.js" in page
+    assert f'data-part-url="/intake/{world.submitted_a}/media"' in page
+    block = admin.http.get(f"{server.url}/intake/{world.submitted_a}/media", headers={"HX-Request": "true"})
+    assert block.status_code == 200 and block.text.lstrip().startswith('<div id="media-block">')
+    assert "社区科普.mp4" in block.text
+
+
+def test_anonymous_cannot_use_the_upload_endpoints(server, world):  # noqa: F811
     resp = requests.post(server.url + "/portal/uploads", headers={**TUS, "Upload-Length": "1000"},
                          allow_redirects=False)
     assert resp.status_code == 400  # no session, no CSRF token
