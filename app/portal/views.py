@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from app.core.authz import nominator_required
 from app.core.errors import UserError
-from app.core.htmx import render
+from app.core.htmx import is_partial_request, render
 from app.intake import form_check, nominations
 from app.intake import forms as intake_forms
 from app.portal import access, deadlines, forms, operations, queries, stamped
@@ -60,8 +60,9 @@ def _form_data(nom) -> dict:
 
 
 def _page(nom, *, form=None, status: int = 200, errors: dict | None = None, message: str | None = None,
-          category: str | None = None):
-    """The nomination page: the editable form for a 草稿/退回修改 in an open round, else read-only."""
+          category: str | None = None, block: str = "page"):
+    """The nomination page: the editable form for a 草稿/退回修改 in an open round, else read-only.
+    `block`: what an htmx request gets back ("photos": the photo block alone)."""
     unit = access.unit_of(_user())
     rnd = rounds.require_current_round() if nom is None else rounds.get(nom.round_id)
     category = nom.category if nom is not None else category
@@ -89,7 +90,7 @@ def _page(nom, *, form=None, status: int = 200, errors: dict | None = None, mess
         ctx["warnings"] = operations.submission_warnings(nom, rnd)
         ctx["stamped_ok"] = rnd.phase in deadlines.PORTAL_PHASES and nom.status in operations.STAMPED_STATUSES
         ctx["withdrawable"] = nom.status == "submitted" and rnd.phase in deadlines.PORTAL_PHASES
-    return render("portal/nomination.html", "page", status=status, **ctx)
+    return render("portal/nomination.html", block, status=status, **ctx)
 
 
 class _DraftProbe:
@@ -166,7 +167,8 @@ def withdraw(nomination_id: int):
 
 def _media_refused(nomination_id: int, e: UserError, field: str):
     nom = access.own_nomination(_user(), nomination_id)
-    return _page(nom, status=e.status, errors=e.field_errors or {field: e.message}, message=e.message)
+    return _page(nom, status=e.status, errors=e.field_errors or {field: e.message}, message=e.message,
+                 block="photos" if field == "photos" else "page")
 
 
 def _refused(form) -> UserError:
@@ -175,7 +177,10 @@ def _refused(form) -> UserError:
     return UserError(message, errors, status=400 if "csrf_token" in errors else 422)
 
 
-def _back_to_media(nomination_id: int, message: str):
+def _back_to_media(nomination_id: int, message: str, *, photos: bool = False):
+    """After a media change: a 303 back to the page's #media, or for htmx the photo block in place."""
+    if photos and is_partial_request():
+        return _page(access.own_nomination(_user(), nomination_id), message=message, block="photos")
     flash(message, "success")
     return redirect(url_for("portal.nomination", nomination_id=nomination_id) + "#media", 303)
 
@@ -193,7 +198,7 @@ def upload_photos(nomination_id: int):
                                       [(f.filename or "", f.stream.read(limit)) for f in form.files()])
     except UserError as e:
         return _media_refused(nomination_id, e, "photos")
-    return _back_to_media(nomination_id, f"已上传 {len(added)} 张照片。")
+    return _back_to_media(nomination_id, f"已上传 {len(added)} 张照片。", photos=True)
 
 
 @bp.post("/nominations/<int:nomination_id>/attachments/<int:attachment_id>/delete")
@@ -207,7 +212,7 @@ def delete_attachment(nomination_id: int, attachment_id: int):
         operations.delete_attachment(_user(), nomination_id, attachment_id)
     except UserError as e:
         return _media_refused(nomination_id, e, "photos")
-    return _back_to_media(nomination_id, "已删除。")
+    return _back_to_media(nomination_id, "已删除。", photos=True)
 
 
 @bp.post("/nominations/<int:nomination_id>/photos/<int:attachment_id>/move")
@@ -221,7 +226,7 @@ def move_photo(nomination_id: int, attachment_id: int):
         operations.move_photo(_user(), nomination_id, attachment_id, int(form.step.data))
     except UserError as e:
         return _media_refused(nomination_id, e, "photos")
-    return _back_to_media(nomination_id, "已调整照片顺序。")
+    return _back_to_media(nomination_id, "已调整照片顺序。", photos=True)
 
 
 @bp.post("/nominations/<int:nomination_id>/stamped")

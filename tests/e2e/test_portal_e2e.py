@@ -244,15 +244,18 @@ def test_a_unit_submits_online_and_its_nomination_reaches_the_reviewers(portal, 
     expect(unit.locator(".portal-item .return-note")).to_contain_text(RETURN_NOTE)
     unit.click(f"a[href$='/portal/nominations/{nid}']")
     expect(unit.locator(".return-note")).to_contain_text(RETURN_NOTE)
-    unit.once("dialog", lambda d: d.accept())  # 删除这张照片？
-    unit.locator(".portal-photos li").nth(1).locator("form.confirm button").click()
+    unit.fill("#nomination-form [name=event_count]", "16")  # typed, not saved yet
+    unit.once("dialog", lambda d: d.accept())  # 删除这张照片？ (hx-confirm; htmx swaps the photo block in place)
+    unit.locator(".portal-photos li").nth(1).locator("button.danger:has-text('删除')").click()
     expect(unit.locator(".portal-photos li")).to_have_count(2)
+    expect(unit.locator("#photos-block .flash-success")).to_have_text("已删除。")
     better = _jpeg(files / "现场照片-更换.jpg", (200, 90, 30))
     unit.set_input_files("#media input[name=photos]", str(better))
     unit.click("#media form.upload-form button[type=submit]")
     expect(unit.locator(".portal-photos li")).to_have_count(3)
     expect(unit.locator(".portal-photos")).to_contain_text("现场照片-更换.jpg")
-    unit.fill("#nomination-form [name=event_count]", "16")
+    # the photo changes swapped their block only: what was typed in the form is still there
+    assert unit.input_value("#nomination-form [name=event_count]") == "16"
     unit.click("#nomination-form button[name=op][value=submit]")
     unit.wait_for_url("**/portal/")
     expect(unit.locator(f".portal-item:has(a[href$='/portal/nominations/{nid}']) .status-badge")).to_have_text("已提交")

@@ -323,6 +323,32 @@ def test_photo_reorder_and_delete(portal_app):
     assert cs.get(f"/review/files/{ids[0]}?thumb=1").status_code == 200
 
 
+def test_photo_changes_over_htmx_swap_the_photo_block_in_place(portal_app):
+    """With htmx the photo forms answer with the photo block alone (status and message inside it); a
+    refusal comes back the same way, beside the photos, and changes nothing."""
+    cs = client_for(portal_app, "cs")
+    nid = ready(cs)
+    with portal_app.app_context():
+        ids = [a.id for a in db.session.get(Nomination, nid).photos]
+    hx = {"HX-Request": "true"}
+    moved = cs.post(f"/portal/nominations/{nid}/photos/{ids[2]}/move", data={"step": "-1", "csrf_token": token(cs)},
+                    headers=hx)
+    html = moved.get_data(as_text=True)
+    assert moved.status_code == 200 and html.lstrip().startswith('<div id="photos-block">')
+    assert "已调整照片顺序。" in html and "<html" not in html and 'id="nomination-form"' not in html
+    assert html.index(f"/photos/{ids[2]}/move") < html.index(f"/photos/{ids[1]}/move")  # the new order shown
+    refused = cs.post(f"/portal/nominations/{nid}/photos/{ids[0]}/move", data={"step": "-1", "csrf_token": token(cs)},
+                      headers=hx)
+    assert refused.status_code == 409 and 'id="err-photos"' in refused.get_data(as_text=True)
+    deleted = cs.post(f"/portal/nominations/{nid}/attachments/{ids[1]}/delete", data={"csrf_token": token(cs)},
+                      headers=hx)
+    assert deleted.status_code == 200 and "已删除。" in deleted.get_data(as_text=True)
+    with portal_app.app_context():
+        assert [a.id for a in db.session.get(Nomination, nid).photos] == [ids[0], ids[2]]
+    page = cs.get(f"/portal/nominations/{nid}").get_data(as_text=True)
+    assert 'hx-target="#photos-block"' in page and 'hx-confirm="删除这张照片？"' in page
+
+
 def _pdf_bytes() -> bytes:
     from pypdf import PdfWriter
 
