@@ -27,6 +27,20 @@ def _video_sha(app, nomination_id):
         return file_sha256(storage.path_of(video.stored_name)) if video else None
 
 
+def _dropping_the_second_patch(patches: list):
+    """A route handler that records each PATCH's offset and resets the connection of the second one."""
+
+    def handle(route):
+        if route.request.method == "PATCH":
+            patches.append(route.request.headers.get("upload-offset"))
+            if len(patches) == 2:
+                route.abort("connectionreset")
+                return
+        route.continue_()
+
+    return handle
+
+
 def _open_video_part(page, server, world):
     page.goto(f"{server.url}/portal/nominations/{world.nom_a}")
     page.wait_for_selector(".tus-upload:not([hidden])")
@@ -39,16 +53,8 @@ def test_a_dropped_chunk_is_retried_and_the_video_arrives_whole(portal_server, b
     path = tmp_path / "社区科普活动.mp4"
     path.write_bytes(data)
     page = browser_context().new_page()
-    patches = []
-
-    def drop_second_patch(route):
-        if route.request.method == "PATCH":
-            patches.append(route.request.headers.get("upload-offset"))
-            if len(patches) == 2:
-                route.abort("connectionreset")
-                return
-        route.continue_()
-
+    patches: list = []
+    drop_second_patch = _dropping_the_second_patch(patches)
     sign_in(page, server, "unit_a")
     page.route("**/portal/uploads/*", drop_second_patch)
     _open_video_part(page, server, world)
@@ -146,16 +152,8 @@ def test_the_admin_replaces_a_video_on_the_intake_page_with_a_resumable_upload(p
     for name, data in (("旧视频.mp4", first), ("新视频.mp4", second)):
         (tmp_path / name).write_bytes(data)
     page = browser_context().new_page()
-    patches = []
-
-    def drop_second_patch(route):
-        if route.request.method == "PATCH":
-            patches.append(route.request.headers.get("upload-offset"))
-            if len(patches) == 2:
-                route.abort("connectionreset")
-                return
-        route.continue_()
-
+    patches: list = []
+    drop_second_patch = _dropping_the_second_patch(patches)
     sign_in(page, server, "admin")
     page.goto(f"{server.url}/intake/{world.submitted_a}")
     page.wait_for_selector(".tus-upload:not([hidden])")
