@@ -12,6 +12,8 @@ from flask_login import current_user
 from app.core.authz import admin_required, staff_required
 from app.core.errors import UserError
 from app.core.htmx import is_partial_request, render, see_other, trigger
+from app.core.paging import Pager
+from app.core.params import parse_int
 from app.deliberation import forms
 from app.deliberation import operations as decisions
 from app.deliberation.blueprint import bp
@@ -24,6 +26,14 @@ from app.stats import views as stats_views
 
 TEMPLATE = "deliberation/deliberate.html"
 DECISIONS_CHANGED = "decisions-changed"
+# A province's whole category fits one page; at national scale (thousands of rows, each with its
+# forms) one page of the table is rendered at a time.
+PAGE_SIZE = 200
+
+
+def _page_arg() -> int | None:
+    """The table's page (GET, and the row forms' action URLs, so a plain POST returns to it)."""
+    return parse_int(request.args.get("page"), lo=1, default=None)
 
 
 def _page_context(category: str, *, errors: dict | None = None, form_values: dict | None = None,
@@ -37,11 +47,16 @@ def _page_context(category: str, *, errors: dict | None = None, form_values: dic
     robust = stats_views.Robustness(rnd.id, category)
     robust_choice = robust_form.choice()
     # --- end robustness
+    shown = stats_views.filtered(rows, robust, robust_choice)
+    pager = Pager.of(len(shown), _page_arg(), PAGE_SIZE)
+    slots = rnd.slots(category)
+    cut = next((i for i, st in enumerate(shown) if st.rank == slots), None)
     return dict(
         round=rnd, category=category, rows=rows, summary=decisions.summary(rnd, category, rows),
-        shown_rows=stats_views.filtered(rows, robust, robust_choice), robust=robust, robust_form=robust_form,
-        robust_choice=robust_choice,
-        slots=rnd.slots(category), editable=rnd.phase == "deliberating", is_admin=current_user.role == "admin",
+        shown_rows=pager.slice(shown), pager=pager, cut_page=None if cut is None else pager.page_of(cut),
+        cut_id=None if cut is None else shown[cut].nomination_id,
+        robust=robust, robust_form=robust_form, robust_choice=robust_choice,
+        slots=slots, editable=rnd.phase == "deliberating", is_admin=current_user.role == "admin",
         errors=errors or {}, form_values=form_values or {}, has_seal=bool(rnd.seal_file),
         outcome_labels=decisions.OUTCOME_LABELS, opinion_max=forms.LIMITS["opinion"], limits=forms.LIMITS,
         template_form=template_form or {"errors": {}, "message": "", "approve_template": rnd.opinion_approve_template,
@@ -55,7 +70,7 @@ def _page(category: str, block: str = "workspace", status: int = 200, **extra):
 
 
 def _back(category: str, anchor: str | None = None):
-    url = url_for(".category", category=category)
+    url = url_for(".category", category=category, page=_page_arg())
     return redirect(f"{url}#{anchor}" if anchor else url, code=303)
 
 

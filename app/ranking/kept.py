@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import text
 
 from app.core.database import write_transaction
+from app.core.paging import page_numbers
 from app.extensions import db
 from app.models import KIND_LABELS
 from app.ranking.engine import FLAG_SHARE, CriterionInfo, RankRow, max_total
@@ -47,14 +48,7 @@ class TablePage:
     nominators: list[NominatorOption]  # every nominator of the category, in official order
 
     def page_numbers(self, around: int = 2) -> list[int | None]:
-        """1 … 4 5 [6] 7 8 … 70 (None marks a gap)."""
-        keep = {1, self.pages, *range(self.page - around, self.page + around + 1)}
-        out: list[int | None] = []
-        for n in sorted(k for k in keep if 1 <= k <= self.pages):
-            if out and out[-1] is not None and n - out[-1] > 1:
-                out.append(None)
-            out.append(n)
-        return out
+        return page_numbers(self.page, self.pages, around)
 
 
 def _table(method: str) -> str:

@@ -132,6 +132,30 @@ def test_no_js_decision_redirects_back_to_the_row(app, chair, small):
     assert _decision(app, a1)[0] == "approve"
 
 
+def test_a_long_table_is_paged_and_a_row_action_returns_to_its_page(app, chair, small, monkeypatch):
+    """At national scale the table is shown a page at a time (here 2 rows a page): ranks and the cut line
+    stay the whole category's, a plain POST from page 2 comes back to page 2, htmx swaps the workspace."""
+    from app.deliberation import views as deliberation_views
+
+    monkeypatch.setattr(deliberation_views, "PAGE_SIZE", 2)
+    order = [small.noms[k] for k in ("A1", "A2", "A3", "A4", "A5")]
+    first = chair.get("/chair/activity").get_data(as_text=True)
+    assert [int(n) for n in re.findall(r'<tr id="nom-(\d+)"', first)] == order[:2]
+    assert "第 1 / 3 页（每页 2 项，共 5 项）" in first and 'href="/chair/activity?page=2"' in first
+    html = chair.get("/chair/activity?page=2").get_data(as_text=True)
+    rows = re.findall(r'<tr id="nom-(\d+)"[^>]*>\s*<td class="num rank" data-label="排名">(\d+)', html)
+    assert [(int(n), int(r)) for n, r in rows] == [(order[2], 3), (order[3], 4)]
+    assert f'/chair/decide/{order[2]}?page=2' in html
+    # the cut line (rank 2 of 2 slots) is on page 1: a link jumps there from any page
+    assert f'href="/chair/activity#nom-{order[1]}"' in html and "跳到名额线（第 1 页）" in html
+    assert chair.get("/chair/activity?page=99").get_data(as_text=True).count('<tr id="nom-') == 1  # the last page
+    resp = _post(chair, f"/chair/decide/{order[2]}?page=2", {"outcome": "decline", "version": "0"})
+    assert resp.status_code == 303 and resp.headers["Location"].endswith(f"/chair/activity?page=2#nom-{order[2]}")
+    assert _decision(app, order[2])[0] == "decline"
+    part = chair.get("/chair/activity?page=3", headers=HX).get_data(as_text=True)
+    assert part.lstrip().startswith('<div id="workspace">') and f'<tr id="nom-{order[4]}"' in part
+
+
 def test_stale_version_is_409(app, chair, small):
     a1 = small.noms["A1"]
     _post(chair, f"/chair/decide/{a1}", {"outcome": "approve", "version": "0"})
