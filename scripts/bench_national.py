@@ -20,6 +20,8 @@ Seeds (scripts/bench_rankings.seed) one round of --nominations activities (defau
                       submit → done.
   cached_download_ms  p50 of the same document's next download (POST /reports/jobs answered from storage +
                       GET the file), --downloads times.
+  deliberation_page_ms / _kb
+                      the chair's 会议审定 page of the category after review (SQLite; its table is paged).
 
 The LAST printed line is one JSON object. Results: docs/benchmarks.md section 7.
 
@@ -131,6 +133,25 @@ def partial_after_change(app, repeat: int, pairs: list) -> float:
         times.append((time.perf_counter() - t0) * 1000)
         assert r.status_code == 200, r.status_code
     return statistics.median(times)
+
+
+def deliberation_page(app, repeat: int = 5) -> tuple[float, float]:
+    """The chair's 会议审定 page of the same category once review is over (its first page: the table is
+    paged at this size): p50 ms and its size in KB."""
+    with app.app_context():
+        db.session.execute(text("UPDATE rounds SET phase = 'deliberating'"))
+        db.session.execute(text("UPDATE ranking_counters SET version = version + 1"))
+        db.session.commit()
+        db.session.remove()
+    client = _chair(app)
+    times, size = [], 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        r = client.get("/chair/activity")
+        times.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200, r.status_code
+        size = len(r.data)
+    return round(statistics.median(times), 2), round(size / 1024, 1)
 
 
 def computations_per_version(app, seconds: float, pairs: list, chairs: int = 5) -> dict:
@@ -344,6 +365,9 @@ def ranking_part(args, skip: set, tmp: Path, result: dict) -> None:
         print(f"5 chairs polling {args.poll_seconds:.0f} s: {polls}", flush=True)
         result["computations_per_version"] = polls["computations_per_version"]
         result["poll_detail"] = polls
+    result["deliberation_page_ms"], result["deliberation_page_kb"] = deliberation_page(app)
+    print(f"deliberation page (会议审定, SQLite): {result['deliberation_page_ms']} ms, "
+          f"{result['deliberation_page_kb']} KB", flush=True)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
