@@ -5,9 +5,9 @@ RankingChange naming the nomination it touched (NULL: "anything may have changed
 a new version folds the changes since the stored RankingMark into the derived rows: the counted sheets
 of the touched nominations, their reviewers' figures, the nominations' aggregates, z-scores and
 criterion means (ranks are counted when a page is read). The
-whole category is recomputed only when a change names no nomination (a phase move, an assignment plan,
-an import) or the rubric changed. `flask ranking verify` compares these rows with a computation from
-the scores.
+whole category is recomputed when a change names no nomination (a phase move, an assignment plan, an
+import), when more than WHOLE_AT nominations changed, when the rubric changed and for a mark left far
+behind. `flask ranking verify` compares these rows with a computation from the scores.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ class RankingEntry(_Scope, db.Model):
     k_<method> sorts ascending exactly as the ranking orders (the aggregate rounded as order_value()
     does, negated; no aggregate sorts last), then k_n (= -n_scored), k_sd (rounded stdev; none last)
     and the id. Ranks are not stored: one save can move thousands of them (every z-score of its
-    reviewer shifts), while reading a page's ranks is an index count per shown row (app/ranking/kept.py table_page)."""
+    reviewer shifts), while a page reads its rows' ranks with one walk of each method's sort-key index
+    (app/ranking/kept.py _ranked)."""
 
     __tablename__ = "ranking_entries"
     __table_args__ = tuple(

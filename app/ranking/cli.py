@@ -28,40 +28,44 @@ def verify_command(year: int | None, fix: bool):
         raise click.ClickException(e.message) from None
     found = totals.verify(round_id)
     scope = f"{year} 年批次" if year else "全部批次"
-    if not found:
-        click.echo(f"{scope}：每张评分表的合计与已评项数都与其评分一致。")
-        _verify_kept(round_id, scope, fix)
-        return
-    _report(f"{scope}：{len(found)} 张评分表的合计与评分不一致：", "张", [
-        f"评分表 {d.sheet_id}（专家 {d.reviewer_id}，推荐对象 {d.nomination_id}）：存储合计 {d.stored_total:g}、"
-        f"{d.stored_n} 项；按评分应为 {d.actual_total:g}、{d.actual_n} 项" for d in found])
-    if fix:
-        fixed = totals.repair(found)
-        click.echo(f"已按评分改正 {fixed} 张评分表。", err=True)
-        _verify_kept(round_id, scope, fix)
-    raise SystemExit(1)
+    sheets_differ = _check(
+        f"{scope}：每张评分表的合计与已评项数都与其评分一致。",
+        f"{scope}：{len(found)} 张评分表的合计与评分不一致：", "张",
+        [f"评分表 {d.sheet_id}（专家 {d.reviewer_id}，推荐对象 {d.nomination_id}）：存储合计 {d.stored_total:g}、"
+         f"{d.stored_n} 项；按评分应为 {d.actual_total:g}、{d.actual_n} 项" for d in found],
+        (lambda: f"已按评分改正 {totals.repair(found)} 张评分表。") if fix else None)
+    # The kept rankings are made from the sheet totals: compare them once those are right.
+    if sheets_differ and not fix:
+        raise SystemExit(1)
+    if _verify_kept(round_id, scope, fix) or sheets_differ:
+        raise SystemExit(1)
 
 
-def _report(header: str, unit: str, lines: list[str]) -> None:
+def _check(same: str, header: str, unit: str, lines: list[str], repair) -> bool:
+    """Report one check: `same` when nothing differs, else the header and the first SHOWN differences,
+    then `repair()`'s message when repairing. Whether anything differed."""
+    if not lines:
+        click.echo(same)
+        return False
     click.echo(header, err=True)
     for line in lines[:SHOWN]:
         click.echo(f"  {line}", err=True)
     if len(lines) > SHOWN:
         click.echo(f"  ……另有 {len(lines) - SHOWN} {unit}", err=True)
+    if repair is not None:
+        click.echo(repair(), err=True)
+    return True
 
 
-def _verify_kept(round_id: int | None, scope: str, fix: bool) -> None:
+def _verify_kept(round_id: int | None, scope: str, fix: bool) -> bool:
     from app.models import CATEGORY_LABELS, METHOD_LABELS
     from app.ranking import kept
 
     drift = kept.verify(round_id)
-    if not drift:
-        click.echo(f"{scope}：实时排名与按评分重新计算的结果一致。")
-        return
-    _report(f"{scope}：实时排名有 {len(drift)} 处与按评分重新计算的结果不一致：", "处", [
-        f"{CATEGORY_LABELS[d.category]}{'（含草稿）' if d.drafts else ''}按「{METHOD_LABELS[d.method]}」排名，"
-        f"推荐对象 {d.nomination_id} 的 {d.field}：实时 {d.kept}，应为 {d.computed}" for d in drift])
-    if fix:
-        n = kept.rebuild(drift)
-        click.echo(f"已重算 {n} 个实时排名。", err=True)
-    raise SystemExit(1)
+    return _check(
+        f"{scope}：实时排名与按评分重新计算的结果一致。",
+        f"{scope}：实时排名有 {len(drift)} 处与按评分重新计算的结果不一致：", "处",
+        [f"{CATEGORY_LABELS[d.category]}{'（含草稿）' if d.drafts else ''}推荐对象 {d.nomination_id} "
+         f"{'按「' + METHOD_LABELS[d.method] + '」排名的名次' if d.method else '的 ' + d.field}："
+         f"实时 {d.kept}，应为 {d.computed}" for d in drift],
+        (lambda: f"已重算 {kept.rebuild(drift)} 个实时排名。") if fix else None)

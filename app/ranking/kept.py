@@ -8,13 +8,12 @@ sort-key indexes (_ranked).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 from sqlalchemy import text
 
 from app.core.database import write_transaction
-from app.core.paging import page_numbers
+from app.core.paging import Pager
 from app.extensions import db
 from app.models import KIND_LABELS
 from app.ranking.engine import FLAG_SHARE, CriterionInfo, RankRow, max_total
@@ -36,19 +35,12 @@ class NominatorOption:
 @dataclass(frozen=True)
 class TablePage:
     rows: list[RankRow]
-    total: int  # rows after filtering
+    pager: Pager  # over the rows after filtering
     category_total: int
-    page: int
-    pages: int
-    page_size: int
-    first_index: int  # 0-based index of rows[0] in the filtered list
     slots: int
     cut_id: int | None  # the last row inside the award slots, when rows follow it
     cut_page: int | None
     nominators: list[NominatorOption]  # every nominator of the category, in official order
-
-    def page_numbers(self, around: int = 2) -> list[int | None]:
-        return page_numbers(self.page, self.pages, around)
 
 
 def _table(method: str) -> str:
@@ -188,9 +180,7 @@ def table_page(round_id: int, category: str, criteria: list[CriterionInfo], *, m
         total = category_total
         inside = min(slots, total)
         cut_id = slot_row
-    pages = max(1, math.ceil(total / page_size))
-    page = min(page, pages)
-    start = (page - 1) * page_size
+    pager = Pager.of(total, page, page_size)
     # The page's ids first, from the method's sort-key index (PostgreSQL would rather hash-join every
     # row of the category and sort them), then their columns.
     if method == "zscore" and where:
@@ -204,19 +194,18 @@ def table_page(round_id: int, category: str, criteria: list[CriterionInfo], *, m
     known = None if where else f"ROW_NUMBER() OVER (ORDER BY {_order(method, 'p')}) + :offset"
     rows = [_rank_row(r, method, flag_points) for r in _plain_rows(run(text(
         _ranked(inner, method, known, PAGE_METHODS) + f" ORDER BY {_order(method, 'p')}"),
-        {**params, "limit": page_size, "offset": start}))]
+        {**params, "limit": page_size, "offset": pager.start}))]
     cut_page = None
     if inside and inside < total:
-        cut_page = (inside - 1) // page_size + 1
+        cut_page = pager.page_of(inside - 1)
     else:
         cut_id = None
     options = [NominatorOption(r[0], r[1], r[2]) for r in sorted(run(text(
         "SELECT nr.id, nr.name, nr.kind, nr.position FROM nominators nr "
         f"WHERE nr.id IN (SELECT DISTINCT nominator_id FROM ranking_entries WHERE {SCOPE_WHERE})"), params),
         key=lambda r: (KIND_ORDER.get(r[2], 9), r[3], r[0]))]
-    return TablePage(rows=rows, total=total, category_total=category_total, page=page, pages=pages,
-                     page_size=page_size, first_index=start, slots=slots, cut_id=cut_id, cut_page=cut_page,
-                     nominators=options)
+    return TablePage(rows=rows, pager=pager, category_total=category_total, slots=slots, cut_id=cut_id,
+                     cut_page=cut_page, nominators=options)
 
 
 def with_criterion_means(rows: list[RankRow], round_id: int, category: str, *, drafts: bool,
@@ -262,19 +251,21 @@ class Drift:
     round_id: int
     category: str
     drafts: bool
-    method: str
+    method: str | None  # the ranking method of a differing rank; None for a value
     nomination_id: int
     field: str
     kept: object
     computed: object
 
 
-_COMPARED = ("rank", "n_scored", "n_assigned", "mean", "trimmed", "median", "zscore", "stdev", "spread", "max_deviation")
+_VALUES = ("n_scored", "n_assigned", "mean", "trimmed", "median", "zscore", "stdev", "spread", "max_deviation")
 
 
 def verify(round_id: int | None = None) -> list[Drift]:
-    """`flask ranking verify`: every kept ranking (each mark) brought up to date and compared, row by row
-    and under every method, with the one-statement computation from the scores (values to 1e-9)."""
+    """`flask ranking verify`: every kept ranking (each mark) brought up to date and compared, row by row,
+    with the one-statement computation from the scores: the rank under every method, every value (to
+    1e-9) and the criterion means. One computation and one read of the kept rows per ranking: each row
+    carries all four ranks."""
     from app.ranking.engine import compute, criteria_of
 
     where = "" if round_id is None else " WHERE round_id = :round_id"
@@ -282,29 +273,26 @@ def verify(round_id: int | None = None) -> list[Drift]:
                                     "ORDER BY round_id, category, drafts"), {"round_id": round_id}).all()
     out: list[Drift] = []
     for rid, category, drafts in marks:
+        drafts = bool(drafts)
         criteria = criteria_of(rid, category)
-        ensure(rid, category, bool(drafts), criteria)
-        means = {}
-        for method in METHODS:
-            want = {r.nomination_id: r for r in compute(rid, category, method=method, include_drafts=bool(drafts),
-                                                        criteria=criteria)}
-            kept = rows(rid, category, criteria, method=method, drafts=bool(drafts))
-            if method == METHODS[0]:
-                means = {r.nomination_id: r.criterion_means
-                         for r in with_criterion_means(kept, rid, category, drafts=bool(drafts), criteria=criteria)}
-            by_id = {r.nomination_id: r for r in kept}
-            for nid in sorted(set(want) | set(by_id)):
-                got, ref = by_id.get(nid), want.get(nid)
-                if got is None or ref is None:
-                    out.append(Drift(rid, category, bool(drafts), method, nid, "row", got is not None, ref is not None))
-                    continue
-                for name in _COMPARED:
-                    a, b = getattr(got, name), getattr(ref, name)
-                    if _differs(a, b):
-                        out.append(Drift(rid, category, bool(drafts), method, nid, name, a, b))
-                if method == METHODS[0] and _differs_means(means.get(nid, {}), ref.criterion_means):
-                    out.append(Drift(rid, category, bool(drafts), method, nid, "criterion_means",
-                                     means.get(nid, {}), ref.criterion_means))
+        ensure(rid, category, drafts, criteria)
+        want = {r.nomination_id: r for r in compute(rid, category, method=METHODS[0], include_drafts=drafts,
+                                                    criteria=criteria)}
+        kept_rows = with_criterion_means(rows(rid, category, criteria, method=METHODS[0], drafts=drafts),
+                                         rid, category, drafts=drafts, criteria=criteria)
+        by_id = {r.nomination_id: r for r in kept_rows}
+        scope = (rid, category, drafts)
+        for nid in sorted(set(want) | set(by_id)):
+            got, ref = by_id.get(nid), want.get(nid)
+            if got is None or ref is None:
+                out.append(Drift(*scope, None, nid, "row", got is not None, ref is not None))
+                continue
+            out += [Drift(*scope, m, nid, "rank", got.rank_by(m), ref.rank_by(m)) for m in METHODS
+                    if got.rank_by(m) != ref.rank_by(m)]
+            out += [Drift(*scope, None, nid, name, getattr(got, name), getattr(ref, name)) for name in _VALUES
+                    if _differs(getattr(got, name), getattr(ref, name))]
+            if _differs_means(got.criterion_means, ref.criterion_means):
+                out.append(Drift(*scope, None, nid, "criterion_means", got.criterion_means, ref.criterion_means))
     return out
 
 

@@ -31,6 +31,7 @@ from app.core.database import write_transaction
 from app.extensions import db
 from app.ranking import sql as ranking_sql
 from app.ranking.engine import CriterionInfo, check_category, sql_criteria
+from app.ranking.engine import version as ranking_version  # the counter: a local `version` is the folded one
 from app.ranking.sql import Criteria, aggregate_ctes, only_ids, order_value, z_term, zscore_of
 
 METHODS = ("mean", "trimmed", "median", "zscore")
@@ -40,17 +41,19 @@ WHOLE_AT = 1500
 # folds whole when next read (by then far more than WHOLE_AT nominations have changed, as a rule).
 KEEP_VERSIONS = 10 * WHOLE_AT
 # A poll that finds another process folding waits this long for its result before it answers with the
-# rows as they are (if fresh enough: ensure's max_age); a claim this old belongs to a fold that died.
+# last finished fold (ensure's `live`); a claim this old belongs to a fold that died.
 FOLD_WAIT_SECONDS = 1.0
 CLAIM_SECONDS = 30.0
 LAST = 1.0  # a negated aggregate is <= 0: no aggregate sorts after every real one
 LAST_SD = 1e300
 
-SCOPE_WHERE = "round_id = :round_id AND category = :category AND drafts = :drafts"
+def scope_where(alias: str = "") -> str:
+    """The condition selecting one kept ranking's rows (of table `alias`, or unqualified)."""
+    col = f"{alias}." if alias else ""
+    return f"{col}round_id = :round_id AND {col}category = :category AND {col}drafts = :drafts"
 
 
-def scope_where(alias: str) -> str:
-    return f"{alias}.round_id = :round_id AND {alias}.category = :category AND {alias}.drafts = :drafts"
+SCOPE_WHERE = scope_where()
 
 
 def rubric_digest(criteria: list[CriterionInfo]) -> str:
@@ -72,12 +75,6 @@ def _dialect() -> str:
     return db.session.get_bind().dialect.name
 
 
-def _counter(scope: Scope) -> int:
-    return int(db.session.execute(text(
-        "SELECT COALESCE(MAX(version), 0) FROM ranking_counters WHERE round_id = :round_id AND category = :category"),
-        scope.params()).scalar() or 0)
-
-
 def _mark(scope: Scope, *, lock: bool = False):
     suffix = " FOR UPDATE" if lock and _dialect() == "postgresql" else ""
     return db.session.execute(text(f"SELECT version, rubric, folded_at, claimed_at FROM ranking_marks WHERE {SCOPE_WHERE}"
@@ -95,12 +92,12 @@ def _claim(scope: Scope, now: float) -> bool:
 
 
 def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionInfo], *,
-           version: int | None = None, max_age: float = 0.0, reuse_within: float = 0.0) -> int:
+           version: int | None = None, live: bool = False, reuse_within: float = 0.0) -> int:
     """Fold every committed change into the derived rows of (round, category, drafts); returns the
     counter version they now show. `version`: the counter as the caller just read it. Costs one read
     when nothing changed.
 
-    max_age > 0 (a live round's poll): while another process folds, a poll waits for it at most
+    live (a live round's poll): while another process folds, a poll waits for it at most
     FOLD_WAIT_SECONDS and then answers with the rows as they are, so under a stream of saves polls do
     not queue (each holding a server thread) behind one fold after another.
 
@@ -110,7 +107,7 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
     check_category(category)
     scope = Scope(round_id, category, bool(drafts))
     digest = rubric_digest(criteria)
-    current = _counter(scope) if version is None else version
+    current = ranking_version(scope.round_id, scope.category) if version is None else version
     mark = _mark(scope)
     if mark is not None and mark.version == current and mark.rubric == digest:
         return current
@@ -126,7 +123,7 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
                 "INSERT INTO ranking_marks (round_id, category, drafts, version, rubric, computations, folded_at) "
                 "VALUES (:round_id, :category, :drafts, -1, '', 0, 0) ON CONFLICT DO NOTHING"), scope.params())
         mark = _mark(scope)
-    if max_age > 0 and not _claim(scope, started):
+    if live and not _claim(scope, started):
         # Another process is folding. With rows to show, wait for it a moment and then answer with the
         # last finished fold rather than queue behind it (each waiting poll would hold a server thread):
         # its data is at most one poll interval old unless a fold takes longer than that, and the next
@@ -144,10 +141,11 @@ def ensure(round_id: int, category: str, drafts: bool, criteria: list[CriterionI
         # the claimer died before finishing: fold here
     with write_transaction():
         mark = _mark(scope, lock=True)
-        version = _counter(scope)  # re-read under the lock: a waiter may find the work done
+        # Re-read under the lock: a waiter may find the work done.
+        version = ranking_version(scope.round_id, scope.category)
         done = mark.version == version and mark.rubric == digest
         # Or waited behind a fold that began after this poll did: its rows are newer than the poll.
-        newer = max_age > 0 and mark.rubric == digest and float(mark.folded_at or 0) >= started
+        newer = live and mark.rubric == digest and float(mark.folded_at or 0) >= started
         if done or newer:
             db.session.execute(text(f"UPDATE ranking_marks SET claimed_at = NULL WHERE {SCOPE_WHERE}"), scope.params())
             return version if done else int(mark.version)
@@ -229,15 +227,15 @@ FROM agg JOIN noms ON noms.id = agg.nomination_id"""), params)
     if touched is None:
         _analyze("ranking_sheets", "ranking_reviewers", "ranking_entries")
     _restate_z(scope, touched, moved, dialect)
-    run(text(f"DELETE FROM ranking_means WHERE {SCOPE_WHERE} AND {only_ids('nomination_id', touched)}"), params)
-    run(text(f"""WITH {ranking_sql.counted_sheets_ctes(crit, scope.drafts, dialect, per_criterion=False,
-                                                       only=touched)}
-INSERT INTO ranking_means (round_id, category, drafts, nomination_id, criterion_id, mean)
-SELECT :round_id, :category, :drafts, st.nomination_id, sc.criterion_id, AVG(sc.value)
-FROM sheet_totals st
+    run(text(f"DELETE FROM ranking_means WHERE {by_nomination}"), params)
+    # Over the counted sheets just written above, not the eligibility CTEs again.
+    run(text(f"""INSERT INTO ranking_means (round_id, category, drafts, nomination_id, criterion_id, mean)
+SELECT st.round_id, st.category, st.drafts, st.nomination_id, sc.criterion_id, AVG(sc.value)
+FROM ranking_sheets st
 {ranking_sql.join_in_order("scores sc", "sc.sheet_id = st.sheet_id", touched)}
-WHERE sc.sheet_id = st.sheet_id AND {crit.in_list("sc.criterion_id")}
-GROUP BY st.nomination_id, sc.criterion_id"""), params)
+WHERE {scope_where("st")} AND {only_ids("st.nomination_id", touched)} AND sc.sheet_id = st.sheet_id
+  AND {crit.in_list("sc.criterion_id")}
+GROUP BY st.round_id, st.category, st.drafts, st.nomination_id, sc.criterion_id"""), params)
     if touched is None:
         _analyze("ranking_z", "ranking_means")
 

@@ -76,7 +76,7 @@ def category(category: str):
     criteria = ranking.criteria_of(rnd.id, category)
     # A final round never moves: only a live one may be answered from the last poll interval's rows.
     shown = upkeep.ensure(rnd.id, category, params.drafts, criteria, version=rnd.version,
-                          max_age=poll_seconds if live else 0.0,
+                          live=live,
                           reuse_within=float(current_app.config.get("RANKING_MAX_AGE_SECONDS") or 0) if live else 0.0)
     if shown != rnd.version:  # a save committed since the version was read: show (and tag) the newer one
         rnd = replace(rnd, version=shown)

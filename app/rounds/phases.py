@@ -125,9 +125,6 @@ def bump_ranking(round_id: int, category: str | None = None, nominations: Iterab
         db.session.execute(_LOG_ALL, {"rid": round_id})
         return
     db.session.execute(_BUMP_ONE, {"rid": round_id, "cat": category})
-    if nominations is None:
-        db.session.execute(_LOG, {"rid": round_id, "cat": category, "nid": None})
-        return
-    ids = sorted(set(nominations))
+    ids = [None] if nominations is None else sorted(set(nominations))
     if ids:
         db.session.execute(_LOG, [{"rid": round_id, "cat": category, "nid": i} for i in ids])

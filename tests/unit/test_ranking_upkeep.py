@@ -455,12 +455,12 @@ def test_paging_and_the_cut_line_over_the_whole_list(app):
     with app.app_context():
         rid, ids, crit = _ladder(23)
         page1 = _page(rid, crit)
-        assert [r.rank for r in page1.rows] == list(range(1, 11)) and page1.pages == 3
+        assert [r.rank for r in page1.rows] == list(range(1, 11)) and page1.pager.pages == 3
         assert [r.nomination_id for r in page1.rows] == ids[:10]
         assert page1.cut_id == ids[11] and page1.cut_page == 2
         page3 = _page(rid, crit, page=9)  # clamped
-        assert page3.page == 3 and [r.rank for r in page3.rows] == [21, 22, 23]
-        assert page3.page_numbers() == [1, 2, 3]
+        assert page3.pager.page == 3 and [r.rank for r in page3.rows] == [21, 22, 23]
+        assert page3.pager.page_numbers() == [1, 2, 3]
         # every shown method's rank is the row's place in the whole category (the page shows no median
         # rank unless it is ranked by the median)
         assert all(r.rank_mean == r.rank_trimmed == r.rank and r.rank_median is None for r in page3.rows)
@@ -483,7 +483,7 @@ def test_filters_keep_ranks_and_move_the_cut_to_the_last_visible_row_inside(app)
         table = _page(rid, crit, kind="society", slots=5, page_size=100)
         assert [r.rank for r in table.rows] == [2, 4, 6, 8, 10]
         assert table.cut_id == ids[3]  # rank 4: the last society row inside the 5 slots
-        assert table.total == 5 and table.category_total == 10
+        assert table.pager.total == 5 and table.category_total == 10
         assert [o.kind for o in table.nominators] == ["city", "society"]  # every nominator stays selectable
         city = table.nominators[0].id
         by_nominator = _page(rid, crit, nominator=city, slots=5, page_size=100)
@@ -530,7 +530,7 @@ def test_a_poll_does_not_queue_behind_another_fold_when_the_rows_are_fresh(app):
         shown = upkeep.ensure(w.round_id, "activity", False, crit)
         rng = random.Random(2)
         scoring.save_sheet(db.session.get(User, w.reviewers[1]), w.noms[0], _values(w, rng), "", 0, submit=True)
-        newer = upkeep._counter(upkeep.Scope(w.round_id, "activity", False))
+        newer = ranking.version(w.round_id, "activity")
         assert newer > shown
 
         def mark(**values):
@@ -542,19 +542,19 @@ def test_a_poll_does_not_queue_behind_another_fold_when_the_rows_are_fresh(app):
         before = upkeep.computations(w.round_id)
         mark(claimed_at=time.time(), folded_at=time.time() - 1)  # someone folds; the rows are 1 s old
         t0 = time.monotonic()
-        assert upkeep.ensure(w.round_id, "activity", False, crit, max_age=5) == shown
+        assert upkeep.ensure(w.round_id, "activity", False, crit, live=True) == shown
         assert time.monotonic() - t0 >= upkeep.FOLD_WAIT_SECONDS * 0.9  # it did wait for the other fold first
         assert upkeep.computations(w.round_id) == before
         mark(folded_at=time.time() - 60)  # still someone else's fold under way: no queueing behind it
-        assert upkeep.ensure(w.round_id, "activity", False, crit, max_age=5) == shown
+        assert upkeep.ensure(w.round_id, "activity", False, crit, live=True) == shown
         mark(claimed_at=None)  # that fold ended without a result (the process died): this poll folds
-        assert upkeep.ensure(w.round_id, "activity", False, crit, max_age=5) == newer
+        assert upkeep.ensure(w.round_id, "activity", False, crit, live=True) == newer
         assert upkeep.computations(w.round_id) == before + 1
         assert db.session.scalar(text("SELECT claimed_at FROM ranking_marks WHERE drafts = :d"), {"d": False}) is None
         # a claim left by a fold that died is taken over
         scoring.save_sheet(db.session.get(User, w.reviewers[2]), w.noms[1], _values(w, rng), "", 0, submit=True)
         mark(claimed_at=time.time() - upkeep.CLAIM_SECONDS - 1, folded_at=time.time())
-        assert upkeep.ensure(w.round_id, "activity", False, crit, max_age=5) > newer
+        assert upkeep.ensure(w.round_id, "activity", False, crit, live=True) > newer
         _assert_same(w.round_id)
 
 
