@@ -30,6 +30,11 @@ class Pager:
         return cls(min(max(page or 1, 1), pages), pages, page_size, total)
 
     @property
+    def query_page(self) -> int | None:
+        """The page as a URL's `page` argument: none for the first (its URL is the list's own)."""
+        return self.page if self.page > 1 else None
+
+    @property
     def start(self) -> int:
         return (self.page - 1) * self.page_size
 
