@@ -47,9 +47,9 @@ def wanted(job) -> bool:
     """Split this job? Only a forms batch with more than one part's worth of forms."""
     if job.kind != "forms" or job.fmt != "pdf" or not job.category:
         return False
-    from app.reports import queries
+    from app.deliberation import operations as decisions
 
-    return queries.approved_count(job.round_id, job.category) > per_part()
+    return decisions.approved_count(job.round_id, job.category) > per_part()
 
 
 # ----------------------------------------------------------------------------- part files
@@ -147,15 +147,23 @@ def progress(folder: str, job) -> str:
 # ----------------------------------------------------------------------------- rendering the parts
 
 
-def render_cover(job, ids: list[int], front: int, total: int) -> tuple[bytes, int]:
-    """Part 0: the cover and the 目录 of the forms `ids`, the forms starting on page `front` + 1."""
-    from app.reports import documents, queries
+def form_pages(noms: list, front: int) -> tuple[dict[int, int], int]:
+    """Each form's first page when the forms follow `front` pages (the cover and 目录), and the page
+    after the last form."""
+    from app.reports import documents
 
-    noms = queries.approved_nominations(job.round_id, job.category, only=ids)
     numbers, page = {}, front + 1
     for n in noms:
         numbers[n.id] = page
         page += documents.predicted_form_pages(n)
+    return numbers, page
+
+
+def render_cover(job, ids: list[int], front: int, total: int) -> tuple[bytes, int]:
+    """Part 0: the cover and the 目录 of the forms `ids`, the forms starting on page `front` + 1."""
+    from app.reports import documents, queries
+
+    numbers, _ = form_pages(queries.approved_nominations(job.round_id, job.category, only=ids), front)
     doc, pages = documents.batch_forms_part_source(job.round_id, job.category, ids=[], toc_numbers=numbers,
                                                    page_total=total).render_counted()
     return doc.content, pages
@@ -215,11 +223,7 @@ def predicted_toc_pages(job, noms: list) -> int:
     from app.reports import documents, pdf
 
     guess = max(1, -(-len(noms) // 28))
-    front = 1 + guess
-    numbers, page = {}, front + 1
-    for n in noms:
-        numbers[n.id] = page
-        page += documents.predicted_form_pages(n)
+    numbers, page = form_pages(noms, 1 + guess)
     sample = {e.id: page for e in _SAMPLE}  # as wide as the widest real number
     html = documents.batch_toc_sample_html(job.round_id, job.category, _SAMPLE, sample, page)
     try:

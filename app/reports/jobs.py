@@ -473,8 +473,8 @@ def replan(job: Job, ids: list[int], toc_pages: int) -> tuple[bytes, int]:
     only writer of the record here: no part of the old generation can merge without part 0's file."""
     from app.reports import batch, queries
 
+    noms = queries.approved_nominations(job.round_id, job.category, only=ids)
     for _ in range(batch.TOC_ATTEMPTS):
-        noms = queries.approved_nominations(job.round_id, job.category, only=ids)
         parts = batch.part_args(job, noms, toc_pages, job.generation + 1)
         log.info("batch %s: the 目录 takes %d pages, not as planned; re-planning (generation %d)",
                  job.id, toc_pages, job.generation + 1)

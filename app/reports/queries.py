@@ -52,18 +52,21 @@ def criteria(round_id: int, category: str) -> list[Criterion]:
         .order_by(Criterion.position, Criterion.id)))
 
 
+def _approved_in_order(stmt, round_id: int, category: str):
+    """`stmt` over the category's active, approved nominations, in the list's official order."""
+    return (stmt.join(Decision, Decision.nomination_id == Nomination.id)
+            .join(Nominator, Nominator.id == Nomination.nominator_id)
+            .where(Nomination.round_id == round_id, Nomination.category == category, Nomination.status == "active",
+                   Decision.outcome == "approve")
+            .order_by(_KIND_SORT, Nominator.position, Nominator.id, Nomination.received_at, Nomination.id))
+
+
 def approved_groups(round_id: int, category: str) -> list[KindGroup]:
     """Approved nominations grouped kind → nominator in the official order (市州 in their standard
     order, then 省直单位, then 省级学会); within a nominator, in the order they were received."""
-    stmt = (
+    stmt = _approved_in_order(
         select(Nomination.id, Nomination.title, Nomination.host, Decision.opinion, Nominator.id, Nominator.name,
-               Nominator.kind)
-        .join(Decision, Decision.nomination_id == Nomination.id)
-        .join(Nominator, Nominator.id == Nomination.nominator_id)
-        .where(Nomination.round_id == round_id, Nomination.category == category, Nomination.status == "active",
-               Decision.outcome == "approve")
-        .order_by(_KIND_SORT, Nominator.position, Nominator.id, Nomination.received_at, Nomination.id)
-    )
+               Nominator.kind), round_id, category)
     groups: dict[str, KindGroup] = {}
     number = 0
     for nom_id, title, host, opinion, nominator_id, nominator_name, kind in db.session.execute(stmt):
@@ -78,28 +81,11 @@ def approved_groups(round_id: int, category: str) -> list[KindGroup]:
 def approved_nominations(round_id: int, category: str, *, only: list[int] | None = None) -> list[Nomination]:
     """Approved nominations with their nominator and attachments loaded, in the list's order; `only`:
     just those of these ids (one run of a split batch)."""
-    stmt = (
-        select(Nomination)
-        .join(Decision, Decision.nomination_id == Nomination.id)
-        .join(Nominator, Nominator.id == Nomination.nominator_id)
-        .where(Nomination.round_id == round_id, Nomination.category == category, Nomination.status == "active",
-               Decision.outcome == "approve")
-        .order_by(_KIND_SORT, Nominator.position, Nominator.id, Nomination.received_at, Nomination.id)
-        .options(selectinload(Nomination.nominator), selectinload(Nomination.attachments))
-    )
+    stmt = _approved_in_order(select(Nomination), round_id, category).options(
+        selectinload(Nomination.nominator), selectinload(Nomination.attachments))
     if only is not None:
         stmt = stmt.where(Nomination.id.in_(only))
     return list(db.session.scalars(stmt))
-
-
-def approved_count(round_id: int, category: str) -> int:
-    """How many nominations approved_nominations returns."""
-    return db.session.scalar(
-        select(func.count()).select_from(Nomination)
-        .join(Decision, Decision.nomination_id == Nomination.id)
-        .join(Nominator, Nominator.id == Nomination.nominator_id)
-        .where(Nomination.round_id == round_id, Nomination.category == category, Nomination.status == "active",
-               Decision.outcome == "approve")) or 0
 
 
 def decisions_for(nomination_ids: list[int]) -> dict[int, Decision]:
